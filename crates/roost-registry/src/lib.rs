@@ -1,0 +1,217 @@
+//! The AWS IoT registry: things, thing types, thing groups, certificates and
+//! their CA, IoT policies and their attachments, and the control plane's
+//! access keys.
+//!
+//! `Registry` holds AWS's rules (names, limits, state transitions, idempotent
+//! creates) and answers in AWS's terms (`RegistryError` maps one-to-one onto
+//! AWS error codes). Storage sits behind the [`store::Store`] trait. This
+//! crate never speaks HTTP or MQTT, and never logs secrets or private keys.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod model;
+pub mod pki;
+pub mod store;
+pub mod validate;
+
+mod authz;
+mod certificates;
+mod groups;
+mod policies;
+mod things;
+
+pub use authz::{AuthInfo, AuthResult, PrincipalAuthorization};
+pub use certificates::{CaRegistration, CertificateCreated, CertificateRefusal};
+pub use error::{RegistryError, Result};
+pub use groups::{GroupDescription, GroupMembership};
+pub use things::{ThingTypeSpec, ThingUpdate};
+
+use base64::Engine;
+use model::*;
+use pki::CertificateAuthority;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use tokio::sync::broadcast;
+
+/// Registry-wide settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub region: String,
+    pub account: String,
+    /// How long a thing type must stay deprecated before it can be deleted
+    /// (AWS: 5 minutes).
+    pub thing_type_deletion_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            thing_type_deletion_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Changes that live connections must react to. Sent on a bounded broadcast
+/// channel; a receiver that lags must treat everything as changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryEvent {
+    /// A certificate left (or entered) ACTIVE, or was deleted.
+    CertificateStatusChanged {
+        certificate_id: String,
+        status: Option<CertificateStatus>,
+    },
+    /// Policies, their versions or attachments, or a thing's attributes,
+    /// type, groups or principals changed: cached authorizations are stale.
+    AuthorizationChanged,
+}
+
+/// How many registry events may wait for a slow receiver before it lags.
+pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
+
+/// The registry service. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+    ca: Arc<CertificateAuthority>,
+    arns: Arns,
+    settings: Settings,
+    events: broadcast::Sender<RegistryEvent>,
+}
+
+impl Registry {
+    /// The SQLite file inside a data directory.
+    pub const DATABASE_FILE: &'static str = "roost.db";
+
+    /// Opens the registry in `data_dir`: the SQLite database and the CA, both
+    /// created on first start.
+    pub async fn open(data_dir: &Path, settings: Settings) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let store = store::sqlite::SqliteStore::open(&data_dir.join(Self::DATABASE_FILE)).await?;
+        let ca = CertificateAuthority::load_or_create(data_dir)?;
+        Ok(Self::with_store(Arc::new(store), Arc::new(ca), settings))
+    }
+
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        ca: Arc<CertificateAuthority>,
+        settings: Settings,
+    ) -> Self {
+        let arns = Arns {
+            region: settings.region.clone(),
+            account: settings.account.clone(),
+        };
+        let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        Self {
+            store,
+            ca,
+            arns,
+            settings,
+            events,
+        }
+    }
+
+    pub fn arns(&self) -> &Arns {
+        &self.arns
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn ca(&self) -> &CertificateAuthority {
+        &self.ca
+    }
+
+    /// Subscribes to changes that affect live connections.
+    pub fn events(&self) -> broadcast::Receiver<RegistryEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: RegistryEvent) {
+        // No receivers is fine: nothing is connected yet.
+        let _ = self.events.send(event);
+    }
+
+    // ---- control-plane credentials -------------------------------------
+
+    /// Creates an access key pair for the control plane and returns it.
+    pub async fn create_access_key(&self, description: &str) -> Result<(String, String)> {
+        let id = format!(
+            "AKIA{}",
+            &uuid::Uuid::new_v4().simple().to_string().to_uppercase()[..16]
+        );
+        let secret = base64::engine::general_purpose::STANDARD
+            .encode(
+                [
+                    uuid::Uuid::new_v4().into_bytes(),
+                    uuid::Uuid::new_v4().into_bytes(),
+                ]
+                .concat(),
+            )
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(40)
+            .collect::<String>();
+        self.store
+            .insert_access_key(&id, &secret, description, now_millis())
+            .await?;
+        Ok((id, secret))
+    }
+
+    /// The secret of an access key, for SigV4 verification.
+    pub async fn access_key_secret(&self, access_key_id: &str) -> Result<Option<String>> {
+        self.store.get_access_key_secret(access_key_id).await
+    }
+}
+
+/// Listing tokens are opaque to clients: base64url of the last key returned.
+pub(crate) fn encode_token(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+pub(crate) fn decode_token(token: Option<&str>) -> Result<Option<String>> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            RegistryError::invalid("The pagination token (nextToken/marker) is not valid")
+        })
+}
+
+/// Runs a keyset-paginated listing: asks the store for one more item than
+/// the page holds, so the token is only set when there really is a next page.
+pub(crate) async fn paged<T, F, Fut>(
+    token: Option<&str>,
+    limit: usize,
+    ascending: bool,
+    key: impl Fn(&T) -> String,
+    fetch: F,
+) -> Result<Page<T>>
+where
+    F: FnOnce(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let after = decode_token(token)?;
+    let mut items = fetch(PageRequest {
+        after,
+        limit: limit + 1,
+        ascending,
+    })
+    .await?;
+    let next_token = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|last| encode_token(&key(last)))
+    } else {
+        None
+    };
+    Ok(Page { items, next_token })
+}

@@ -1,0 +1,252 @@
+//! The registry against a real SQLite file: AWS semantics that need the
+//! store's atomicity, concurrency, and survival across reopening.
+
+use roost_registry::model::CertificateStatus;
+use roost_registry::{Registry, RegistryError, RegistryEvent, Settings, ThingUpdate};
+use std::collections::BTreeMap;
+
+async fn open(dir: &std::path::Path) -> Registry {
+    Registry::open(dir, Settings::default()).await.unwrap()
+}
+
+fn member(group: &str, thing: &str) -> roost_registry::GroupMembership {
+    roost_registry::GroupMembership {
+        thing_group_name: Some(group.into()),
+        thing_name: Some(thing.into()),
+        ..Default::default()
+    }
+}
+
+fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_merges_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    reg.create_thing_type("typed", Default::default())
+        .await
+        .unwrap();
+    reg.create_thing("t", Some("typed"), BTreeMap::new())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let reg = reg.clone();
+        tasks.push(tokio::spawn(async move {
+            reg.update_thing(
+                "t",
+                ThingUpdate {
+                    attributes: Some((attrs(&[(&format!("k{i}"), "v")]), true)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let thing = reg.describe_thing("t").await.unwrap();
+    assert_eq!(thing.attributes.len(), 40);
+    assert_eq!(thing.version, 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expected_version_lets_exactly_one_writer_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    reg.create_thing("t", None, attrs(&[("Owner", "a")]))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let reg = reg.clone();
+        tasks.push(tokio::spawn(async move {
+            reg.update_thing(
+                "t",
+                ThingUpdate {
+                    attributes: Some((attrs(&[("Owner", &format!("w{i}"))]), true)),
+                    expected_version: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(RegistryError::VersionConflict(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(reg.describe_thing("t").await.unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn concurrent_policy_versions_respect_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+    reg.create_policy("p", doc).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let reg = reg.clone();
+        tasks.push(tokio::spawn(async move {
+            reg.create_policy_version("p", doc, false).await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(RegistryError::VersionsLimitExceeded(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(created, 4);
+    assert_eq!(reg.list_policy_versions("p").await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn everything_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_id, root) = {
+        let reg = open(dir.path()).await;
+        reg.create_thing("t", None, attrs(&[("Owner", "x")]))
+            .await
+            .unwrap();
+        let created = reg.create_keys_and_certificate(true).await.unwrap();
+        let arn = reg.arns().cert(&created.certificate.id);
+        reg.attach_thing_principal(
+            "t",
+            &arn,
+            roost_registry::model::ThingPrincipalType::NonExclusive,
+        )
+        .await
+        .unwrap();
+        (created.certificate.id, reg.ca().root_pem().to_string())
+    };
+    let reg = open(dir.path()).await;
+    assert_eq!(reg.ca().root_pem(), root);
+    let cert = reg.describe_certificate(&cert_id).await.unwrap();
+    assert_eq!(cert.status, CertificateStatus::Active);
+    let page = reg.list_thing_principals("t", None, None).await.unwrap();
+    assert_eq!(page.items, vec![reg.arns().cert(&cert_id)]);
+}
+
+#[tokio::test]
+async fn certificate_changes_are_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    let mut events = reg.events();
+    let cert = reg
+        .create_keys_and_certificate(true)
+        .await
+        .unwrap()
+        .certificate;
+    reg.update_certificate(&cert.id, "INACTIVE").await.unwrap();
+    assert_eq!(
+        events.recv().await.unwrap(),
+        RegistryEvent::CertificateStatusChanged {
+            certificate_id: cert.id.clone(),
+            status: Some(CertificateStatus::Inactive)
+        }
+    );
+}
+
+#[tokio::test]
+async fn listing_pages_cover_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    for i in 0..23 {
+        reg.create_thing(&format!("thing-{i:02}"), None, BTreeMap::new())
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = reg
+            .list_things(Default::default(), token.as_deref(), Some(5))
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 5);
+        seen.extend(page.items.into_iter().map(|t| t.name));
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..23).map(|i| format!("thing-{i:02}")).collect::<Vec<_>>()
+    );
+    assert!(matches!(
+        reg.list_things(Default::default(), Some("!!not-a-token!!"), None)
+            .await,
+        Err(RegistryError::InvalidRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn group_hierarchy_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    reg.create_thing_group("root", None, None, BTreeMap::new())
+        .await
+        .unwrap();
+    reg.create_thing_group("a", Some("root"), None, BTreeMap::new())
+        .await
+        .unwrap();
+    reg.create_thing_group("b", Some("root"), None, BTreeMap::new())
+        .await
+        .unwrap();
+    reg.create_thing("t", None, BTreeMap::new()).await.unwrap();
+    reg.add_thing_to_thing_group(&member("a", "t"))
+        .await
+        .unwrap();
+    // One group per hierarchy.
+    assert!(matches!(
+        reg.add_thing_to_thing_group(&member("b", "t")).await,
+        Err(RegistryError::InvalidRequest(_))
+    ));
+    // A group with children cannot be deleted.
+    assert!(matches!(
+        reg.delete_thing_group("root", None).await,
+        Err(RegistryError::InvalidRequest(_))
+    ));
+    let d = reg.describe_thing_group("a").await.unwrap();
+    assert_eq!(d.root_to_parent, vec!["root".to_string()]);
+    let all = reg
+        .list_things_in_thing_group("root", true, None, None)
+        .await
+        .unwrap();
+    assert_eq!(all.items, vec!["t".to_string()]);
+    assert_eq!(
+        reg.thing_groups_with_ancestors("t").await.unwrap(),
+        vec!["a".to_string(), "root".to_string()]
+    );
+    // Depth is limited to 7.
+    let mut parent = "root".to_string();
+    for i in 0..6 {
+        let name = format!("d{i}");
+        reg.create_thing_group(&name, Some(&parent), None, BTreeMap::new())
+            .await
+            .unwrap();
+        parent = name;
+    }
+    assert!(matches!(
+        reg.create_thing_group("too-deep", Some(&parent), None, BTreeMap::new())
+            .await,
+        Err(RegistryError::InvalidRequest(_))
+    ));
+}
