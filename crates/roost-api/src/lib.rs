@@ -1,0 +1,198 @@
+//! The AWS IoT control plane: the `iot` REST JSON API (restJson1) on the
+//! API port, authenticated with SigV4, so `aws iot … --endpoint-url` and
+//! boto3 work unchanged against Roost.
+//!
+//! Every request goes through one handler: read the body (bounded), verify
+//! the signature, route on the raw path's segments, run the operation, and
+//! answer JSON or an AWS-shaped error. This crate holds no AWS semantics of
+//! its own: those live in `roost-registry`.
+#![forbid(unsafe_code)]
+
+mod error;
+mod ops;
+mod request;
+mod routes;
+
+pub use error::{ApiError, ApiResult};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use request::ApiRequest;
+use roost_registry::Registry;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The largest request body the control plane reads. AWS allows a policy
+/// document field of ~400 KB; nothing else comes near.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How far a request's X-Amz-Date may be from our clock (AWS: 15 minutes).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// Signing names accepted on the API port.
+const SIGNING_NAMES: &[&str] = &["iot"];
+
+/// What the control plane needs at run time.
+pub struct ApiConfig {
+    /// The host name DescribeEndpoint returns for devices.
+    pub endpoint_host: String,
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    config: ApiConfig,
+}
+
+impl ApiState {
+    pub fn new(registry: Registry, config: ApiConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner { registry, config }),
+        }
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+}
+
+/// The control plane's router.
+pub fn router(state: ApiState) -> axum::Router {
+    axum::Router::new().fallback(move |req: Request<Body>| {
+        let state = state.clone();
+        async move { handle(state, req).await }
+    })
+}
+
+/// Serves the control plane on an already bound listener until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Looks up one access key's secret, fetched before verification so the
+/// verifier itself stays synchronous and pure.
+struct OneKey(Option<(String, String)>);
+
+impl roost_sigv4::CredentialLookup for OneKey {
+    fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
+        self.0
+            .as_ref()
+            .filter(|(id, _)| id == access_key_id)
+            .map(|(_, s)| s.clone())
+    }
+}
+
+async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<()> {
+    let headers: Vec<(&str, &str)> = req
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect();
+    let signed = roost_sigv4::Request {
+        method: &req.method,
+        raw_path: &req.raw_path,
+        raw_query: &req.raw_query,
+        headers: &headers,
+        body: &req.body,
+    };
+    let key = match roost_sigv4::claimed_access_key_id(&signed) {
+        Some(id) => state
+            .registry()
+            .access_key_secret(&id)
+            .await?
+            .map(|secret| (id, secret)),
+        None => None,
+    };
+    let options = roost_sigv4::VerifyOptions {
+        services: SIGNING_NAMES,
+        now: SystemTime::now(),
+        max_clock_skew: MAX_CLOCK_SKEW,
+        uri_encoding: roost_sigv4::UriEncoding::Double,
+    };
+    roost_sigv4::verify_any(&signed, &options, &OneKey(key)).map(|_| ()).map_err(|e| {
+        tracing::info!(error = %e, method = %req.method, path = %req.raw_path, "request refused: signature");
+        ApiError::new(e.http_status(), e.aws_error_code(), e.to_string())
+    })
+}
+
+async fn handle(state: ApiState, request: Request<Body>) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => {
+            return ApiError::new(
+                413,
+                "RequestEntityTooLargeException",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response_with_id(&request_id)
+        }
+    };
+    // The CA certificate devices must trust is public: no signature needed.
+    if parts.method == "GET" && parts.uri.path() == "/root-ca.pem" {
+        return (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+            state.registry().ca().root_pem().to_string(),
+        )
+            .into_response();
+    }
+    let req = match ApiRequest::new(
+        parts.method.to_string(),
+        parts.uri.path().to_string(),
+        parts.uri.query().unwrap_or("").to_string(),
+        parts.headers,
+        body,
+    ) {
+        Ok(r) => r,
+        Err(e) => return e.into_response_with_id(&request_id),
+    };
+    let result = match authenticate(&state, &req).await {
+        Ok(()) => routes::dispatch(&state, &req).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(value) => {
+            let mut response = (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                value.to_string(),
+            )
+                .into_response();
+            if let Ok(id) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert("x-amzn-RequestId", id);
+            }
+            response
+        }
+        Err(e) => {
+            tracing::debug!(code = e.code, message = %e.message, method = %req.method, path = %req.raw_path, "request failed");
+            e.into_response_with_id(&request_id)
+        }
+    }
+}
+
+/// AWS REST JSON timestamps: epoch seconds as a JSON number, with millis.
+pub(crate) fn epoch_seconds(millis: i64) -> serde_json::Value {
+    if millis % 1000 == 0 {
+        serde_json::json!(millis / 1000)
+    } else {
+        serde_json::json!(millis as f64 / 1000.0)
+    }
+}
