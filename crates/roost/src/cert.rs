@@ -1,0 +1,77 @@
+//! `roost cert create`: the scenario's "one-click certificate".
+
+use crate::client::{label, ApiClient, Target};
+use anyhow::{Context, Result};
+use roost_registry::pki::{write_private_file, write_public_file};
+use std::path::Path;
+
+pub async fn create(thing: &str, out: &Path, target: &Target) -> Result<()> {
+    let api = ApiClient::from_target(target)?;
+    // Check the thing first, so a typo does not leave an orphan certificate.
+    api.call("GET", &format!("/things/{}", label(thing)), "", &[], None)
+        .await
+        .with_context(|| format!("looking up thing '{thing}' (create it first: aws iot create-thing --thing-name {thing})"))?;
+    let created = api
+        .call(
+            "POST",
+            "/keys-and-certificate",
+            "setAsActive=true",
+            &[],
+            None,
+        )
+        .await?;
+    let field = |v: &serde_json::Value| {
+        v.as_str()
+            .map(str::to_string)
+            .context("unexpected answer from CreateKeysAndCertificate")
+    };
+    let arn = field(&created["certificateArn"])?;
+    let id = field(&created["certificateId"])?;
+    let attach = api
+        .call(
+            "PUT",
+            &format!("/things/{}/principals", label(thing)),
+            "",
+            &[("x-amzn-principal", arn.as_str())],
+            None,
+        )
+        .await;
+    if let Err(e) = attach {
+        // Do not leave an active, unattached certificate behind.
+        let _ = api
+            .call(
+                "PUT",
+                &format!("/certificates/{id}"),
+                "newStatus=INACTIVE",
+                &[],
+                None,
+            )
+            .await;
+        let _ = api
+            .call("DELETE", &format!("/certificates/{id}"), "", &[], None)
+            .await;
+        return Err(e).context("attaching the certificate to the thing");
+    }
+    let root = api.get_text("/root-ca.pem").await?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_public_file(
+        &out.join("certificate.pem.crt"),
+        field(&created["certificatePem"])?.as_bytes(),
+    )?;
+    write_private_file(
+        &out.join("private.pem.key"),
+        field(&created["keyPair"]["PrivateKey"])?.as_bytes(),
+    )?;
+    write_public_file(
+        &out.join("public.pem.key"),
+        field(&created["keyPair"]["PublicKey"])?.as_bytes(),
+    )?;
+    write_public_file(&out.join("root-ca.pem"), root.as_bytes())?;
+    println!("certificateId: {id}");
+    println!("certificateArn: {arn}");
+    println!(
+        "wrote certificate.pem.crt, private.pem.key (0600), public.pem.key and root-ca.pem to {}",
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! A small SigV4-signing client for Roost's control plane, used by the
+//! native CLI commands. It talks to the API like any other AWS client, so the
+//! same commands work against a remote Roost.
+
+use crate::serve::{CREDENTIALS_FILE, ENDPOINTS_FILE, PROFILE};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Where the CLI finds the server and its credentials.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Target {
+    /// A local Roost data directory: its endpoints.json and credentials are used.
+    #[arg(long, env = "ROOST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The control-plane URL (e.g. http://127.0.0.1:9080); credentials then
+    /// come from the usual AWS chain (environment, shared credentials file).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Region to sign requests for.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    access_key_id: String,
+    secret_access_key: String,
+    region: String,
+}
+
+/// Reads `[profile]` keys from an AWS shared-credentials style INI file.
+fn read_profile(path: &Path, profile: &str) -> Result<Option<(String, String)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let (mut section, mut id, mut secret) = (String::new(), None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_string();
+        } else if section == profile {
+            if let Some((k, v)) = line.split_once('=') {
+                match k.trim() {
+                    "aws_access_key_id" => id = Some(v.trim().to_string()),
+                    "aws_secret_access_key" => secret = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(id.zip(secret))
+}
+
+impl ApiClient {
+    pub fn from_target(target: &Target) -> Result<Self> {
+        let (base, creds) = match (&target.endpoint, &target.data_dir) {
+            (Some(endpoint), _) => (endpoint.trim_end_matches('/').to_string(), None),
+            (None, dir) => {
+                let dir = dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DATA_DIR));
+                let endpoints = dir.join(ENDPOINTS_FILE);
+                let text = std::fs::read_to_string(&endpoints).with_context(|| {
+                    format!(
+                        "cannot read {}: is Roost running with --data-dir {}? (or pass --endpoint URL)",
+                        endpoints.display(),
+                        dir.display()
+                    )
+                })?;
+                let json: Value = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not valid JSON", endpoints.display()))?;
+                let api = json["api"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("{} has no \"api\" address", endpoints.display()))?;
+                let creds = read_profile(&dir.join(CREDENTIALS_FILE), PROFILE)?;
+                (format!("http://{api}"), creds)
+            }
+        };
+        let (access_key_id, secret_access_key) = match creds {
+            Some(c) => c,
+            None => aws_credentials()?,
+        };
+        Ok(Self {
+            http: reqwest::Client::new(),
+            base,
+            access_key_id,
+            secret_access_key,
+            region: target.region.clone(),
+        })
+    }
+
+    /// Calls one operation. `path` is already percent-encoded; `query` too.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let url = if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query}", self.base)
+        };
+        let parsed =
+            reqwest::Url::parse(&url).with_context(|| format!("'{url}' is not a valid URL"))?;
+        let host = match parsed.port() {
+            Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or_default()),
+            None => parsed.host_str().unwrap_or_default().to_string(),
+        };
+        let body_bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        headers.extend_from_slice(extra_headers);
+        let signed = roost_sigv4::sign(
+            &roost_sigv4::Request {
+                method,
+                raw_path: path,
+                raw_query: query,
+                headers: &headers,
+                body: &body_bytes,
+            },
+            &roost_sigv4::SigningParams {
+                access_key_id: &self.access_key_id,
+                secret_access_key: &self.secret_access_key,
+                region: &self.region,
+                service: "iot",
+                time: SystemTime::now(),
+            },
+        );
+        let mut request = self.http.request(method.parse()?, parsed);
+        for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
+            request = request.header(*k, *v);
+        }
+        for (k, v) in &signed {
+            request = request.header(k.as_str(), v.as_str());
+        }
+        let response = request
+            .body(body_bytes)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Roost at {}", self.base))?;
+        let status = response.status();
+        let code = response
+            .headers()
+            .get("x-amzn-ErrorType")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(':').next().unwrap_or(v).to_string());
+        let text = response.text().await?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            bail!(
+                "{} ({}): {message}",
+                code.unwrap_or_else(|| status.to_string()),
+                status.as_u16()
+            );
+        }
+        if text.trim().is_empty() {
+            return Ok(Value::Object(Default::default()));
+        }
+        serde_json::from_str(&text).context("the server's answer is not JSON")
+    }
+
+    /// A plain unauthenticated GET (e.g. /root-ca.pem).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let response = self.http.get(format!("{}{path}", self.base)).send().await?;
+        if !response.status().is_success() {
+            bail!("GET {path} answered {}", response.status());
+        }
+        Ok(response.text().await?)
+    }
+}
+
+/// The usual AWS credential chain, as far as a CLI needs it: environment
+/// variables, then the shared credentials file and profile.
+fn aws_credentials() -> Result<(String, String)> {
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        return Ok((id, secret));
+    }
+    let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")));
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    if let Some(path) = path {
+        if let Some(creds) = read_profile(&path, &profile)? {
+            return Ok(creds);
+        }
+    }
+    bail!("no credentials: pass --data-dir of a local Roost, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+}
+
+/// Percent-encodes one path label the way AWS clients do (`/` included).
+pub fn label(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, &LABEL).to_string()
+}
+
+const LABEL: percent_encoding::AsciiSet = percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');

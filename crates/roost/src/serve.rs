@@ -1,0 +1,129 @@
+//! `roost serve`: open the data directory, start the listeners, write
+//! `endpoints.json`, and run until SIGINT or SIGTERM.
+
+use crate::config::{Config, ServeArgs};
+use anyhow::{Context, Result};
+use roost_registry::pki::{write_private_file, write_public_file};
+use roost_registry::{Registry, Settings};
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Files `serve` keeps in the data directory for clients.
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+pub const CREDENTIALS_FILE: &str = "credentials";
+pub const AWS_CONFIG_FILE: &str = "aws-config";
+pub const PROFILE: &str = "roost";
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = Config::resolve(args)?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+    let settings = Settings {
+        region: cfg.region.clone(),
+        account: cfg.account.clone(),
+        thing_type_deletion_wait: Duration::from_secs(cfg.thing_type_deletion_wait_secs),
+    };
+    let registry = Registry::open(&data_dir, settings)
+        .await
+        .context("opening the registry")?;
+    registry
+        .ca()
+        .server_certificate(&data_dir, &cfg.hosts)
+        .context("preparing the TLS server certificate")?;
+    let new_credentials = ensure_credentials(&registry, &data_dir).await?;
+
+    let api = TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("binding the control plane to {}", cfg.api_listen))?;
+    let api_addr = api.local_addr()?;
+    let endpoints = serde_json::json!({ "api": api_addr.to_string() });
+    write_public_file(
+        &data_dir.join(ENDPOINTS_FILE),
+        serde_json::to_vec_pretty(&endpoints)?.as_slice(),
+    )?;
+    write_aws_config(&data_dir, &cfg.region, &format!("http://{api_addr}"))?;
+    tracing::info!(api = %api_addr, data_dir = %data_dir.display(), "roost is listening");
+    if let Some(()) = new_credentials {
+        // Printed once, on the first start: how to point the aws CLI and boto3 at Roost.
+        println!(
+            "Roost created its admin credentials in {}.",
+            data_dir.join(CREDENTIALS_FILE).display()
+        );
+        println!("To use them with the aws CLI and boto3, run:");
+        println!();
+        println!(
+            "  export AWS_SHARED_CREDENTIALS_FILE={}",
+            data_dir.join(CREDENTIALS_FILE).display()
+        );
+        println!(
+            "  export AWS_CONFIG_FILE={}",
+            data_dir.join(AWS_CONFIG_FILE).display()
+        );
+        println!("  export AWS_PROFILE={PROFILE}");
+        println!();
+        println!("(the profile sets the region and endpoint_url; or pass --endpoint-url http://{api_addr})");
+    }
+
+    let state = roost_api::ApiState::new(
+        registry,
+        roost_api::ApiConfig {
+            endpoint_host: cfg.hosts[0].clone(),
+        },
+    );
+    roost_api::serve(api, state, shutdown_signal())
+        .await
+        .context("serving the control plane")?;
+    tracing::info!("roost stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Creates the admin access key and the shared-credentials file on first
+/// start. Returns Some when it created them.
+async fn ensure_credentials(registry: &Registry, data_dir: &Path) -> Result<Option<()>> {
+    let path = data_dir.join(CREDENTIALS_FILE);
+    if path.exists() {
+        return Ok(None);
+    }
+    let (id, secret) = registry
+        .create_access_key("admin key created on first start")
+        .await?;
+    let text = format!("[{PROFILE}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
+    write_private_file(&path, text.as_bytes()).context("writing the credentials file")?;
+    Ok(Some(()))
+}
+
+/// An AWS config file whose `roost` profile points every client at this server.
+fn write_aws_config(data_dir: &Path, region: &str, endpoint: &str) -> Result<()> {
+    let text = format!("[profile {PROFILE}]\nregion = {region}\nendpoint_url = {endpoint}\n");
+    write_public_file(&data_dir.join(AWS_CONFIG_FILE), text.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,170 @@
+"""Test harness: runs the real `roost` binary on 127.0.0.1 port 0 with its
+own data directory, and drives it with the real aws CLI and boto3."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REGION = "us-east-1"
+ACCOUNT = "000000000000"
+
+
+def roost_binary() -> str:
+    if os.environ.get("ROOST_BIN"):
+        return os.environ["ROOST_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    return str(Path(target) / "debug" / "roost")
+
+
+class Roost:
+    """One Roost server process and the clients pointed at it."""
+
+    def __init__(self, data_dir: Path, extra_args=()):
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.stdout = ""
+
+    def start(self, timeout=30.0):
+        endpoints = self.data_dir / "endpoints.json"
+        if endpoints.exists():
+            endpoints.unlink()
+        self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
+        self.out = open(self.data_dir.parent / f"{self.data_dir.name}.stdout", "ab")
+        self.proc = subprocess.Popen(
+            [roost_binary(), "serve", "--data-dir", str(self.data_dir), "--api-listen", "127.0.0.1:0", *self.extra_args],
+            stdout=self.out,
+            stderr=self.log,
+            env={**os.environ, "ROOST_LOG": "info"},
+        )
+        deadline = time.monotonic() + timeout
+        while not endpoints.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"roost exited with {self.proc.returncode}: {self.read_log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("roost did not write endpoints.json in time")
+            time.sleep(0.02)
+        self.endpoints = json.loads(endpoints.read_text())
+        self.api_url = f"http://{self.endpoints['api']}"
+        return self
+
+    def read_log(self) -> str:
+        path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def read_stdout(self) -> str:
+        path = self.data_dir.parent / f"{self.data_dir.name}.stdout"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (getattr(self, "log", None), getattr(self, "out", None)):
+            if f:
+                f.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    # ---- clients --------------------------------------------------------
+
+    def credentials(self):
+        text = (self.data_dir / "credentials").read_text()
+        values = dict(
+            line.split(" = ", 1) for line in text.splitlines() if " = " in line
+        )
+        return values["aws_access_key_id"], values["aws_secret_access_key"]
+
+    def aws_env(self, **overrides):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_SHARED_CREDENTIALS_FILE=str(self.data_dir / "credentials"),
+            AWS_CONFIG_FILE=str(self.data_dir / "aws-config"),
+            AWS_PROFILE="roost",
+            AWS_MAX_ATTEMPTS="1",
+            AWS_PAGER="",
+        )
+        env.update(overrides)
+        return env
+
+    def aws(self, *args, check=True, env=None):
+        """Runs the real aws CLI against this server; returns (rc, json-or-text, stderr)."""
+        aws = str(Path(sys.executable).parent / "aws")
+        proc = subprocess.run(
+            [aws, *args, "--output", "json"],
+            capture_output=True,
+            text=True,
+            env=env or self.aws_env(),
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        out = proc.stdout
+        try:
+            out = json.loads(out) if out.strip() else {}
+        except ValueError:
+            pass
+        return proc.returncode, out, proc.stderr
+
+    def boto(self, service="iot", **kwargs):
+        key, secret = self.credentials()
+        return boto3.client(
+            service,
+            endpoint_url=self.api_url,
+            region_name=REGION,
+            aws_access_key_id=kwargs.pop("key", key),
+            aws_secret_access_key=kwargs.pop("secret", secret),
+            config=Config(retries={"max_attempts": 1}),
+            **kwargs,
+        )
+
+    def roost(self, *args, check=True):
+        proc = subprocess.run([roost_binary(), *args], capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"roost {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+
+@pytest.fixture
+def roost(tmp_path):
+    server = Roost(tmp_path / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def roost_factory(tmp_path):
+    """Starts servers with extra arguments; stops them all at the end."""
+    servers = []
+
+    def make(*extra_args, name="data"):
+        server = Roost(tmp_path / name, extra_args)
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+def scenario_policy(version: int) -> str:
+    """The scenario's policy document, version 1 or 2, with region and account filled in."""
+    text = (FIXTURES / f"iot-webinar-policy-v{version}.json").read_text()
+    return text.replace("<region>", REGION).replace("<account>", ACCOUNT)
