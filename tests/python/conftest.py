@@ -42,7 +42,10 @@ class Roost:
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
         self.out = open(self.data_dir.parent / f"{self.data_dir.name}.stdout", "ab")
         self.proc = subprocess.Popen(
-            [roost_binary(), "serve", "--data-dir", str(self.data_dir), "--api-listen", "127.0.0.1:0", *self.extra_args],
+            [
+                roost_binary(), "serve", "--data-dir", str(self.data_dir),
+                "--api-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", *self.extra_args,
+            ],
             stdout=self.out,
             stderr=self.log,
             env={**os.environ, "ROOST_LOG": "info"},
@@ -56,6 +59,7 @@ class Roost:
             time.sleep(0.02)
         self.endpoints = json.loads(endpoints.read_text())
         self.api_url = f"http://{self.endpoints['api']}"
+        self.mqtt_port = int(self.endpoints["mqtt"].rsplit(":", 1)[1])
         return self
 
     def read_log(self) -> str:
@@ -168,3 +172,53 @@ def scenario_policy(version: int) -> str:
     """The scenario's policy document, version 1 or 2, with region and account filled in."""
     text = (FIXTURES / f"iot-webinar-policy-v{version}.json").read_text()
     return text.replace("<region>", REGION).replace("<account>", ACCOUNT)
+
+
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
+
+
+class Device:
+    """A thing with an ACTIVE certificate, its files on disk, and a policy."""
+
+    def __init__(self, roost, directory: Path, thing: str, cert: dict):
+        self.roost = roost
+        self.dir = directory
+        self.thing = thing
+        self.cert_arn = cert["certificateArn"]
+        self.cert_id = cert["certificateId"]
+        self.ca = str(directory / "root-ca.pem")
+        self.certfile = str(directory / "certificate.pem.crt")
+        self.keyfile = str(directory / "private.pem.key")
+
+    def paho(self, client_id=None, protocol=None, clean=True, **kwargs):
+        """A connected-ready paho client over mutual TLS (not yet connected)."""
+        import paho.mqtt.client as mqtt
+
+        protocol = protocol or mqtt.MQTTv311
+        kw = {"clean_session": clean} if protocol != mqtt.MQTTv5 else {}
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or self.thing, protocol=protocol, **kw, **kwargs)
+        client.tls_set(ca_certs=self.ca, certfile=self.certfile, keyfile=self.keyfile)
+        return client
+
+
+def make_device(roost, tmp_path: Path, thing: str, policy: str = ALLOW_ALL, attributes=None, policy_name=None, create_thing=True):
+    iot = roost.boto()
+    if create_thing:
+        iot.create_thing(thingName=thing, attributePayload={"attributes": attributes or {}})
+    cert = iot.create_keys_and_certificate(setAsActive=True)
+    directory = tmp_path / f"device-{thing}"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "certificate.pem.crt").write_text(cert["certificatePem"])
+    (directory / "private.pem.key").write_text(cert["keyPair"]["PrivateKey"])
+    (directory / "private.pem.key").chmod(0o600)
+    (directory / "root-ca.pem").write_text((roost.data_dir / "root-ca.pem").read_text())
+    if create_thing:
+        iot.attach_thing_principal(thingName=thing, principal=cert["certificateArn"])
+    if policy is not None:
+        name = policy_name or f"policy-{thing}"
+        try:
+            iot.create_policy(policyName=name, policyDocument=policy)
+        except iot.exceptions.ResourceAlreadyExistsException:
+            pass
+        iot.attach_policy(policyName=name, target=cert["certificateArn"])
+    return Device(roost, directory, thing, cert)

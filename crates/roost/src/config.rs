@@ -16,6 +16,24 @@ pub struct ServeArgs {
     /// Control-plane (AWS IoT REST API) listen address; port 0 picks a free port.
     #[arg(long)]
     pub api_listen: Option<SocketAddr>,
+    /// MQTT over mutual TLS listen address; port 0 picks a free port.
+    #[arg(long)]
+    pub mqtt_listen: Option<SocketAddr>,
+    /// Plain-TCP MQTT listen address, for development and conformance
+    /// testing (off by default). Its connections act under
+    /// --mqtt-plain-principal. Loopback only unless --mqtt-plain-allow-remote.
+    #[arg(long)]
+    pub mqtt_plain_listen: Option<SocketAddr>,
+    /// The certificate id whose policies (and thing) plain-TCP connections use.
+    #[arg(long)]
+    pub mqtt_plain_principal: Option<String>,
+    /// Let the plain-TCP listener bind a non-loopback address.
+    #[arg(long)]
+    pub mqtt_plain_allow_remote: bool,
+    /// MQTT feature set: "aws" (AWS IoT Core's, the default) or "full"
+    /// (adds QoS 2 and MQTT's own matching and limits).
+    #[arg(long)]
+    pub mqtt_profile: Option<roost_broker::Profile>,
     /// Region used in ARNs.
     #[arg(long)]
     pub region: Option<String>,
@@ -37,6 +55,11 @@ pub struct ServeArgs {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     api_listen: Option<SocketAddr>,
+    mqtt_listen: Option<SocketAddr>,
+    mqtt_plain_listen: Option<SocketAddr>,
+    mqtt_plain_principal: Option<String>,
+    mqtt_plain_allow_remote: Option<bool>,
+    mqtt_profile: Option<String>,
     region: Option<String>,
     account: Option<String>,
     hosts: Option<Vec<String>>,
@@ -48,6 +71,10 @@ struct FileConfig {
 pub struct Config {
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
+    pub mqtt_listen: SocketAddr,
+    /// The plain listener and the certificate id its connections act under.
+    pub mqtt_plain: Option<(SocketAddr, String)>,
+    pub mqtt_profile: roost_broker::Profile,
     pub region: String,
     pub account: String,
     pub hosts: Vec<String>,
@@ -56,6 +83,7 @@ pub struct Config {
 
 pub const DEFAULT_DATA_DIR: &str = "./roost-data";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9080";
+pub const DEFAULT_MQTT_LISTEN: &str = "0.0.0.0:8883";
 
 impl Config {
     pub fn resolve(args: ServeArgs) -> Result<Self> {
@@ -91,7 +119,33 @@ impl Config {
                 hosts.push(default.to_string());
             }
         }
+        let mqtt_profile = match (args.mqtt_profile, file.mqtt_profile) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p.parse().map_err(anyhow::Error::msg)?,
+            (None, None) => roost_broker::Profile::Aws,
+        };
+        let plain_listen = args.mqtt_plain_listen.or(file.mqtt_plain_listen);
+        let plain_principal = args.mqtt_plain_principal.or(file.mqtt_plain_principal);
+        let allow_remote =
+            args.mqtt_plain_allow_remote || file.mqtt_plain_allow_remote.unwrap_or(false);
+        let mqtt_plain = match (plain_listen, plain_principal) {
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!(
+                "mqtt_plain_listen needs mqtt_plain_principal: the certificate id whose policies plain-TCP connections act under"
+            ),
+            (None, Some(_)) => anyhow::bail!("mqtt_plain_principal is set but mqtt_plain_listen is not"),
+            (Some(addr), Some(_)) if !addr.ip().is_loopback() && !allow_remote => anyhow::bail!(
+                "refusing to serve plain (unencrypted) MQTT on {addr}: use a loopback address, or pass --mqtt-plain-allow-remote"
+            ),
+            (Some(addr), Some(principal)) => Some((addr, principal)),
+        };
         Ok(Self {
+            mqtt_listen: args
+                .mqtt_listen
+                .or(file.mqtt_listen)
+                .unwrap_or_else(|| DEFAULT_MQTT_LISTEN.parse().expect("valid default")),
+            mqtt_plain,
+            mqtt_profile,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
@@ -146,6 +200,25 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.region, "ap-south-1");
+    }
+
+    #[test]
+    fn plain_listener_needs_a_principal_and_loopback() {
+        let args = |listen: &str, principal: Option<&str>, remote: bool| ServeArgs {
+            mqtt_plain_listen: Some(listen.parse().unwrap()),
+            mqtt_plain_principal: principal.map(str::to_string),
+            mqtt_plain_allow_remote: remote,
+            ..Default::default()
+        };
+        assert!(Config::resolve(args("127.0.0.1:1883", None, false)).is_err());
+        let err = Config::resolve(args("0.0.0.0:1883", Some("abc"), false)).unwrap_err();
+        assert!(
+            err.to_string().contains("--mqtt-plain-allow-remote"),
+            "{err}"
+        );
+        assert!(Config::resolve(args("0.0.0.0:1883", Some("abc"), true)).is_ok());
+        let cfg = Config::resolve(args("127.0.0.1:0", Some("abc"), false)).unwrap();
+        assert_eq!(cfg.mqtt_plain.unwrap().1, "abc");
     }
 
     #[test]

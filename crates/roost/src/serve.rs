@@ -19,7 +19,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn,rustls=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -41,17 +41,43 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .context("preparing the TLS server certificate")?;
     let new_credentials = ensure_credentials(&registry, &data_dir).await?;
 
+    let (cert_path, key_path) = registry
+        .ca()
+        .server_certificate(&data_dir, &cfg.hosts)
+        .context("preparing the TLS server certificate")?;
+    let tls = roost_broker::tls::server_config(&cert_path, &key_path)?;
+
     let api = TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("binding the control plane to {}", cfg.api_listen))?;
     let api_addr = api.local_addr()?;
-    let endpoints = serde_json::json!({ "api": api_addr.to_string() });
+    let mqtt = TcpListener::bind(cfg.mqtt_listen)
+        .await
+        .with_context(|| format!("binding MQTT to {}", cfg.mqtt_listen))?;
+    let mqtt_addr = mqtt.local_addr()?;
+    let mut endpoints =
+        serde_json::json!({ "api": api_addr.to_string(), "mqtt": mqtt_addr.to_string() });
+    let plain = match &cfg.mqtt_plain {
+        Some((addr, principal)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding plain MQTT to {addr}"))?;
+            endpoints["mqtt_plain"] = serde_json::json!(listener.local_addr()?.to_string());
+            Some((
+                listener,
+                roost_broker::PlainPrincipal {
+                    certificate_id: principal.clone(),
+                },
+            ))
+        }
+        None => None,
+    };
     write_public_file(
         &data_dir.join(ENDPOINTS_FILE),
         serde_json::to_vec_pretty(&endpoints)?.as_slice(),
     )?;
     write_aws_config(&data_dir, &cfg.region, &format!("http://{api_addr}"))?;
-    tracing::info!(api = %api_addr, data_dir = %data_dir.display(), "roost is listening");
+    tracing::info!(api = %api_addr, mqtt = %mqtt_addr, data_dir = %data_dir.display(), profile = ?cfg.mqtt_profile, "roost is listening");
     if let Some(()) = new_credentials {
         // Printed once, on the first start: how to point the aws CLI and boto3 at Roost.
         println!(
@@ -73,20 +99,50 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("(the profile sets the region and endpoint_url; or pass --endpoint-url http://{api_addr})");
     }
 
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let broker = roost_broker::Broker::new(
+        registry.clone(),
+        roost_broker::BrokerConfig::new(cfg.mqtt_profile),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let (b, s) = (broker.clone(), stop.clone());
+        tasks.spawn(async move { b.watch_registry(s).await });
+        let (b, s) = (broker.clone(), stop.clone());
+        tasks.spawn(async move { b.run_housekeeping(Duration::from_secs(5), s).await });
+        let (b, s) = (broker.clone(), stop.clone());
+        tasks.spawn(async move { b.serve_tls(mqtt, tls, s).await });
+        if let Some((listener, principal)) = plain {
+            let (b, s) = (broker.clone(), stop.clone());
+            tasks.spawn(async move { b.serve_plain(listener, principal, s).await });
+        }
+    }
     let state = roost_api::ApiState::new(
         registry,
         roost_api::ApiConfig {
             endpoint_host: cfg.hosts[0].clone(),
         },
     );
-    roost_api::serve(api, state, shutdown_signal())
+    let mut api_stop = stop.clone();
+    let api_task = tokio::spawn(roost_api::serve(api, state, async move {
+        let _ = api_stop.changed().await;
+    }));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    broker.close_all();
+    // Connections get a moment to say goodbye (MQTT 5 DISCONNECT), then we stop.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    api_task
         .await
+        .context("control plane task")?
         .context("serving the control plane")?;
     tracing::info!("roost stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -1,0 +1,131 @@
+//! Per-connection authorization: the connection's policies prepared once,
+//! and re-prepared after the registry announces a change, so a changed
+//! policy, default version, attachment or thing attribute applies from the
+//! next action.
+
+use roost_policy::{Action, Decision, PreparedPolicies, Request};
+use roost_registry::model::Certificate;
+use roost_registry::{Registry, RegistryError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Bumped whenever the registry says authorizations may have changed; each
+/// connection compares it with the generation its policies were prepared at.
+#[derive(Debug, Default)]
+pub struct AuthzGeneration(AtomicU64);
+
+impl AuthzGeneration {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// What one connection may do.
+pub struct ConnectionAuthz {
+    registry: Registry,
+    generation: Arc<AuthzGeneration>,
+    certificate: Certificate,
+    client_id: String,
+    source_ip: Option<std::net::IpAddr>,
+    prepared: PreparedPolicies,
+    prepared_at: u64,
+    region: String,
+    account: String,
+}
+
+impl ConnectionAuthz {
+    pub async fn new(
+        registry: Registry,
+        generation: Arc<AuthzGeneration>,
+        certificate: Certificate,
+        client_id: &str,
+        source_ip: Option<std::net::IpAddr>,
+    ) -> Result<Self, RegistryError> {
+        let settings = registry.settings().clone();
+        let mut authz = Self {
+            registry,
+            generation,
+            certificate,
+            client_id: client_id.to_string(),
+            source_ip,
+            prepared: PreparedPolicies::default(),
+            prepared_at: 0,
+            region: settings.region,
+            account: settings.account,
+        };
+        authz.refresh().await?;
+        Ok(authz)
+    }
+
+    async fn refresh(&mut self) -> Result<(), RegistryError> {
+        let at = self.generation.current();
+        let mut auth = self
+            .registry
+            .principal_authorization(&self.certificate, Some(&self.client_id))
+            .await?;
+        auth.context.source_ip = self.source_ip;
+        self.prepared = PreparedPolicies::prepare(auth.policies, &auth.context);
+        self.prepared_at = at;
+        Ok(())
+    }
+
+    /// Re-prepares the policies if the registry changed since they were.
+    pub async fn ensure_fresh(&mut self) -> Result<(), RegistryError> {
+        if self.generation.current() != self.prepared_at {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    pub fn certificate_id(&self) -> &str {
+        &self.certificate.id
+    }
+
+    fn arn(&self, kind: &str, name: &str) -> String {
+        roost_policy::resource_arn(&self.region, &self.account, kind, name)
+    }
+
+    pub fn decide(
+        &self,
+        action: Action,
+        kind: &str,
+        name: &str,
+        context_values: &[(&str, &[&str])],
+    ) -> Decision {
+        let resource = self.arn(kind, name);
+        self.prepared.decide(&Request {
+            action,
+            resource: &resource,
+            context_values,
+        })
+    }
+
+    pub fn connect(&self, attributes: &[&str], last_will_topic: Option<&str>) -> Decision {
+        let will_arn = last_will_topic.map(|t| self.arn("topic", t));
+        let will_values: Vec<&str> = will_arn.iter().map(String::as_str).collect();
+        let mut values: Vec<(&str, &[&str])> = vec![("iot:ConnectAttributes", attributes)];
+        if !will_values.is_empty() {
+            values.push(("iot:LastWillTopic", &will_values));
+        }
+        self.decide(Action::Connect, "client", &self.client_id, &values)
+    }
+
+    pub fn publish(&self, topic: &str, retain: bool) -> Decision {
+        let publish = self.decide(Action::Publish, "topic", topic, &[]);
+        if !retain || publish != Decision::Allowed {
+            return publish;
+        }
+        self.decide(Action::RetainPublish, "topic", topic, &[])
+    }
+
+    pub fn subscribe(&self, filter: &str) -> Decision {
+        self.decide(Action::Subscribe, "topicfilter", filter, &[])
+    }
+
+    pub fn receive(&self, topic: &str) -> Decision {
+        self.decide(Action::Receive, "topic", topic, &[])
+    }
+}

@@ -1,0 +1,1114 @@
+//! One client connection: CONNECT, authorization, the session, and the
+//! packet loop. Reading, delivering and keep-alive share one task and one
+//! `select!`, so a connection's state needs no locks of its own; the session
+//! (shared with the router) is locked only for short, await-free sections.
+//!
+//! Never: block on a client without a timeout, send a message the client's
+//! policies do not let it receive, or drop a message without counting it.
+
+use crate::authz::ConnectionAuthz;
+use crate::router::Message;
+use crate::session::{Outgoing, Session};
+use crate::{events, Broker, Kick, LiveConnection, Profile};
+use bytes::BytesMut;
+use roost_mqtt::{
+    ConnAck, ConnAckProperties, Connect, Disconnect, Packet, ProtocolVersion, PubAck, PubComp,
+    PubRec, PubRel, Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe, UnsubAck,
+    Unsubscribe, Will,
+};
+use roost_policy::Decision;
+use roost_registry::model::Certificate;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// How many deliveries are encoded before the write buffer is flushed.
+const DELIVERY_BATCH: usize = 64;
+
+/// Why a connection ended; decides the will and the lifecycle event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// DISCONNECT from the client; `with_will` for MQTT 5 reason 0x04.
+    ClientDisconnect {
+        with_will: bool,
+    },
+    ConnectionLost,
+    KeepAliveTimeout,
+    /// A malformed packet or protocol violation: DISCONNECT with this reason (MQTT 5).
+    ProtocolError(ReasonCode),
+    /// A PUBLISH the policies refused on MQTT 3.1.1, which has no way to say no.
+    Forbidden,
+    Kicked(Kick),
+}
+
+impl Close {
+    fn disconnect_reason(self) -> &'static str {
+        match self {
+            Close::ClientDisconnect { .. } => "CLIENT_INITIATED_DISCONNECT",
+            Close::ConnectionLost => "CONNECTION_LOST",
+            Close::KeepAliveTimeout => "MQTT_KEEP_ALIVE_TIMEOUT",
+            Close::ProtocolError(_) => "CLIENT_ERROR",
+            Close::Forbidden => "FORBIDDEN_ACCESS",
+            Close::Kicked(Kick::TakenOver) => "DUPLICATE_CLIENTID",
+            Close::Kicked(Kick::CertificateRevoked) => "AUTH_ERROR",
+            Close::Kicked(Kick::Shutdown) => "SERVER_INITIATED_DISCONNECT",
+        }
+    }
+
+    fn sends_will(self) -> bool {
+        !matches!(self, Close::ClientDisconnect { with_will: false })
+    }
+}
+
+struct Conn<R, W> {
+    broker: Broker,
+    reader: R,
+    writer: W,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    peer: SocketAddr,
+    conn_id: u64,
+    protocol: ProtocolVersion,
+    codec_limits: roost_mqtt::Limits,
+    client_id: String,
+    session: Arc<Session>,
+    session_identifier: String,
+    authz: ConnectionAuthz,
+    keep_alive: Option<Duration>,
+    last_received: Instant,
+    client_max_packet: u32,
+    client_receive_max: usize,
+    /// Topic aliases the client set (MQTT 5, client to server).
+    aliases: HashMap<u16, String>,
+    /// QoS 2 packet ids received and not yet released (Full profile).
+    inbound_qos2: HashSet<u16>,
+    will: Option<Will>,
+    kick: watch::Receiver<Option<Kick>>,
+}
+
+fn codec_limits(broker: &Broker) -> roost_mqtt::Limits {
+    let limits = &broker.shared.config.limits;
+    match broker.shared.config.profile {
+        Profile::Aws => roost_mqtt::Limits::default(),
+        Profile::Full => roost_mqtt::Limits {
+            max_packet_size: (limits.max_payload_bytes + 64 * 1024) as u32,
+            max_payload_bytes: limits.max_payload_bytes,
+            max_topic_bytes: usize::from(u16::MAX),
+            max_client_id_bytes: usize::from(u16::MAX),
+            max_user_properties_bytes: 64 * 1024,
+        },
+    }
+}
+
+fn topic_limits(profile: Profile) -> roost_topic::TopicLimits {
+    match profile {
+        Profile::Aws => roost_topic::TopicLimits::aws(),
+        Profile::Full => roost_topic::TopicLimits::general(),
+    }
+}
+
+/// Reads until one packet decodes. `Ok(None)`: the peer closed.
+async fn read_packet<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    protocol: Option<ProtocolVersion>,
+    limits: &roost_mqtt::Limits,
+) -> Result<Option<Packet>, ReadError> {
+    loop {
+        if let Some(packet) =
+            roost_mqtt::decode(buf, protocol, limits).map_err(ReadError::Decode)?
+        {
+            return Ok(Some(packet));
+        }
+        if reader.read_buf(buf).await.map_err(|_| ReadError::Io)? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+enum ReadError {
+    Decode(roost_mqtt::DecodeError),
+    Io,
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> bool {
+    let ok = tokio::time::timeout(timeout, async {
+        writer.write_all(buf).await?;
+        writer.flush().await
+    })
+    .await
+    .is_ok_and(|r| r.is_ok());
+    buf.clear();
+    ok
+}
+
+/// Serves one connection whose client certificate (or plain-listener
+/// principal) is `certificate`, until it ends.
+pub(crate) async fn run<S>(
+    broker: Broker,
+    stream: S,
+    peer: SocketAddr,
+    certificate: Certificate,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let shared = broker.shared.clone();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut wbuf = BytesMut::with_capacity(4096);
+    let limits = codec_limits(&broker);
+    let first = tokio::select! {
+        first = tokio::time::timeout(shared.config.limits.connect_timeout, read_packet(&mut reader, &mut rbuf, None, &limits)) => first,
+        _ = shutdown.changed() => return,
+    };
+    let connect = match first {
+        Ok(Ok(Some(Packet::Connect(connect)))) => connect,
+        Ok(Ok(_)) | Ok(Err(ReadError::Io)) => return,
+        Ok(Err(ReadError::Decode(e))) => {
+            shared
+                .metrics
+                .protocol_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, error = %e, "refused CONNECT");
+            if let Some((answer, protocol)) = e.answer() {
+                if roost_mqtt::encode(&answer, protocol, &mut wbuf).is_ok() {
+                    write_all(&mut writer, &mut wbuf, shared.config.limits.write_timeout).await;
+                }
+            }
+            return;
+        }
+        Err(_) => {
+            shared
+                .metrics
+                .connect_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, "no CONNECT in time");
+            return;
+        }
+    };
+    let Some(mut conn) = accept_connect(
+        broker,
+        reader,
+        writer,
+        rbuf,
+        wbuf,
+        peer,
+        certificate,
+        connect,
+    )
+    .await
+    else {
+        return;
+    };
+    let close = conn.serve(&mut shutdown).await;
+    conn.finish(close).await;
+}
+
+/// Refuses a CONNECT with `reason` (CONNACK in the client's version).
+async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    wbuf: &mut BytesMut,
+    protocol: ProtocolVersion,
+    reason: ReasonCode,
+    timeout: Duration,
+) {
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason_code: reason,
+        properties: ConnAckProperties::default(),
+    });
+    let code = match protocol {
+        ProtocolVersion::V5 => Some(reason),
+        // 3.1.1 has only a few codes: map, or fall back to "not authorized".
+        _ => Some(if reason.connack_v311().is_some() {
+            reason
+        } else {
+            ReasonCode::NotAuthorized
+        }),
+    };
+    let connack = match (connack, code) {
+        (Packet::ConnAck(mut c), Some(code)) => {
+            c.reason_code = code;
+            Packet::ConnAck(c)
+        }
+        (p, _) => p,
+    };
+    if roost_mqtt::encode(&connack, protocol, wbuf).is_ok() {
+        write_all(writer, wbuf, timeout).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn accept_connect<R, W>(
+    broker: Broker,
+    reader: R,
+    mut writer: W,
+    rbuf: BytesMut,
+    mut wbuf: BytesMut,
+    peer: SocketAddr,
+    certificate: Certificate,
+    connect: Connect,
+) -> Option<Conn<R, W>>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let shared = broker.shared.clone();
+    let config = &shared.config;
+    let limits = &config.limits;
+    let protocol = connect.protocol;
+    let refused = |why: &str, reason: ReasonCode| {
+        shared
+            .metrics
+            .connects_refused
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%peer, client_id = %connect.client_id, cert_id = %certificate.id, why, reason = ?reason, "CONNECT refused");
+    };
+
+    // Client id: AWS allows 1–128 bytes; an empty one is assigned for MQTT 5
+    // (and for 3.1.1 clean sessions in the full profile, as the spec allows).
+    let mut assigned = None;
+    let client_id = if connect.client_id.is_empty() {
+        if protocol == ProtocolVersion::V5 || config.profile == Profile::Full {
+            let id = format!("roost-{}", uuid::Uuid::new_v4().simple());
+            assigned = Some(id.clone());
+            id
+        } else {
+            refused("empty client id", ReasonCode::ClientIdentifierNotValid);
+            refuse(
+                &mut writer,
+                &mut wbuf,
+                protocol,
+                ReasonCode::ClientIdentifierNotValid,
+                limits.write_timeout,
+            )
+            .await;
+            return None;
+        }
+    } else {
+        connect.client_id.clone()
+    };
+
+    // Persistence: MQTT 5 says it with Session Expiry; 3.1.1 with Clean Session.
+    let requested_expiry = match protocol {
+        ProtocolVersion::V5 => Duration::from_secs(u64::from(
+            connect.properties.session_expiry_interval.unwrap_or(0),
+        )),
+        _ if connect.clean_start => Duration::ZERO,
+        _ => limits.default_session_expiry,
+    };
+    let expiry = requested_expiry.min(limits.max_session_expiry);
+
+    // Keep alive: AWS clamps into 30–1200 s and treats 0 as the maximum.
+    let (keep_alive, server_keep_alive) = match config.profile {
+        Profile::Full => (connect.keep_alive, None),
+        Profile::Aws => {
+            let wanted = if connect.keep_alive == 0 {
+                limits.max_keep_alive
+            } else {
+                connect.keep_alive
+            };
+            let granted = wanted.clamp(limits.min_keep_alive, limits.max_keep_alive);
+            (granted, (granted != connect.keep_alive).then_some(granted))
+        }
+    };
+
+    // Will: a valid topic name the policies let this client publish to.
+    if let Some(will) = &connect.will {
+        if roost_topic::validate_topic_name(&will.topic, &topic_limits(config.profile)).is_err() {
+            refused("invalid will topic", ReasonCode::TopicNameInvalid);
+            refuse(
+                &mut writer,
+                &mut wbuf,
+                protocol,
+                ReasonCode::TopicNameInvalid,
+                limits.write_timeout,
+            )
+            .await;
+            return None;
+        }
+        if config.profile == Profile::Aws && will.qos == QoS::ExactlyOnce {
+            refused("will QoS 2", ReasonCode::QoSNotSupported);
+            refuse(
+                &mut writer,
+                &mut wbuf,
+                protocol,
+                ReasonCode::QoSNotSupported,
+                limits.write_timeout,
+            )
+            .await;
+            return None;
+        }
+    }
+
+    let authz = match ConnectionAuthz::new(
+        shared.registry.clone(),
+        shared.generation.clone(),
+        certificate.clone(),
+        &client_id,
+        Some(peer.ip()),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "loading the connection's policies failed");
+            refuse(
+                &mut writer,
+                &mut wbuf,
+                protocol,
+                ReasonCode::ServerUnavailable,
+                limits.write_timeout,
+            )
+            .await;
+            return None;
+        }
+    };
+    let mut attributes = Vec::new();
+    if !expiry.is_zero() {
+        attributes.push("PersistentConnect");
+    }
+    if connect.will.is_some() {
+        attributes.push("LastWill");
+    }
+    if authz.connect(&attributes, connect.will.as_ref().map(|w| w.topic.as_str()))
+        != Decision::Allowed
+    {
+        refused("iot:Connect denied", ReasonCode::NotAuthorized);
+        tracing::info!(action = "iot:Connect", resource = %format!("client/{client_id}"), cert_id = %certificate.id, "denied");
+        refuse(
+            &mut writer,
+            &mut wbuf,
+            protocol,
+            ReasonCode::NotAuthorized,
+            limits.write_timeout,
+        )
+        .await;
+        return None;
+    }
+    if let Some(will) = &connect.will {
+        if authz.publish(&will.topic, will.retain) != Decision::Allowed {
+            refused(
+                "will topic not authorized for iot:Publish",
+                ReasonCode::NotAuthorized,
+            );
+            refuse(
+                &mut writer,
+                &mut wbuf,
+                protocol,
+                ReasonCode::NotAuthorized,
+                limits.write_timeout,
+            )
+            .await;
+            return None;
+        }
+    }
+
+    // Take over: an existing connection with this client id is closed.
+    let (kick_tx, kick_rx) = watch::channel(None);
+    let conn_id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut live = shared.live.lock().expect("live connections lock");
+        for old in live.values().filter(|c| c.client_id == client_id) {
+            shared.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
+            let _ = old.kick.send(Some(Kick::TakenOver));
+        }
+        live.insert(
+            conn_id,
+            LiveConnection {
+                client_id: client_id.clone(),
+                certificate_id: certificate.id.clone(),
+                kick: kick_tx,
+            },
+        );
+    }
+    if connect.clean_start {
+        // The old session's subscriptions go with it.
+        if let Some(old) = shared.sessions.get(&client_id) {
+            if shared.sessions.remove_if(&old) {
+                shared.router.remove_subscriber(&client_id);
+            }
+        }
+    }
+    let (session, resumed) = shared.sessions.open(&client_id, connect.clean_start);
+    let pending_releases = session.attach(conn_id, expiry);
+
+    let mut properties = ConnAckProperties::default();
+    if protocol == ProtocolVersion::V5 {
+        properties.assigned_client_identifier = assigned;
+        properties.server_keep_alive = server_keep_alive;
+        properties.topic_alias_maximum = Some(limits.topic_alias_maximum);
+        properties.receive_maximum = Some(limits.max_inflight.max(1));
+        properties.maximum_packet_size = Some(codec_limits(&broker).max_packet_size);
+        properties.retain_available = Some(true);
+        properties.wildcard_subscription_available = Some(true);
+        properties.shared_subscription_available = Some(true);
+        if config.profile == Profile::Aws {
+            properties.maximum_qos = Some(QoS::AtLeastOnce);
+            properties.subscription_identifiers_available = Some(false);
+        }
+        if requested_expiry != expiry {
+            properties.session_expiry_interval = Some(expiry.as_secs() as u32);
+        }
+    }
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: resumed && !connect.clean_start,
+        reason_code: ReasonCode::Success,
+        properties,
+    });
+    let mut encoded = roost_mqtt::encode(&connack, protocol, &mut wbuf).is_ok();
+    for packet_id in pending_releases {
+        let rel = Packet::PubRel(PubRel {
+            packet_id,
+            reason_code: ReasonCode::Success,
+            properties: Default::default(),
+        });
+        encoded &= roost_mqtt::encode(&rel, protocol, &mut wbuf).is_ok();
+    }
+    if !encoded || !write_all(&mut writer, &mut wbuf, limits.write_timeout).await {
+        session.detach(conn_id);
+        shared
+            .live
+            .lock()
+            .expect("live connections lock")
+            .remove(&conn_id);
+        return None;
+    }
+    shared
+        .metrics
+        .connections_current
+        .fetch_add(1, Ordering::Relaxed);
+    let session_identifier = uuid::Uuid::new_v4().simple().to_string();
+    tracing::info!(%peer, client_id = %client_id, cert_id = %certificate.id, protocol = ?protocol, session_present = resumed, "connected");
+    let conn = Conn {
+        broker: broker.clone(),
+        reader,
+        writer,
+        rbuf,
+        wbuf,
+        peer,
+        conn_id,
+        protocol,
+        codec_limits: codec_limits(&broker),
+        client_id,
+        session,
+        session_identifier,
+        authz,
+        keep_alive: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
+        last_received: Instant::now(),
+        client_max_packet: connect
+            .properties
+            .maximum_packet_size
+            .unwrap_or(roost_mqtt::MAX_PACKET_SIZE),
+        client_receive_max: usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX)),
+        aliases: HashMap::new(),
+        inbound_qos2: HashSet::new(),
+        will: connect.will,
+        kick: kick_rx,
+    };
+    conn.lifecycle_connected();
+    Some(conn)
+}
+
+impl<R, W> Conn<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    fn shared(&self) -> &crate::Shared {
+        &self.broker.shared
+    }
+
+    fn lifecycle_connected(&self) {
+        if events::publishable(&self.client_id) {
+            let (topic, body) = events::connected(
+                &self.client_id,
+                &self.session_identifier,
+                self.authz.certificate_id(),
+                &self.peer.ip().to_string(),
+                0,
+            );
+            self.broker
+                .publish(Message::new(topic, body, QoS::AtLeastOnce));
+        }
+    }
+
+    fn encode(&mut self, packet: &Packet) -> bool {
+        match roost_mqtt::encode_with_limit(
+            packet,
+            self.protocol,
+            self.client_max_packet,
+            &mut self.wbuf,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(client_id = %self.client_id, error = %e, "packet not sent: it does not fit the client's maximum packet size");
+                false
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Close> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.shared().config.limits.write_timeout;
+        if write_all(&mut self.writer, &mut self.wbuf, timeout).await {
+            Ok(())
+        } else {
+            Err(Close::ConnectionLost)
+        }
+    }
+
+    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        loop {
+            if let Err(close) = self.deliver().await {
+                return close;
+            }
+            let deadline = self.keep_alive.map(|k| self.last_received + k);
+            let session = self.session.clone();
+            tokio::select! {
+                read = self.reader.read_buf(&mut self.rbuf) => {
+                    match read {
+                        Ok(0) | Err(_) => return Close::ConnectionLost,
+                        Ok(_) => {
+                            self.last_received = Instant::now();
+                            if let Err(close) = self.handle_buffered().await {
+                                return close;
+                            }
+                        }
+                    }
+                }
+                _ = session.wake.notified() => {}
+                _ = sleep_until(deadline) => {
+                    self.shared().metrics.keepalive_timeouts.fetch_add(1, Ordering::Relaxed);
+                    return Close::KeepAliveTimeout;
+                }
+                _ = self.kick.changed() => {
+                    let kick = (*self.kick.borrow()).unwrap_or(Kick::Shutdown);
+                    return Close::Kicked(kick);
+                }
+                _ = shutdown.changed() => return Close::Kicked(Kick::Shutdown),
+            }
+        }
+    }
+
+    async fn handle_buffered(&mut self) -> Result<(), Close> {
+        loop {
+            match roost_mqtt::decode(&mut self.rbuf, Some(self.protocol), &self.codec_limits) {
+                Ok(Some(packet)) => self.handle(packet).await?,
+                Ok(None) => break,
+                Err(e) => {
+                    self.shared()
+                        .metrics
+                        .protocol_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(client_id = %self.client_id, error = %e, "closing: bad packet");
+                    return Err(Close::ProtocolError(e.reason_code()));
+                }
+            }
+        }
+        self.flush().await
+    }
+
+    async fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(publish) => self.on_publish(publish).await,
+            Packet::PubAck(ack) => {
+                self.session.complete(ack.packet_id, false);
+                Ok(())
+            }
+            Packet::PubRec(rec) => {
+                self.session.release(rec.packet_id);
+                let rel = Packet::PubRel(PubRel {
+                    packet_id: rec.packet_id,
+                    reason_code: ReasonCode::Success,
+                    properties: Default::default(),
+                });
+                self.encode(&rel);
+                Ok(())
+            }
+            Packet::PubComp(comp) => {
+                self.session.complete(comp.packet_id, true);
+                Ok(())
+            }
+            Packet::PubRel(rel) => {
+                let known = self.inbound_qos2.remove(&rel.packet_id);
+                let reason = if known {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::PacketIdentifierNotFound
+                };
+                let comp = Packet::PubComp(PubComp {
+                    packet_id: rel.packet_id,
+                    reason_code: reason,
+                    properties: Default::default(),
+                });
+                self.encode(&comp);
+                Ok(())
+            }
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::PingReq => {
+                self.encode(&Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(disconnect) => {
+                if let Some(expiry) = disconnect.properties.session_expiry_interval {
+                    let mut state = self.session.lock();
+                    if state.expiry.is_zero() && expiry > 0 {
+                        return Err(Close::ProtocolError(ReasonCode::ProtocolError));
+                    }
+                    state.expiry = Duration::from_secs(u64::from(expiry))
+                        .min(self.shared().config.limits.max_session_expiry);
+                }
+                Err(Close::ClientDisconnect {
+                    with_will: disconnect.reason_code == ReasonCode::DisconnectWithWillMessage,
+                })
+            }
+            Packet::Auth(_) => Err(Close::ProtocolError(ReasonCode::BadAuthenticationMethod)),
+            // The codec refuses server-only packets and a second CONNECT.
+            _ => Err(Close::ProtocolError(ReasonCode::ProtocolError)),
+        }
+    }
+
+    async fn on_publish(&mut self, mut publish: Publish) -> Result<(), Close> {
+        let profile = self.shared().config.profile;
+        // Topic aliases (MQTT 5): set or resolve.
+        if let Some(alias) = publish.properties.topic_alias.take() {
+            if alias == 0 || alias > self.shared().config.limits.topic_alias_maximum {
+                return Err(Close::ProtocolError(ReasonCode::TopicAliasInvalid));
+            }
+            if publish.topic.is_empty() {
+                match self.aliases.get(&alias) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => return Err(Close::ProtocolError(ReasonCode::ProtocolError)),
+                }
+            } else {
+                self.aliases.insert(alias, publish.topic.clone());
+            }
+        }
+        if roost_topic::validate_topic_name(&publish.topic, &topic_limits(profile)).is_err() {
+            return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
+        }
+        if publish.qos == QoS::ExactlyOnce && profile == Profile::Aws {
+            tracing::info!(client_id = %self.client_id, "closing: QoS 2 PUBLISH (not supported in the aws profile)");
+            return Err(Close::ProtocolError(ReasonCode::QoSNotSupported));
+        }
+        if let Err(why) = self.check_reserved_publish(&publish.topic, publish.retain) {
+            tracing::info!(client_id = %self.client_id, topic = %publish.topic, why, "closing: publish to a reserved topic");
+            return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
+        }
+        if self.authz.ensure_fresh().await.is_err() {
+            return Err(Close::Kicked(Kick::Shutdown));
+        }
+        if self.authz.publish(&publish.topic, publish.retain) != Decision::Allowed {
+            self.shared()
+                .metrics
+                .publish_denied
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(client_id = %self.client_id, cert_id = %self.authz.certificate_id(), action = "iot:Publish", resource = %format!("topic/{}", publish.topic), "denied");
+            // MQTT 5 can say no; 3.1.1 cannot, and AWS closes the connection.
+            return match (self.protocol, publish.packet_id) {
+                (ProtocolVersion::V5, Some(packet_id)) => {
+                    self.ack(publish.qos, packet_id, ReasonCode::NotAuthorized);
+                    Ok(())
+                }
+                (ProtocolVersion::V5, None) => Ok(()),
+                _ => Err(Close::Forbidden),
+            };
+        }
+        if publish.qos == QoS::ExactlyOnce {
+            let packet_id = publish.packet_id.unwrap_or_default();
+            if !self.inbound_qos2.insert(packet_id) {
+                // A retransmission before PUBREL: already routed once.
+                self.ack(QoS::ExactlyOnce, packet_id, ReasonCode::Success);
+                return Ok(());
+            }
+        }
+        let expires_at = publish
+            .properties
+            .message_expiry_interval
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        let mut properties = publish.properties;
+        properties.subscription_identifiers.clear();
+        let message = Message {
+            topic: publish.topic,
+            payload: publish.payload,
+            qos: publish.qos,
+            retain: publish.retain,
+            properties,
+            publisher: Some(self.client_id.clone()),
+            expires_at,
+        };
+        let delivered = self.shared().route(message);
+        if let Some(packet_id) = publish.packet_id {
+            let reason = if delivered == 0 && self.protocol == ProtocolVersion::V5 {
+                ReasonCode::NoMatchingSubscribers
+            } else {
+                ReasonCode::Success
+            };
+            self.ack(publish.qos, packet_id, reason);
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, qos: QoS, packet_id: u16, reason_code: ReasonCode) {
+        let packet = match qos {
+            QoS::ExactlyOnce => Packet::PubRec(PubRec {
+                packet_id,
+                reason_code,
+                properties: Default::default(),
+            }),
+            _ => Packet::PubAck(PubAck {
+                packet_id,
+                reason_code,
+                properties: Default::default(),
+            }),
+        };
+        self.encode(&packet);
+    }
+
+    /// Clients may publish to `$aws/things/<thing>/{jobs,shadow}/…` and
+    /// `$aws/rules/…` (once those services exist they answer there); never
+    /// to events, and never retained to a `$` topic.
+    fn check_reserved_publish(&self, topic: &str, retain: bool) -> Result<(), &'static str> {
+        if !roost_topic::is_reserved(topic) {
+            return Ok(());
+        }
+        if retain {
+            return Err("retained publish to a reserved topic");
+        }
+        if let Some(rest) = topic.strip_prefix("$aws/") {
+            let service_topic = rest.starts_with("rules/")
+                || rest.strip_prefix("things/").is_some_and(|r| {
+                    let mut parts = r.splitn(3, '/');
+                    let (_thing, service) = (parts.next(), parts.next());
+                    matches!(service, Some("jobs" | "shadow"))
+                });
+            return if service_topic {
+                Ok(())
+            } else {
+                Err("not a topic clients may publish to")
+            };
+        }
+        match self.shared().config.profile {
+            Profile::Aws => Err("topics starting with $ are reserved"),
+            Profile::Full => Ok(()),
+        }
+    }
+
+    async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Close> {
+        let profile = self.shared().config.profile;
+        if profile == Profile::Aws && subscribe.properties.subscription_identifier.is_some() {
+            return Err(Close::ProtocolError(
+                ReasonCode::SubscriptionIdentifiersNotSupported,
+            ));
+        }
+        if self.authz.ensure_fresh().await.is_err() {
+            return Err(Close::Kicked(Kick::Shutdown));
+        }
+        let max_subscriptions = self.shared().config.limits.max_subscriptions;
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut granted_filters = Vec::new();
+        let mut retained = Vec::new();
+        for (filter, mut options) in subscribe.filters {
+            let code = match roost_topic::validate_topic_filter(&filter, &topic_limits(profile)) {
+                Err(_) => ReasonCode::TopicFilterInvalid,
+                Ok(_) if self.authz.subscribe(&filter) != Decision::Allowed => {
+                    self.shared()
+                        .metrics
+                        .subscribe_denied
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(client_id = %self.client_id, cert_id = %self.authz.certificate_id(), action = "iot:Subscribe", resource = %format!("topicfilter/{filter}"), "denied");
+                    ReasonCode::NotAuthorized
+                }
+                Ok(parsed) => {
+                    if profile == Profile::Aws && options.qos == QoS::ExactlyOnce {
+                        options.qos = QoS::AtLeastOnce;
+                    }
+                    let is_new = {
+                        let mut state = self.session.lock();
+                        if !state.subscriptions.contains_key(&filter)
+                            && state.subscriptions.len() >= max_subscriptions
+                        {
+                            None
+                        } else {
+                            Some(
+                                state
+                                    .subscriptions
+                                    .insert(filter.clone(), options)
+                                    .is_none(),
+                            )
+                        }
+                    };
+                    match is_new {
+                        None => ReasonCode::QuotaExceeded,
+                        Some(is_new) => {
+                            self.shared()
+                                .router
+                                .subscribe(&filter, &self.client_id, options);
+                            let send_retained = match options.retain_handling {
+                                roost_mqtt::RetainHandling::SendAtSubscribe => true,
+                                roost_mqtt::RetainHandling::SendIfNewSubscription => is_new,
+                                roost_mqtt::RetainHandling::DoNotSend => false,
+                            };
+                            if send_retained && parsed.share_group.is_none() {
+                                for message in self.shared().router.retained_for(&filter) {
+                                    retained.push(Outgoing {
+                                        qos: message.qos.min(options.qos),
+                                        retain: true,
+                                        dup: false,
+                                        message,
+                                    });
+                                }
+                            }
+                            granted_filters.push(filter.clone());
+                            ReasonCode::granted(options.qos)
+                        }
+                    }
+                }
+            };
+            codes.push(code);
+        }
+        let suback = Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        });
+        self.encode(&suback);
+        // Retained messages go after the SUBACK, through the normal queue.
+        let limits = self.shared().config.limits.clone();
+        for outgoing in retained {
+            self.session
+                .enqueue(outgoing, &limits, &self.shared().metrics);
+        }
+        if !granted_filters.is_empty() && events::publishable(&self.client_id) {
+            let (topic, body) = events::subscription(
+                &self.client_id,
+                &self.session_identifier,
+                self.authz.certificate_id(),
+                true,
+                &granted_filters,
+            );
+            self.broker
+                .publish(Message::new(topic, body, QoS::AtLeastOnce));
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Result<(), Close> {
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            let existed = self.session.lock().subscriptions.remove(filter).is_some();
+            self.shared().router.unsubscribe(filter, &self.client_id);
+            codes.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+        }
+        let unsuback = Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes: if self.protocol == ProtocolVersion::V5 {
+                codes
+            } else {
+                Vec::new()
+            },
+            properties: Default::default(),
+        });
+        self.encode(&unsuback);
+        if events::publishable(&self.client_id) {
+            let (topic, body) = events::subscription(
+                &self.client_id,
+                &self.session_identifier,
+                self.authz.certificate_id(),
+                false,
+                &unsubscribe.filters,
+            );
+            self.broker
+                .publish(Message::new(topic, body, QoS::AtLeastOnce));
+        }
+        Ok(())
+    }
+
+    /// Writes queued messages while the client's receive window allows.
+    async fn deliver(&mut self) -> Result<(), Close> {
+        let window = self
+            .client_receive_max
+            .min(usize::from(self.shared().config.limits.max_inflight));
+        if self.authz.ensure_fresh().await.is_err() {
+            return Err(Close::Kicked(Kick::Shutdown));
+        }
+        let mut batch = 0;
+        while let Some(outgoing) = self.session.next_to_send(window) {
+            let now = Instant::now();
+            if outgoing.message.expired(now) {
+                self.shared()
+                    .metrics
+                    .dropped_expired
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.authz.receive(&outgoing.message.topic) != Decision::Allowed {
+                self.shared()
+                    .metrics
+                    .receive_denied
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(client_id = %self.client_id, topic = %outgoing.message.topic, "delivery skipped: iot:Receive denied");
+                continue;
+            }
+            let packet_id =
+                (outgoing.qos != QoS::AtMostOnce).then(|| self.session.start_inflight(&outgoing));
+            let mut properties: PublishProperties = outgoing.message.properties.clone();
+            properties.topic_alias = None;
+            if let Some(at) = outgoing.message.expires_at {
+                properties.message_expiry_interval =
+                    Some(at.saturating_duration_since(now).as_secs().max(1) as u32);
+            }
+            let publish = Packet::Publish(Publish {
+                dup: outgoing.dup,
+                qos: outgoing.qos,
+                retain: outgoing.retain,
+                topic: outgoing.message.topic.clone(),
+                packet_id,
+                payload: outgoing.message.payload.clone(),
+                properties,
+            });
+            if self.encode(&publish) {
+                self.shared()
+                    .metrics
+                    .messages_delivered
+                    .fetch_add(1, Ordering::Relaxed);
+            } else if let Some(id) = packet_id {
+                // Too large for this client: it can never be delivered.
+                self.session.complete(id, false);
+            }
+            batch += 1;
+            if batch >= DELIVERY_BATCH {
+                self.flush().await?;
+                batch = 0;
+            }
+        }
+        self.flush().await
+    }
+
+    /// Ends the connection: tell the client why (MQTT 5), publish the will
+    /// unless the client disconnected cleanly, detach or end the session,
+    /// announce the disconnect.
+    async fn finish(mut self, close: Close) {
+        let shared = self.broker.shared.clone();
+        if self.protocol == ProtocolVersion::V5 {
+            let reason = match close {
+                Close::ProtocolError(code) => Some(code),
+                Close::Forbidden => Some(ReasonCode::NotAuthorized),
+                Close::KeepAliveTimeout => Some(ReasonCode::KeepAliveTimeout),
+                Close::Kicked(Kick::TakenOver) => Some(ReasonCode::SessionTakenOver),
+                Close::Kicked(Kick::CertificateRevoked) => Some(ReasonCode::NotAuthorized),
+                Close::Kicked(Kick::Shutdown) => Some(ReasonCode::ServerShuttingDown),
+                Close::ClientDisconnect { .. } | Close::ConnectionLost => None,
+            };
+            if let Some(reason) = reason {
+                self.wbuf.clear();
+                if self.encode(&Packet::Disconnect(Disconnect::new(reason))) {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
+                }
+            }
+        } else if !self.wbuf.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.shutdown()).await;
+        match close {
+            Close::Kicked(Kick::TakenOver) => {}
+            Close::Kicked(Kick::CertificateRevoked) => {
+                shared
+                    .metrics
+                    .kicked_certificate
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        shared
+            .live
+            .lock()
+            .expect("live connections lock")
+            .remove(&self.conn_id);
+        shared
+            .metrics
+            .connections_current
+            .fetch_sub(1, Ordering::Relaxed);
+
+        // Detach the session; end it now if it does not outlive the connection.
+        if self.session.detach(self.conn_id) && shared.sessions.remove_if(&self.session) {
+            shared.router.remove_subscriber(&self.client_id);
+        }
+        if close.sends_will() {
+            if let Some(will) = self.will.take() {
+                let message = Message {
+                    topic: will.topic,
+                    payload: will.payload,
+                    qos: will.qos,
+                    retain: will.retain,
+                    properties: PublishProperties {
+                        payload_format_indicator: will.properties.payload_format_indicator,
+                        message_expiry_interval: will.properties.message_expiry_interval,
+                        content_type: will.properties.content_type,
+                        response_topic: will.properties.response_topic,
+                        correlation_data: will.properties.correlation_data,
+                        user_properties: will.properties.user_properties,
+                        ..Default::default()
+                    },
+                    publisher: Some(self.client_id.clone()),
+                    expires_at: will
+                        .properties
+                        .message_expiry_interval
+                        .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
+                };
+                let delay = will.properties.will_delay_interval.unwrap_or(0);
+                if delay == 0 {
+                    self.broker.publish(message);
+                } else {
+                    // MQTT 5 Will Delay: published unless the client is back first.
+                    let broker = self.broker.clone();
+                    let session = self.session.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+                        if session.lock().owner.is_none() {
+                            broker.publish(message);
+                        }
+                    });
+                }
+            }
+        }
+        if events::publishable(&self.client_id) {
+            let client_initiated = matches!(close, Close::ClientDisconnect { .. });
+            let (topic, body) = events::disconnected(
+                &self.client_id,
+                &self.session_identifier,
+                self.authz.certificate_id(),
+                client_initiated,
+                close.disconnect_reason(),
+                0,
+            );
+            self.broker
+                .publish(Message::new(topic, body, QoS::AtLeastOnce));
+        }
+        tracing::info!(client_id = %self.client_id, peer = %self.peer, reason = close.disconnect_reason(), "disconnected");
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

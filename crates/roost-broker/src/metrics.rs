@@ -1,0 +1,47 @@
+//! The gateway's counters: every refusal and every dropped message is
+//! counted here, so nothing disappears silently.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($name:ident: $doc:literal),* $(,)?) => {
+        #[derive(Debug, Default)]
+        pub(crate) struct Metrics { $(#[doc = $doc] pub $name: AtomicU64,)* }
+
+        /// A point-in-time copy of the counters.
+        #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+        pub struct MetricsSnapshot { $(#[doc = $doc] pub $name: u64,)* pub sessions: u64 }
+
+        impl Metrics {
+            pub fn snapshot(&self, sessions: usize) -> MetricsSnapshot {
+                MetricsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* sessions: sessions as u64 }
+            }
+        }
+    };
+}
+
+counters! {
+    connections_accepted: "TCP connections accepted",
+    connections_current: "connections past CONNACK, now open",
+    connections_refused_capacity: "connections refused because max_connections was reached",
+    tls_handshake_failures: "TLS handshakes that failed",
+    tls_handshake_timeouts: "TLS handshakes cut for taking too long",
+    certificates_refused: "handshakes with an unknown, inactive or revoked certificate",
+    connect_timeouts: "connections that sent no CONNECT in time",
+    connects_refused: "CONNECTs refused (not authorized, bad client id, bad will)",
+    protocol_errors: "connections closed for a malformed packet or a protocol violation",
+    keepalive_timeouts: "connections closed for keep-alive timeout",
+    takeovers: "connections closed because another took over the client id",
+    kicked_certificate: "connections closed because their certificate left ACTIVE",
+    messages_in: "messages accepted for routing",
+    messages_delivered: "messages written to subscribers",
+    publish_denied: "PUBLISHes refused by policy",
+    subscribe_denied: "topic filters refused by policy",
+    receive_denied: "deliveries skipped because iot:Receive was denied",
+    dropped_queue_full: "QoS 1 messages dropped because a session's queue was full",
+    dropped_qos0_backlog: "QoS 0 messages dropped because a client was not keeping up",
+    dropped_expired: "messages dropped because their MQTT 5 expiry passed while queued",
+    registry_events_lagged: "registry change events missed by the gateway (all connections re-checked)",
+    sessions_expired: "persistent sessions removed after their expiry",
+}

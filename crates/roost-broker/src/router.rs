@@ -1,0 +1,167 @@
+//! Routing: the subscription index, retained messages, and fan-out of one
+//! accepted message to the queues of the sessions that subscribed to it.
+
+use crate::metrics::Metrics;
+use crate::session::{Outgoing, SessionTable};
+use crate::Limits;
+use bytes::Bytes;
+use roost_mqtt::{PublishProperties, QoS, SubscriptionOptions};
+use roost_topic::{MatchMode, SubscriptionIndex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// One message as it travels from a publisher to its subscribers.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// The MQTT 5 properties forwarded to subscribers (no topic alias, no
+    /// subscription identifiers: those are per connection).
+    pub properties: PublishProperties,
+    /// The publishing client id, for MQTT 5 No Local.
+    pub publisher: Option<String>,
+    /// When the MQTT 5 message expiry runs out.
+    pub expires_at: Option<Instant>,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>, qos: QoS) -> Self {
+        Self {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain: false,
+            properties: PublishProperties::default(),
+            publisher: None,
+            expires_at: None,
+        }
+    }
+
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+pub(crate) struct Router {
+    mode: MatchMode,
+    index: RwLock<SubscriptionIndex<String, SubscriptionOptions>>,
+    retained: Mutex<BTreeMap<String, Arc<Message>>>,
+}
+
+impl Router {
+    pub fn new(mode: MatchMode) -> Self {
+        Self {
+            mode,
+            index: RwLock::new(SubscriptionIndex::new(mode)),
+            retained: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn subscribe(&self, filter: &str, client_id: &str, options: SubscriptionOptions) -> bool {
+        let mut index = self.index.write().expect("subscription index lock");
+        index
+            .insert(filter, client_id.to_string(), options)
+            .is_none()
+    }
+
+    pub fn unsubscribe(&self, filter: &str, client_id: &str) -> bool {
+        let mut index = self.index.write().expect("subscription index lock");
+        index.remove(filter, &client_id.to_string()).is_some()
+    }
+
+    pub fn remove_subscriber(&self, client_id: &str) {
+        let mut index = self.index.write().expect("subscription index lock");
+        index.remove_subscriber(&client_id.to_string());
+    }
+
+    /// Stores (or, for an empty payload, deletes) the topic's retained message.
+    pub fn retain(&self, message: &Arc<Message>) {
+        let mut retained = self.retained.lock().expect("retained lock");
+        if message.payload.is_empty() {
+            retained.remove(&message.topic);
+        } else {
+            retained.insert(message.topic.clone(), message.clone());
+        }
+    }
+
+    /// Retained messages a new subscription to `filter` receives. AWS sends
+    /// them only when the filter is exactly the topic; MQTT for every match.
+    pub fn retained_for(&self, filter: &str) -> Vec<Arc<Message>> {
+        let retained = self.retained.lock().expect("retained lock");
+        match self.mode {
+            MatchMode::Aws => retained.get(filter).cloned().into_iter().collect(),
+            MatchMode::Mqtt => retained
+                .iter()
+                .filter(|(topic, _)| roost_topic::matches(filter, topic, MatchMode::Mqtt))
+                .map(|(_, m)| m.clone())
+                .collect(),
+        }
+    }
+
+    pub fn retained_message(&self, topic: &str) -> Option<Arc<Message>> {
+        self.retained
+            .lock()
+            .expect("retained lock")
+            .get(topic)
+            .cloned()
+    }
+
+    pub fn retained_topics(&self) -> Vec<Arc<Message>> {
+        self.retained
+            .lock()
+            .expect("retained lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Offers `message` to every matching session; returns how many took it.
+    pub fn route(
+        &self,
+        message: &Arc<Message>,
+        sessions: &SessionTable,
+        limits: &Limits,
+        metrics: &Metrics,
+    ) -> usize {
+        // One delivery per subscriber, at the highest QoS of its matching
+        // subscriptions (MQTT allows this, and it spares clients duplicates).
+        let mut targets: HashMap<String, SubscriptionOptions> = HashMap::new();
+        {
+            let index = self.index.read().expect("subscription index lock");
+            index.for_each_match(&message.topic, |_filter, client_id, options| {
+                if options.no_local && message.publisher.as_deref() == Some(client_id.as_str()) {
+                    return;
+                }
+                targets
+                    .entry(client_id.clone())
+                    .and_modify(|o| {
+                        if options.qos > o.qos {
+                            o.qos = options.qos;
+                        }
+                        o.retain_as_published |= options.retain_as_published;
+                    })
+                    .or_insert(*options);
+            });
+        }
+        let mut delivered = 0;
+        for (client_id, options) in targets {
+            let Some(session) = sessions.get(&client_id) else {
+                continue;
+            };
+            let qos = message.qos.min(options.qos);
+            let outgoing = Outgoing {
+                message: message.clone(),
+                qos,
+                retain: options.retain_as_published && message.retain,
+                dup: false,
+            };
+            if session.enqueue(outgoing, limits, metrics) {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+}

@@ -1,0 +1,82 @@
+"""Small helpers shared by the gateway tests."""
+
+import queue
+import subprocess
+import threading
+import time
+
+
+class Inbox:
+    """Collects messages from any client library's callback."""
+
+    def __init__(self):
+        self.q = queue.Queue()
+
+    def put(self, topic, payload, qos=None, retain=None):
+        self.q.put((topic, bytes(payload), qos, retain))
+
+    def get(self, timeout=10.0):
+        return self.q.get(timeout=timeout)
+
+    def take(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        out = []
+        while len(out) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                out.append(self.q.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return out
+
+    def empty_for(self, seconds):
+        try:
+            item = self.q.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        self.q.put(item)
+        return False
+
+
+def paho_connect(client, port, timeout=10.0, **kwargs):
+    """Connects a paho client and waits for CONNACK; returns the reason code."""
+    done = threading.Event()
+    result = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["rc"] = reason_code
+        result["flags"] = flags
+        result["properties"] = properties
+        done.set()
+
+    def on_disconnect(client, userdata, flags, reason_code, properties):
+        result.setdefault("rc", reason_code)
+        result["disconnected"] = reason_code
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.connect("localhost", port, **kwargs)
+    client.loop_start()
+    if not done.wait(timeout):
+        raise TimeoutError("no CONNACK")
+    return result
+
+
+def mosquitto(device, port, *args, tool="mosquitto_pub", timeout=20):
+    cmd = [
+        tool, "-h", "localhost", "-p", str(port),
+        "--cafile", device.ca, "--cert", device.certfile, "--key", device.keyfile, *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
