@@ -40,7 +40,7 @@ class Inbox:
         return False
 
 
-def paho_connect(client, port, timeout=10.0, **kwargs):
+def paho_connect(client, port, timeout=30.0, **kwargs):
     """Connects a paho client and waits for CONNACK; returns the reason code."""
     done = threading.Event()
     result = {}

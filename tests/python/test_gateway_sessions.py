@@ -170,3 +170,30 @@ def test_lifecycle_events(roost, tmp_path):
     assert events[0]["clientId"] == "watched" and events[0]["principalIdentifier"] == dev.cert_id
     assert events[1]["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT" and events[1]["clientInitiatedDisconnect"] is True
     close(watcher)
+
+
+def test_persistent_session_survives_a_restart(roost, tmp_path):
+    """The issue's check: subscribe at QoS 1 with a persistent session,
+    disconnect, publish 100 messages, restart Roost, reconnect: all 100 arrive."""
+    dev = make_device(roost, tmp_path, "restart-device")
+    sub, _, _ = connect(dev, roost.mqtt_port, "survivor", clean=False)
+    subscribe(sub, "durable/#", qos=1)
+    close(sub)
+    pub, _, _ = connect(dev, roost.mqtt_port, "restart-producer")
+    pub.publish("durable/retained", b"kept", qos=1, retain=True).wait_for_publish(10)
+    for i in range(100):
+        pub.publish(f"durable/{i}", str(i).encode(), qos=1).wait_for_publish(10)
+    close(pub)
+    roost.restart()
+    sub, inbox, result = connect(dev, roost.mqtt_port, "survivor", clean=False)
+    assert result["flags"].session_present is True
+    got = inbox.take(101, timeout=20)
+    numbers = sorted(int(p) for t, p, _, _ in got if t != "durable/retained")
+    assert numbers == list(range(100))
+    assert inbox.empty_for(0.5)
+    close(sub)
+    # The retained message survived too.
+    late, inbox2, _ = connect(dev, roost.mqtt_port, "late")
+    subscribe(late, "durable/retained")
+    assert [(t, p, r) for t, p, _, r in inbox2.take(1)] == [("durable/retained", b"kept", True)]
+    close(late)

@@ -20,12 +20,14 @@ mod connection;
 mod events;
 mod listener;
 pub mod metrics;
+pub mod persist;
 mod router;
 mod session;
 pub mod tls;
 
 pub use listener::PlainPrincipal;
 pub use metrics::MetricsSnapshot;
+pub use persist::{BrokerStore, SavedCounts};
 
 use authz::AuthzGeneration;
 use metrics::Metrics;

@@ -90,7 +90,9 @@ impl Router {
     /// Retained messages a new subscription to `filter` receives. AWS sends
     /// them only when the filter is exactly the topic; MQTT for every match.
     pub fn retained_for(&self, filter: &str) -> Vec<Arc<Message>> {
-        let retained = self.retained.lock().expect("retained lock");
+        let now = Instant::now();
+        let mut retained = self.retained.lock().expect("retained lock");
+        retained.retain(|_, m| !m.expired(now));
         match self.mode {
             MatchMode::Aws => retained.get(filter).cloned().into_iter().collect(),
             MatchMode::Mqtt => retained

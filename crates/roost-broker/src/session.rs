@@ -238,6 +238,15 @@ impl SessionTable {
         self.sessions.lock().expect("session table lock").len()
     }
 
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.sessions
+            .lock()
+            .expect("session table lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Detached persistent sessions whose expiry has passed.
     pub fn expired(&self, now: Instant) -> Vec<Arc<Session>> {
         let sessions = self.sessions.lock().expect("session table lock");

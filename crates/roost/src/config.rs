@@ -34,6 +34,19 @@ pub struct ServeArgs {
     /// (adds QoS 2 and MQTT's own matching and limits).
     #[arg(long)]
     pub mqtt_profile: Option<roost_broker::Profile>,
+    /// Most live MQTT connections plus TLS handshakes in progress.
+    #[arg(long)]
+    pub mqtt_max_connections: Option<usize>,
+    /// Seconds a TLS handshake may take before the connection is cut.
+    #[arg(long)]
+    pub mqtt_handshake_timeout_secs: Option<u64>,
+    /// Seconds a client may take to send CONNECT once connected.
+    #[arg(long)]
+    pub mqtt_connect_timeout_secs: Option<u64>,
+    /// Seconds between snapshots of persistent sessions and retained
+    /// messages (a graceful stop always saves; a crash loses at most this much).
+    #[arg(long)]
+    pub state_save_interval_secs: Option<u64>,
     /// Region used in ARNs.
     #[arg(long)]
     pub region: Option<String>,
@@ -60,6 +73,10 @@ struct FileConfig {
     mqtt_plain_principal: Option<String>,
     mqtt_plain_allow_remote: Option<bool>,
     mqtt_profile: Option<String>,
+    state_save_interval_secs: Option<u64>,
+    mqtt_max_connections: Option<usize>,
+    mqtt_handshake_timeout_secs: Option<u64>,
+    mqtt_connect_timeout_secs: Option<u64>,
     region: Option<String>,
     account: Option<String>,
     hosts: Option<Vec<String>>,
@@ -75,6 +92,8 @@ pub struct Config {
     /// The plain listener and the certificate id its connections act under.
     pub mqtt_plain: Option<(SocketAddr, String)>,
     pub mqtt_profile: roost_broker::Profile,
+    pub state_save_interval_secs: u64,
+    pub broker: roost_broker::BrokerConfig,
     pub region: String,
     pub account: String,
     pub hosts: Vec<String>,
@@ -139,13 +158,34 @@ impl Config {
             ),
             (Some(addr), Some(principal)) => Some((addr, principal)),
         };
+        let mut broker = roost_broker::BrokerConfig::new(mqtt_profile);
+        if let Some(n) = args.mqtt_max_connections.or(file.mqtt_max_connections) {
+            broker.limits.max_connections = n;
+        }
+        if let Some(s) = args
+            .mqtt_handshake_timeout_secs
+            .or(file.mqtt_handshake_timeout_secs)
+        {
+            broker.limits.handshake_timeout = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = args
+            .mqtt_connect_timeout_secs
+            .or(file.mqtt_connect_timeout_secs)
+        {
+            broker.limits.connect_timeout = std::time::Duration::from_secs(s.max(1));
+        }
         Ok(Self {
+            broker,
             mqtt_listen: args
                 .mqtt_listen
                 .or(file.mqtt_listen)
                 .unwrap_or_else(|| DEFAULT_MQTT_LISTEN.parse().expect("valid default")),
             mqtt_plain,
             mqtt_profile,
+            state_save_interval_secs: args
+                .state_save_interval_secs
+                .or(file.state_save_interval_secs)
+                .unwrap_or(30),
             data_dir: args
                 .data_dir
                 .or(file.data_dir)

@@ -25,8 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Roost: the control plane (and, as they land, the device gateway and rules engine).
-    Serve(config::ServeArgs),
+    /// Run Roost: the control plane and the device gateway.
+    Serve(Box<config::ServeArgs>),
     /// Certificates.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -63,7 +63,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Cert(CertCommand::Create { thing, out, target }) => {
                 cert::create(&thing, &out, &target).await
             }
