@@ -44,7 +44,8 @@ class Roost:
         self.proc = subprocess.Popen(
             [
                 roost_binary(), "serve", "--data-dir", str(self.data_dir),
-                "--api-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", *self.extra_args,
+                "--api-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0",
+                "--https-listen", "127.0.0.1:0", *self.extra_args,
             ],
             stdout=self.out,
             stderr=self.log,
@@ -60,6 +61,7 @@ class Roost:
         self.endpoints = json.loads(endpoints.read_text())
         self.api_url = f"http://{self.endpoints['api']}"
         self.mqtt_port = int(self.endpoints["mqtt"].rsplit(":", 1)[1])
+        self.https_port = int(self.endpoints["https"].rsplit(":", 1)[1])
         return self
 
     def read_log(self) -> str:

@@ -8,6 +8,8 @@
 //! its own: those live in `roost-registry`.
 #![forbid(unsafe_code)]
 
+mod data;
+pub mod device_https;
 mod error;
 mod ops;
 mod request;
@@ -31,8 +33,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How far a request's X-Amz-Date may be from our clock (AWS: 15 minutes).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// Signing names accepted on the API port.
-const SIGNING_NAMES: &[&str] = &["iot"];
+/// Signing names accepted on the API port: the control plane and iot-data.
+const SIGNING_NAMES: &[&str] = &["iot", "iotdata"];
 
 /// What the control plane needs at run time.
 pub struct ApiConfig {
@@ -47,14 +49,23 @@ pub struct ApiState {
 
 struct Inner {
     registry: Registry,
+    broker: roost_broker::Broker,
     config: ApiConfig,
 }
 
 impl ApiState {
-    pub fn new(registry: Registry, config: ApiConfig) -> Self {
+    pub fn new(registry: Registry, broker: roost_broker::Broker, config: ApiConfig) -> Self {
         Self {
-            inner: Arc::new(Inner { registry, config }),
+            inner: Arc::new(Inner {
+                registry,
+                broker,
+                config,
+            }),
         }
+    }
+
+    pub(crate) fn broker(&self) -> &roost_broker::Broker {
+        &self.inner.broker
     }
 
     pub(crate) fn registry(&self) -> &Registry {
@@ -98,7 +109,7 @@ impl roost_sigv4::CredentialLookup for OneKey {
     }
 }
 
-async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<()> {
+async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<roost_sigv4::Verified> {
     let headers: Vec<(&str, &str)> = req
         .headers
         .iter()
@@ -125,7 +136,7 @@ async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<()> {
         max_clock_skew: MAX_CLOCK_SKEW,
         uri_encoding: roost_sigv4::UriEncoding::Double,
     };
-    roost_sigv4::verify_any(&signed, &options, &OneKey(key)).map(|_| ()).map_err(|e| {
+    roost_sigv4::verify_any(&signed, &options, &OneKey(key)).map_err(|e| {
         tracing::info!(error = %e, method = %req.method, path = %req.raw_path, "request refused: signature");
         ApiError::new(e.http_status(), e.aws_error_code(), e.to_string())
     })
@@ -165,7 +176,8 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
         Err(e) => return e.into_response_with_id(&request_id),
     };
     let result = match authenticate(&state, &req).await {
-        Ok(()) => routes::dispatch(&state, &req).await,
+        Ok(verified) if verified.service == "iotdata" => data::dispatch(&state, &req).await,
+        Ok(_) => routes::dispatch(&state, &req).await,
         Err(e) => Err(e),
     };
     match result {

@@ -1,34 +1,17 @@
 //! Per-connection authorization: the connection's policies prepared once,
-//! and re-prepared after the registry announces a change, so a changed
+//! and re-prepared after the registry's authorization generation moves, so a changed
 //! policy, default version, attachment or thing attribute applies from the
 //! next action.
 
 use roost_policy::{Action, Decision, PreparedPolicies, Request};
 use roost_registry::model::Certificate;
 use roost_registry::{Registry, RegistryError};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-/// Bumped whenever the registry says authorizations may have changed; each
-/// connection compares it with the generation its policies were prepared at.
-#[derive(Debug, Default)]
-pub struct AuthzGeneration(AtomicU64);
-
-impl AuthzGeneration {
-    pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
-    }
-    pub fn current(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-}
 
 /// What one connection may do.
 pub struct ConnectionAuthz {
     registry: Registry,
-    generation: Arc<AuthzGeneration>,
     certificate: Certificate,
-    client_id: String,
+    client_id: Option<String>,
     source_ip: Option<std::net::IpAddr>,
     prepared: PreparedPolicies,
     prepared_at: u64,
@@ -39,17 +22,15 @@ pub struct ConnectionAuthz {
 impl ConnectionAuthz {
     pub async fn new(
         registry: Registry,
-        generation: Arc<AuthzGeneration>,
         certificate: Certificate,
-        client_id: &str,
+        client_id: Option<&str>,
         source_ip: Option<std::net::IpAddr>,
     ) -> Result<Self, RegistryError> {
         let settings = registry.settings().clone();
         let mut authz = Self {
             registry,
-            generation,
             certificate,
-            client_id: client_id.to_string(),
+            client_id: client_id.map(str::to_string),
             source_ip,
             prepared: PreparedPolicies::default(),
             prepared_at: 0,
@@ -61,10 +42,10 @@ impl ConnectionAuthz {
     }
 
     async fn refresh(&mut self) -> Result<(), RegistryError> {
-        let at = self.generation.current();
+        let at = self.registry.authorization_generation();
         let mut auth = self
             .registry
-            .principal_authorization(&self.certificate, Some(&self.client_id))
+            .principal_authorization(&self.certificate, self.client_id.as_deref())
             .await?;
         auth.context.source_ip = self.source_ip;
         self.prepared = PreparedPolicies::prepare(auth.policies, &auth.context);
@@ -74,7 +55,7 @@ impl ConnectionAuthz {
 
     /// Re-prepares the policies if the registry changed since they were.
     pub async fn ensure_fresh(&mut self) -> Result<(), RegistryError> {
-        if self.generation.current() != self.prepared_at {
+        if self.registry.authorization_generation() != self.prepared_at {
             self.refresh().await?;
         }
         Ok(())
@@ -110,7 +91,8 @@ impl ConnectionAuthz {
         if !will_values.is_empty() {
             values.push(("iot:LastWillTopic", &will_values));
         }
-        self.decide(Action::Connect, "client", &self.client_id, &values)
+        let client_id = self.client_id.as_deref().unwrap_or_default();
+        self.decide(Action::Connect, "client", client_id, &values)
     }
 
     pub fn publish(&self, topic: &str, retain: bool) -> Decision {

@@ -104,7 +104,7 @@ fn codec_limits(broker: &Broker) -> roost_mqtt::Limits {
     }
 }
 
-fn topic_limits(profile: Profile) -> roost_topic::TopicLimits {
+pub(crate) fn topic_limits(profile: Profile) -> roost_topic::TopicLimits {
     match profile {
         Profile::Aws => roost_topic::TopicLimits::aws(),
         Profile::Full => roost_topic::TopicLimits::general(),
@@ -352,9 +352,8 @@ where
 
     let authz = match ConnectionAuthz::new(
         shared.registry.clone(),
-        shared.generation.clone(),
         certificate.clone(),
-        &client_id,
+        Some(&client_id),
         Some(peer.ip()),
     )
     .await
@@ -697,16 +696,19 @@ where
                 self.aliases.insert(alias, publish.topic.clone());
             }
         }
-        if roost_topic::validate_topic_name(&publish.topic, &topic_limits(profile)).is_err() {
-            return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
+        match crate::publish::check_topic(profile, &publish.topic, publish.retain) {
+            Ok(()) => {}
+            Err(crate::PublishRefusal::InvalidTopic(_)) => {
+                return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid))
+            }
+            Err(why) => {
+                tracing::info!(client_id = %self.client_id, topic = %publish.topic, %why, "closing: publish to a reserved topic");
+                return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
+            }
         }
         if publish.qos == QoS::ExactlyOnce && profile == Profile::Aws {
             tracing::info!(client_id = %self.client_id, "closing: QoS 2 PUBLISH (not supported in the aws profile)");
             return Err(Close::ProtocolError(ReasonCode::QoSNotSupported));
-        }
-        if let Err(why) = self.check_reserved_publish(&publish.topic, publish.retain) {
-            tracing::info!(client_id = %self.client_id, topic = %publish.topic, why, "closing: publish to a reserved topic");
-            return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
         }
         if self.authz.ensure_fresh().await.is_err() {
             return Err(Close::Kicked(Kick::Shutdown));
@@ -776,35 +778,6 @@ where
             }),
         };
         self.encode(&packet);
-    }
-
-    /// Clients may publish to `$aws/things/<thing>/{jobs,shadow}/…` and
-    /// `$aws/rules/…` (once those services exist they answer there); never
-    /// to events, and never retained to a `$` topic.
-    fn check_reserved_publish(&self, topic: &str, retain: bool) -> Result<(), &'static str> {
-        if !roost_topic::is_reserved(topic) {
-            return Ok(());
-        }
-        if retain {
-            return Err("retained publish to a reserved topic");
-        }
-        if let Some(rest) = topic.strip_prefix("$aws/") {
-            let service_topic = rest.starts_with("rules/")
-                || rest.strip_prefix("things/").is_some_and(|r| {
-                    let mut parts = r.splitn(3, '/');
-                    let (_thing, service) = (parts.next(), parts.next());
-                    matches!(service, Some("jobs" | "shadow"))
-                });
-            return if service_topic {
-                Ok(())
-            } else {
-                Err("not a topic clients may publish to")
-            };
-        }
-        match self.shared().config.profile {
-            Profile::Aws => Err("topics starting with $ are reserved"),
-            Profile::Full => Ok(()),
-        }
     }
 
     async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Close> {

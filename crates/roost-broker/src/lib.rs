@@ -21,6 +21,7 @@ mod events;
 mod listener;
 pub mod metrics;
 pub mod persist;
+mod publish;
 mod router;
 mod session;
 pub mod tls;
@@ -28,8 +29,8 @@ pub mod tls;
 pub use listener::PlainPrincipal;
 pub use metrics::MetricsSnapshot;
 pub use persist::{BrokerStore, SavedCounts};
+pub use publish::PublishRefusal;
 
-use authz::AuthzGeneration;
 use metrics::Metrics;
 use roost_registry::{Registry, RegistryEvent};
 use router::Router;
@@ -167,7 +168,6 @@ pub(crate) struct Shared {
     config: BrokerConfig,
     sessions: SessionTable,
     router: Router,
-    generation: Arc<AuthzGeneration>,
     metrics: Metrics,
     next_connection_id: AtomicU64,
     live: Mutex<HashMap<u64, LiveConnection>>,
@@ -189,7 +189,6 @@ impl Broker {
             registry,
             sessions: SessionTable::default(),
             router: Router::new(mode),
-            generation: Arc::new(AuthzGeneration::default()),
             metrics: Metrics::default(),
             next_connection_id: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
@@ -215,17 +214,15 @@ impl Broker {
                 _ = shutdown.changed() => return,
                 event = events.recv() => match event {
                     Ok(RegistryEvent::CertificateStatusChanged { certificate_id, status }) => {
-                        self.shared.generation.bump();
                         if status != Some(roost_registry::model::CertificateStatus::Active) {
                             self.kick_certificate(&certificate_id);
                         }
                     }
-                    Ok(RegistryEvent::AuthorizationChanged) => self.shared.generation.bump(),
+                    Ok(RegistryEvent::AuthorizationChanged) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                         // Events were lost: assume everything changed and re-check every live certificate.
                         tracing::warn!(missed, "registry events lagged; re-checking live connections");
                         self.shared.metrics.registry_events_lagged.fetch_add(missed, Ordering::Relaxed);
-                        self.shared.generation.bump();
                         self.recheck_live_certificates().await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -280,13 +277,13 @@ impl Broker {
         }
     }
 
-    /// The retained message on `topic`, if any.
-    pub fn retained(&self, topic: &str) -> Option<Arc<Message>> {
+    /// The retained message on `topic` and when it was set (Unix ms).
+    pub fn retained(&self, topic: &str) -> Option<(Arc<Message>, i64)> {
         self.shared.router.retained_message(topic)
     }
 
-    /// Every retained message.
-    pub fn retained_messages(&self) -> Vec<Arc<Message>> {
+    /// Every retained message with when it was set, in topic order.
+    pub fn retained_messages(&self) -> Vec<(Arc<Message>, i64)> {
         self.shared.router.retained_topics()
     }
 

@@ -370,7 +370,7 @@ impl Shared {
                 queue,
             });
         }
-        let retained = self.router.retained_topics().into_iter().map(|m| {
+        let retained = self.router.retained_topics().into_iter().map(|(m, _)| {
             let e = expires(&m);
             (m, e)
         });

@@ -48,7 +48,8 @@ impl Message {
 pub(crate) struct Router {
     mode: MatchMode,
     index: RwLock<SubscriptionIndex<String, SubscriptionOptions>>,
-    retained: Mutex<BTreeMap<String, Arc<Message>>>,
+    /// Retained messages by topic, with when they were last set (Unix ms).
+    retained: Mutex<BTreeMap<String, (Arc<Message>, i64)>>,
 }
 
 impl Router {
@@ -83,7 +84,11 @@ impl Router {
         if message.payload.is_empty() {
             retained.remove(&message.topic);
         } else {
-            retained.insert(message.topic.clone(), message.clone());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            retained.insert(message.topic.clone(), (message.clone(), now));
         }
     }
 
@@ -92,30 +97,38 @@ impl Router {
     pub fn retained_for(&self, filter: &str) -> Vec<Arc<Message>> {
         let now = Instant::now();
         let mut retained = self.retained.lock().expect("retained lock");
-        retained.retain(|_, m| !m.expired(now));
+        retained.retain(|_, (m, _)| !m.expired(now));
         match self.mode {
-            MatchMode::Aws => retained.get(filter).cloned().into_iter().collect(),
+            MatchMode::Aws => retained
+                .get(filter)
+                .map(|(m, _)| m.clone())
+                .into_iter()
+                .collect(),
             MatchMode::Mqtt => retained
                 .iter()
                 .filter(|(topic, _)| roost_topic::matches(filter, topic, MatchMode::Mqtt))
-                .map(|(_, m)| m.clone())
+                .map(|(_, (m, _))| m.clone())
                 .collect(),
         }
     }
 
-    pub fn retained_message(&self, topic: &str) -> Option<Arc<Message>> {
-        self.retained
-            .lock()
-            .expect("retained lock")
+    /// The retained message on `topic` and when it was set (Unix ms).
+    pub fn retained_message(&self, topic: &str) -> Option<(Arc<Message>, i64)> {
+        let now = Instant::now();
+        let retained = self.retained.lock().expect("retained lock");
+        retained
             .get(topic)
+            .filter(|(m, _)| !m.expired(now))
             .cloned()
     }
 
-    pub fn retained_topics(&self) -> Vec<Arc<Message>> {
-        self.retained
-            .lock()
-            .expect("retained lock")
+    /// Every unexpired retained message, in topic order.
+    pub fn retained_topics(&self) -> Vec<(Arc<Message>, i64)> {
+        let now = Instant::now();
+        let retained = self.retained.lock().expect("retained lock");
+        retained
             .values()
+            .filter(|(m, _)| !m.expired(now))
             .cloned()
             .collect()
     }

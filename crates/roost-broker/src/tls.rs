@@ -18,9 +18,12 @@ use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureSc
 use std::path::Path;
 use std::sync::Arc;
 
-/// ALPN protocols Roost accepts: AWS IoT's for MQTT over port 443, and plain
-/// `mqtt`. Clients that offer none are served as well.
-pub const ALPN_PROTOCOLS: &[&[u8]] = &[b"x-amzn-mqtt-ca", b"mqtt"];
+/// ALPN protocols the MQTT listener accepts: AWS IoT's for MQTT over port
+/// 443, and plain `mqtt`. Clients that offer none are served as well.
+pub const MQTT_ALPN: &[&[u8]] = &[b"x-amzn-mqtt-ca", b"mqtt"];
+
+/// ALPN protocols the HTTPS data-plane listener accepts.
+pub const HTTP_ALPN: &[&[u8]] = &[b"http/1.1"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -33,8 +36,14 @@ pub enum TlsSetupError {
     Config(#[from] rustls::Error),
 }
 
-/// Builds the server configuration from a PEM certificate chain and key.
-pub fn server_config(cert_chain: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsSetupError> {
+/// Builds the server configuration from a PEM certificate chain and key,
+/// offering `alpn` (a client that offers none of them is refused by rustls;
+/// one that offers no ALPN at all is served).
+pub fn server_config(
+    cert_chain: &Path,
+    key: &Path,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let read_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| TlsSetupError::Read {
@@ -55,7 +64,7 @@ pub fn server_config(cert_chain: &Path, key: &Path) -> Result<Arc<ServerConfig>,
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
-    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 

@@ -80,6 +80,10 @@ pub struct Registry {
     arns: Arns,
     settings: Settings,
     events: broadcast::Sender<RegistryEvent>,
+    /// Bumped, before the call that changed anything returns, on every change
+    /// that may alter an authorization decision; connections compare it with
+    /// the value their policies were prepared at.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Registry {
@@ -111,6 +115,7 @@ impl Registry {
             arns,
             settings,
             events,
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -132,8 +137,17 @@ impl Registry {
     }
 
     fn emit(&self, event: RegistryEvent) {
-        // No receivers is fine: nothing is connected yet.
+        // Synchronously first, so the very next action of any connection sees
+        // the change; then the broadcast for those that must act (drop a
+        // connection). No receivers is fine: nothing is connected yet.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let _ = self.events.send(event);
+    }
+
+    /// Changes whenever an authorization decision may have changed.
+    pub fn authorization_generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     // ---- control-plane credentials -------------------------------------

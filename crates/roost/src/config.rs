@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// MQTT over mutual TLS listen address; port 0 picks a free port.
     #[arg(long)]
     pub mqtt_listen: Option<SocketAddr>,
+    /// HTTPS data-plane listen address (device publish with a client
+    /// certificate, as AWS IoT's port 8443); port 0 picks a free port.
+    #[arg(long)]
+    pub https_listen: Option<SocketAddr>,
     /// Plain-TCP MQTT listen address, for development and conformance
     /// testing (off by default). Its connections act under
     /// --mqtt-plain-principal. Loopback only unless --mqtt-plain-allow-remote.
@@ -69,6 +73,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     api_listen: Option<SocketAddr>,
     mqtt_listen: Option<SocketAddr>,
+    https_listen: Option<SocketAddr>,
     mqtt_plain_listen: Option<SocketAddr>,
     mqtt_plain_principal: Option<String>,
     mqtt_plain_allow_remote: Option<bool>,
@@ -89,6 +94,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub api_listen: SocketAddr,
     pub mqtt_listen: SocketAddr,
+    pub https_listen: SocketAddr,
     /// The plain listener and the certificate id its connections act under.
     pub mqtt_plain: Option<(SocketAddr, String)>,
     pub mqtt_profile: roost_broker::Profile,
@@ -103,6 +109,7 @@ pub struct Config {
 pub const DEFAULT_DATA_DIR: &str = "./roost-data";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9080";
 pub const DEFAULT_MQTT_LISTEN: &str = "0.0.0.0:8883";
+pub const DEFAULT_HTTPS_LISTEN: &str = "0.0.0.0:8443";
 
 impl Config {
     pub fn resolve(args: ServeArgs) -> Result<Self> {
@@ -180,6 +187,10 @@ impl Config {
                 .mqtt_listen
                 .or(file.mqtt_listen)
                 .unwrap_or_else(|| DEFAULT_MQTT_LISTEN.parse().expect("valid default")),
+            https_listen: args
+                .https_listen
+                .or(file.https_listen)
+                .unwrap_or_else(|| DEFAULT_HTTPS_LISTEN.parse().expect("valid default")),
             mqtt_plain,
             mqtt_profile,
             state_save_interval_secs: args

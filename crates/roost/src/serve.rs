@@ -45,7 +45,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .ca()
         .server_certificate(&data_dir, &cfg.hosts)
         .context("preparing the TLS server certificate")?;
-    let tls = roost_broker::tls::server_config(&cert_path, &key_path)?;
+    let tls =
+        roost_broker::tls::server_config(&cert_path, &key_path, roost_broker::tls::MQTT_ALPN)?;
 
     let api = TcpListener::bind(cfg.api_listen)
         .await
@@ -55,8 +56,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding MQTT to {}", cfg.mqtt_listen))?;
     let mqtt_addr = mqtt.local_addr()?;
-    let mut endpoints =
-        serde_json::json!({ "api": api_addr.to_string(), "mqtt": mqtt_addr.to_string() });
+    let https = TcpListener::bind(cfg.https_listen)
+        .await
+        .with_context(|| format!("binding HTTPS to {}", cfg.https_listen))?;
+    let https_addr = https.local_addr()?;
+    let https_tls =
+        roost_broker::tls::server_config(&cert_path, &key_path, roost_broker::tls::HTTP_ALPN)?;
+    let mut endpoints = serde_json::json!({
+        "api": api_addr.to_string(),
+        "mqtt": mqtt_addr.to_string(),
+        "https": https_addr.to_string(),
+    });
     let plain = match &cfg.mqtt_plain {
         Some((addr, principal)) => {
             let listener = TcpListener::bind(addr)
@@ -141,6 +151,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tasks.spawn(async move { b.run_housekeeping(Duration::from_secs(5), s).await });
         let (b, s) = (broker.clone(), stop.clone());
         tasks.spawn(async move { b.serve_tls(mqtt, tls, s).await });
+        let (b, s, r) = (broker.clone(), stop.clone(), registry.clone());
+        tasks.spawn(async move { roost_api::device_https::serve(https, https_tls, r, b, s).await });
         if let Some((listener, principal)) = plain {
             let (b, s) = (broker.clone(), stop.clone());
             tasks.spawn(async move { b.serve_plain(listener, principal, s).await });
@@ -148,6 +160,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let state = roost_api::ApiState::new(
         registry,
+        broker.clone(),
         roost_api::ApiConfig {
             endpoint_host: cfg.hosts[0].clone(),
         },

@@ -1,0 +1,114 @@
+//! What may be published where, shared by MQTT, HTTPS publish and the
+//! iot-data API, so the three entry points refuse exactly the same things.
+
+use crate::authz::ConnectionAuthz;
+use crate::router::Message;
+use crate::{Broker, Profile};
+use roost_policy::Decision;
+use roost_registry::model::Certificate;
+
+/// Why a publish was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishRefusal {
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    ReservedTopic(&'static str),
+    #[error("the payload is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("QoS {0} is not supported")]
+    QosNotSupported(u8),
+    #[error("not authorized to publish to this topic")]
+    NotAuthorized,
+    #[error("the gateway could not load the policies: {0}")]
+    Unavailable(String),
+}
+
+/// A topic name a client may publish to. Clients may publish to
+/// `$aws/things/<thing>/{jobs,shadow}/…` and `$aws/rules/…` (the services
+/// that answer there), never to events, and never retained to a `$` topic.
+pub(crate) fn check_topic(
+    profile: Profile,
+    topic: &str,
+    retain: bool,
+) -> Result<(), PublishRefusal> {
+    roost_topic::validate_topic_name(topic, &crate::connection::topic_limits(profile))
+        .map_err(|e| PublishRefusal::InvalidTopic(e.to_string()))?;
+    if !roost_topic::is_reserved(topic) {
+        return Ok(());
+    }
+    if retain {
+        return Err(PublishRefusal::ReservedTopic(
+            "retained messages cannot be published to a reserved ($) topic",
+        ));
+    }
+    if let Some(rest) = topic.strip_prefix("$aws/") {
+        let service_topic = rest.starts_with("rules/")
+            || rest.strip_prefix("things/").is_some_and(|r| {
+                let mut parts = r.splitn(3, '/');
+                let (_thing, service) = (parts.next(), parts.next());
+                matches!(service, Some("jobs" | "shadow"))
+            });
+        return if service_topic {
+            Ok(())
+        } else {
+            Err(PublishRefusal::ReservedTopic(
+                "this reserved $aws topic cannot be published to",
+            ))
+        };
+    }
+    match profile {
+        Profile::Aws => Err(PublishRefusal::ReservedTopic(
+            "topics starting with $ are reserved",
+        )),
+        Profile::Full => Ok(()),
+    }
+}
+
+impl Broker {
+    fn check_message(&self, message: &Message) -> Result<(), PublishRefusal> {
+        let config = &self.shared.config;
+        check_topic(config.profile, &message.topic, message.retain)?;
+        if message.payload.len() > config.limits.max_payload_bytes {
+            return Err(PublishRefusal::PayloadTooLarge(
+                config.limits.max_payload_bytes,
+            ));
+        }
+        if config.profile == Profile::Aws && message.qos == roost_mqtt::QoS::ExactlyOnce {
+            return Err(PublishRefusal::QosNotSupported(2));
+        }
+        Ok(())
+    }
+
+    /// Publishes on behalf of a device authenticated by `certificate` outside
+    /// MQTT (HTTPS publish): the same topic rules, and iot:Publish (plus
+    /// iot:RetainPublish) under its policies. Thing policy variables do not
+    /// resolve here, as in AWS: there is no client id.
+    pub async fn publish_as_device(
+        &self,
+        certificate: &Certificate,
+        message: Message,
+    ) -> Result<usize, PublishRefusal> {
+        self.check_message(&message)?;
+        let shared = &self.shared;
+        let authz = ConnectionAuthz::new(shared.registry.clone(), certificate.clone(), None, None)
+            .await
+            .map_err(|e| PublishRefusal::Unavailable(e.to_string()))?;
+        if authz.publish(&message.topic, message.retain) != Decision::Allowed {
+            shared
+                .metrics
+                .publish_denied
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(cert_id = %certificate.id, action = "iot:Publish", resource = %format!("topic/{}", message.topic), "denied (HTTPS)");
+            return Err(PublishRefusal::NotAuthorized);
+        }
+        Ok(shared.route(message))
+    }
+
+    /// Publishes on behalf of the control plane (iot-data Publish), whose
+    /// caller was authenticated by SigV4: the topic rules apply, policies do not.
+    pub fn publish_as_service(&self, message: Message) -> Result<usize, PublishRefusal> {
+        self.check_message(&message)?;
+        Ok(self.shared.route(message))
+    }
+}
