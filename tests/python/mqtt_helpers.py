@@ -80,3 +80,26 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
             return True
         time.sleep(interval)
     return predicate()
+
+
+def subscribe_wait(client, topic_filter, qos=1, **kwargs):
+    """Subscribes a paho client and waits for the SUBACK; returns its reason codes as ints."""
+    done = threading.Event()
+    out = {}
+
+    def on_subscribe(c, u, mid, reason_codes, properties):
+        out["rcs"] = reason_codes
+        done.set()
+
+    client.on_subscribe = on_subscribe
+    client.subscribe(topic_filter, qos=qos, **kwargs)
+    if not done.wait(10):
+        raise TimeoutError("no SUBACK")
+    return [rc.value for rc in out["rcs"]]
+
+
+def close(*clients):
+    """Disconnects paho clients cleanly and stops their network threads."""
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()

@@ -8,7 +8,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from conftest import make_device
-from mqtt_helpers import Inbox, paho_connect, wait_until
+from mqtt_helpers import Inbox, close, paho_connect, subscribe_wait as subscribe, wait_until
 
 
 class V5Inbox(Inbox):
@@ -24,24 +24,8 @@ def connect5(dev, port, client_id, properties=None):
     return client, inbox, result
 
 
-def subscribe(client, topic_filter, qos=1, **kw):
-    done = threading.Event()
-    out = {}
-
-    def on_subscribe(c, u, mid, rcs, props):
-        out["rcs"] = rcs
-        done.set()
-
-    client.on_subscribe = on_subscribe
-    client.subscribe(topic_filter, qos=qos, **kw)
-    assert done.wait(10)
-    return [rc.value for rc in out["rcs"]]
 
 
-def close(*clients):
-    for c in clients:
-        c.disconnect()
-        c.loop_stop()
 
 
 def test_connack_announces_aws_limits(roost, tmp_path):

@@ -8,7 +8,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from conftest import make_device
-from mqtt_helpers import Inbox, paho_connect, wait_until
+from mqtt_helpers import Inbox, close, paho_connect, subscribe_wait as subscribe, wait_until
 
 
 def connect(device, port, client_id, protocol=mqtt.MQTTv311, clean=True, **kw):
@@ -21,17 +21,8 @@ def connect(device, port, client_id, protocol=mqtt.MQTTv311, clean=True, **kw):
     return client, inbox, result
 
 
-def subscribe(client, topic_filter, qos=1):
-    done = threading.Event()
-    client.on_subscribe = lambda *a: done.set()
-    client.subscribe(topic_filter, qos=qos)
-    assert done.wait(10)
 
 
-def close(*clients):
-    for c in clients:
-        c.disconnect()
-        c.loop_stop()
 
 
 def test_will_is_published_on_abrupt_disconnect_only(roost, tmp_path):
