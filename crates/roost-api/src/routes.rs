@@ -2,7 +2,7 @@
 //! file is reading the `iot` API surface Roost serves.
 
 use crate::error::{ApiError, ApiResult};
-use crate::ops::{certificates, groups, misc, policies, things};
+use crate::ops::{certificates, groups, misc, policies, rules, things};
 use crate::request::ApiRequest;
 use crate::ApiState;
 use serde_json::Value;
@@ -98,6 +98,14 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         ("POST", ["policy-targets", name]) => {
             policies::list_targets_for_policy(state, req, name).await
         }
+
+        ("GET", ["rules"]) => rules::list_topic_rules(state, req).await,
+        ("POST", ["rules", name]) => rules::create_topic_rule(state, req, name).await,
+        ("GET", ["rules", name]) => rules::get_topic_rule(state, name).await,
+        ("PATCH", ["rules", name]) => rules::replace_topic_rule(state, req, name).await,
+        ("DELETE", ["rules", name]) => rules::delete_topic_rule(state, name).await,
+        ("POST", ["rules", name, "enable"]) => rules::set_disabled(state, name, false).await,
+        ("POST", ["rules", name, "disable"]) => rules::set_disabled(state, name, true).await,
 
         (method, _) => Err(unknown_route(method, &req.raw_path)),
     }

@@ -750,6 +750,7 @@ where
             retain: publish.retain,
             properties,
             publisher: Some(self.client_id.clone()),
+            principal: Some(self.authz.certificate_id().to_string()),
             expires_at,
         };
         let delivered = self.shared().route(message);
@@ -1041,6 +1042,7 @@ where
                         ..Default::default()
                     },
                     publisher: Some(self.client_id.clone()),
+                    principal: Some(self.authz.certificate_id().to_string()),
                     expires_at: will
                         .properties
                         .message_expiry_interval

@@ -163,7 +163,15 @@ struct LiveConnection {
     kick: watch::Sender<Option<Kick>>,
 }
 
+/// Receives every accepted message after it was routed (the rules engine).
+/// `offer` runs on the publishing connection's task: it must not block, and
+/// must not fail the publish.
+pub trait MessageTap: Send + Sync {
+    fn offer(&self, message: &Arc<router::Message>);
+}
+
 pub(crate) struct Shared {
+    tap: std::sync::OnceLock<Arc<dyn MessageTap>>,
     registry: Registry,
     config: BrokerConfig,
     sessions: SessionTable,
@@ -186,6 +194,7 @@ impl Broker {
             Profile::Full => roost_topic::MatchMode::Mqtt,
         };
         let shared = Shared {
+            tap: std::sync::OnceLock::new(),
             registry,
             sessions: SessionTable::default(),
             router: Router::new(mode),
@@ -218,7 +227,7 @@ impl Broker {
                             self.kick_certificate(&certificate_id);
                         }
                     }
-                    Ok(RegistryEvent::AuthorizationChanged) => {}
+                    Ok(RegistryEvent::AuthorizationChanged | RegistryEvent::RulesChanged) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                         // Events were lost: assume everything changed and re-check every live certificate.
                         tracing::warn!(missed, "registry events lagged; re-checking live connections");
@@ -287,6 +296,11 @@ impl Broker {
         self.shared.router.retained_topics()
     }
 
+    /// Installs the tap every accepted message is offered to (once).
+    pub fn set_tap(&self, tap: Arc<dyn MessageTap>) {
+        let _ = self.shared.tap.set(tap);
+    }
+
     /// Closes every connection (server shutdown).
     pub fn close_all(&self) {
         let live = self.shared.live.lock().expect("live connections lock");
@@ -344,7 +358,12 @@ impl Shared {
         if message.retain {
             self.router.retain(&message);
         }
-        self.router
-            .route(&message, &self.sessions, &self.config.limits, &self.metrics)
+        let delivered =
+            self.router
+                .route(&message, &self.sessions, &self.config.limits, &self.metrics);
+        if let Some(tap) = self.tap.get() {
+            tap.offer(&message);
+        }
+        delivered
     }
 }

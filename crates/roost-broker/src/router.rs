@@ -21,8 +21,10 @@ pub struct Message {
     /// The MQTT 5 properties forwarded to subscribers (no topic alias, no
     /// subscription identifiers: those are per connection).
     pub properties: PublishProperties,
-    /// The publishing client id, for MQTT 5 No Local.
+    /// The publishing client id, for MQTT 5 No Local and IoT SQL clientid().
     pub publisher: Option<String>,
+    /// Who published it (certificate id), for IoT SQL principal().
+    pub principal: Option<String>,
     /// When the MQTT 5 message expiry runs out.
     pub expires_at: Option<Instant>,
 }
@@ -36,6 +38,7 @@ impl Message {
             retain: false,
             properties: PublishProperties::default(),
             publisher: None,
+            principal: None,
             expires_at: None,
         }
     }

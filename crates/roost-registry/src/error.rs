@@ -33,6 +33,9 @@ pub enum RegistryError {
     LimitExceeded(String),
     #[error("{0}")]
     RegistrationCodeValidation(String),
+    /// A topic rule's SQL does not parse (the message carries the position).
+    #[error("{0}")]
+    SqlParse(String),
     /// A fault of ours (storage, I/O). The message is logged, never sent.
     #[error("internal failure: {0}")]
     Internal(String),
@@ -54,6 +57,7 @@ impl RegistryError {
             Self::VersionsLimitExceeded(_) => "VersionsLimitExceededException",
             Self::LimitExceeded(_) => "LimitExceededException",
             Self::RegistrationCodeValidation(_) => "RegistrationCodeValidationException",
+            Self::SqlParse(_) => "SqlParseException",
             Self::Internal(_) => "InternalFailureException",
         }
     }
@@ -73,6 +77,7 @@ impl RegistryError {
             Self::VersionsLimitExceeded(_) => 409,
             Self::LimitExceeded(_) => 410,
             Self::RegistrationCodeValidation(_) => 400,
+            Self::SqlParse(_) => 400,
             Self::Internal(_) => 500,
         }
     }

@@ -18,6 +18,7 @@ mod authz;
 mod certificates;
 mod groups;
 mod policies;
+pub mod rules;
 mod things;
 
 pub use authz::{AuthInfo, AuthResult, PrincipalAuthorization};
@@ -67,6 +68,8 @@ pub enum RegistryEvent {
     /// Policies, their versions or attachments, or a thing's attributes,
     /// type, groups or principals changed: cached authorizations are stale.
     AuthorizationChanged,
+    /// A topic rule was created, replaced, deleted, enabled or disabled.
+    RulesChanged,
 }
 
 /// How many registry events may wait for a slow receiver before it lags.
@@ -84,6 +87,8 @@ pub struct Registry {
     /// that may alter an authorization decision; connections compare it with
     /// the value their policies were prepared at.
     generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Set once at start by the rules engine.
+    rule_validator: Arc<std::sync::OnceLock<Arc<dyn rules::RuleValidator>>>,
 }
 
 impl Registry {
@@ -116,7 +121,18 @@ impl Registry {
             settings,
             events,
             generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            rule_validator: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// Installs the rules engine's validator for CreateTopicRule and
+    /// ReplaceTopicRule (once; later calls are ignored).
+    pub fn set_rule_validator(&self, validator: Arc<dyn rules::RuleValidator>) {
+        let _ = self.rule_validator.set(validator);
+    }
+
+    pub(crate) fn rule_validator(&self) -> Option<Arc<dyn rules::RuleValidator>> {
+        self.rule_validator.get().cloned()
     }
 
     pub fn arns(&self) -> &Arns {
@@ -140,8 +156,10 @@ impl Registry {
         // Synchronously first, so the very next action of any connection sees
         // the change; then the broadcast for those that must act (drop a
         // connection). No receivers is fine: nothing is connected yet.
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if event != RegistryEvent::RulesChanged {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         let _ = self.events.send(event);
     }
 

@@ -5,6 +5,7 @@ pub mod certificates;
 pub mod groups;
 pub mod misc;
 pub mod policies;
+pub mod rules;
 pub mod things;
 
 use crate::error::{ApiError, ApiResult};

@@ -141,6 +141,19 @@ pub trait Store: Send + Sync + 'static {
     /// The policies attached to each of `targets`, with their default documents.
     async fn attached_policies(&self, targets: &[String]) -> Result<Vec<(Policy, PolicyVersion)>>;
 
+    // Topic rules.
+    async fn create_topic_rule(&self, rule: &crate::rules::TopicRule) -> Result<()>;
+    async fn get_topic_rule(&self, name: &str) -> Result<Option<crate::rules::TopicRule>>;
+    async fn replace_topic_rule(
+        &self,
+        name: &str,
+        payload: &serde_json::Value,
+        disabled: bool,
+    ) -> Result<()>;
+    async fn delete_topic_rule(&self, name: &str) -> Result<()>;
+    async fn set_topic_rule_disabled(&self, name: &str, disabled: bool) -> Result<()>;
+    async fn list_topic_rules(&self, page: &PageRequest) -> Result<Vec<crate::rules::TopicRule>>;
+
     // Control-plane credentials.
     async fn insert_access_key(
         &self,

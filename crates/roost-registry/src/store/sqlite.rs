@@ -159,6 +159,15 @@ fn version_row(row: &SqliteRow, default_version: i64) -> PolicyVersion {
     }
 }
 
+fn rule_row(row: &SqliteRow) -> crate::rules::TopicRule {
+    crate::rules::TopicRule {
+        name: row.get("name"),
+        payload: serde_json::from_str(row.get::<&str, _>("payload")).unwrap_or_default(),
+        disabled: row.get::<i64, _>("disabled") != 0,
+        created_at: row.get("created_at"),
+    }
+}
+
 fn limit(page: &PageRequest) -> i64 {
     page.limit.min(10_000) as i64
 }
@@ -1256,6 +1265,87 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn create_topic_rule(&self, rule: &crate::rules::TopicRule) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO topic_rules (name, payload, disabled, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&rule.name)
+        .bind(rule.payload.to_string())
+        .bind(rule.disabled)
+        .bind(rule.created_at)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(RegistryError::AlreadyExists {
+                message: format!("Rule {} already exists", rule.name),
+                resource_id: None,
+                resource_arn: None,
+            });
+        }
+        Ok(())
+    }
+
+    async fn get_topic_rule(&self, name: &str) -> Result<Option<crate::rules::TopicRule>> {
+        Ok(sqlx::query("SELECT * FROM topic_rules WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| rule_row(&r)))
+    }
+
+    async fn replace_topic_rule(
+        &self,
+        name: &str,
+        payload: &serde_json::Value,
+        disabled: bool,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE topic_rules SET payload = ?, disabled = ? WHERE name = ?")
+            .bind(payload.to_string())
+            .bind(disabled)
+            .bind(name)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(RegistryError::not_found(format!(
+                "Rule {name} does not exist"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn delete_topic_rule(&self, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM topic_rules WHERE name = ?")
+            .bind(name)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_topic_rule_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE topic_rules SET disabled = ? WHERE name = ?")
+            .bind(disabled)
+            .bind(name)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(RegistryError::not_found(format!(
+                "Rule {name} does not exist"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn list_topic_rules(&self, page: &PageRequest) -> Result<Vec<crate::rules::TopicRule>> {
+        let rows = sqlx::query(
+            "SELECT * FROM topic_rules WHERE (?1 IS NULL OR name > ?1) ORDER BY name LIMIT ?2",
+        )
+        .bind(&page.after)
+        .bind(limit(page))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(rule_row).collect())
     }
 
     async fn insert_access_key(
