@@ -34,7 +34,7 @@ pub trait RuleValidator: Send + Sync {
         payload: &Value,
     ) -> std::result::Result<Vec<String>, RegistryError>;
     /// The topic filter of the rule's FROM clause (ListTopicRules' topicPattern).
-    fn from_topic(&self, payload: &Value) -> Option<String>;
+    fn topic_pattern(&self, payload: &Value) -> Option<String>;
 }
 
 /// Rule names: `[a-zA-Z0-9_]+`, 1–128.
@@ -124,7 +124,7 @@ impl Registry {
 
     /// The topic filter a rule's FROM names, as ListTopicRules shows it.
     pub fn rule_topic_pattern(&self, payload: &Value) -> Option<String> {
-        self.rule_validator().and_then(|v| v.from_topic(payload))
+        self.rule_validator().and_then(|v| v.topic_pattern(payload))
     }
 
     /// Every rule, enabled or not (the rules engine loads them all).
@@ -149,7 +149,7 @@ impl Registry {
             .into_iter()
             .filter(|r| disabled.is_none_or(|d| r.disabled == d))
             .filter(|r| match (topic, &matcher) {
-                (Some(t), Some(m)) => m.from_topic(&r.payload).as_deref() == Some(t),
+                (Some(t), Some(m)) => m.topic_pattern(&r.payload).as_deref() == Some(t),
                 _ => true,
             })
             .collect();
