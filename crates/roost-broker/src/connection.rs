@@ -18,7 +18,7 @@ use roost_mqtt::{
 };
 use roost_policy::Decision;
 use roost_registry::model::Certificate;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -84,8 +84,6 @@ struct Conn<R, W> {
     client_receive_max: usize,
     /// Topic aliases the client set (MQTT 5, client to server).
     aliases: HashMap<u16, String>,
-    /// QoS 2 packet ids received and not yet released (Full profile).
-    inbound_qos2: HashSet<u16>,
     will: Option<Will>,
     kick: watch::Receiver<Option<Kick>>,
 }
@@ -430,12 +428,12 @@ where
             },
         );
     }
-    if connect.clean_start {
-        // The old session's subscriptions go with it.
-        if let Some(old) = shared.sessions.get(&client_id) {
-            if shared.sessions.remove_if(&old) {
-                shared.router.remove_subscriber(&client_id);
-            }
+    // A clean start discards the old session; so does taking over a session
+    // that was to end with its connection (expiry 0), which is over now.
+    if let Some(old) = shared.sessions.get(&client_id) {
+        let ended = old.lock().expiry.is_zero();
+        if (connect.clean_start || ended) && shared.sessions.remove_if(&old) {
+            shared.router.remove_subscriber(&client_id);
         }
     }
     let (session, resumed) = shared.sessions.open(&client_id, connect.clean_start);
@@ -451,9 +449,9 @@ where
         properties.retain_available = Some(true);
         properties.wildcard_subscription_available = Some(true);
         properties.shared_subscription_available = Some(true);
+        properties.subscription_identifiers_available = Some(false);
         if config.profile == Profile::Aws {
             properties.maximum_qos = Some(QoS::AtLeastOnce);
-            properties.subscription_identifiers_available = Some(false);
         }
         if requested_expiry != expiry {
             properties.session_expiry_interval = Some(expiry.as_secs() as u32);
@@ -510,7 +508,6 @@ where
             .unwrap_or(roost_mqtt::MAX_PACKET_SIZE),
         client_receive_max: usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX)),
         aliases: HashMap::new(),
-        inbound_qos2: HashSet::new(),
         will: connect.will,
         kick: kick_rx,
     };
@@ -641,7 +638,7 @@ where
                 Ok(())
             }
             Packet::PubRel(rel) => {
-                let known = self.inbound_qos2.remove(&rel.packet_id);
+                let known = self.session.lock().inbound_qos2.remove(&rel.packet_id);
                 let reason = if known {
                     ReasonCode::Success
                 } else {
@@ -731,7 +728,7 @@ where
         }
         if publish.qos == QoS::ExactlyOnce {
             let packet_id = publish.packet_id.unwrap_or_default();
-            if !self.inbound_qos2.insert(packet_id) {
+            if !self.session.lock().inbound_qos2.insert(packet_id) {
                 // A retransmission before PUBREL: already routed once.
                 self.ack(QoS::ExactlyOnce, packet_id, ReasonCode::Success);
                 return Ok(());
@@ -783,7 +780,8 @@ where
 
     async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Close> {
         let profile = self.shared().config.profile;
-        if profile == Profile::Aws && subscribe.properties.subscription_identifier.is_some() {
+        // Subscription identifiers are not supported (as in AWS): refused in both profiles.
+        if subscribe.properties.subscription_identifier.is_some() {
             return Err(Close::ProtocolError(
                 ReasonCode::SubscriptionIdentifiersNotSupported,
             ));

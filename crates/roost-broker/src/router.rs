@@ -136,7 +136,9 @@ impl Router {
             .collect()
     }
 
-    /// Offers `message` to every matching session; returns how many took it.
+    /// Offers `message` to every matching session; returns how many
+    /// subscribers matched (whether or not their session queued it: an
+    /// offline QoS 0 subscription still matches, for PUBACK's 0x10).
     pub fn route(
         &self,
         message: &Arc<Message>,
@@ -164,7 +166,7 @@ impl Router {
                     .or_insert(*options);
             });
         }
-        let mut delivered = 0;
+        let matched = targets.len();
         for (client_id, options) in targets {
             let Some(session) = sessions.get(&client_id) else {
                 continue;
@@ -176,10 +178,8 @@ impl Router {
                 retain: options.retain_as_published && message.retain,
                 dup: false,
             };
-            if session.enqueue(outgoing, limits, metrics) {
-                delivered += 1;
-            }
+            session.enqueue(outgoing, limits, metrics);
         }
-        delivered
+        matched
     }
 }

@@ -41,6 +41,10 @@ pub(crate) struct SessionState {
     /// QoS 1 and 2 messages sent and not yet acknowledged, in send order.
     pub inflight: VecDeque<Inflight>,
     next_packet_id: u16,
+    /// QoS 2 packet ids received from the client and not yet released
+    /// (PUBREL): kept with the session so a retransmission after a reconnect
+    /// is not delivered twice.
+    pub inbound_qos2: std::collections::HashSet<u16>,
     /// 0: the session ends with its connection.
     pub expiry: Duration,
     /// The connection currently attached, if any.
