@@ -29,6 +29,15 @@ use tokio::sync::watch;
 /// How many deliveries are encoded before the write buffer is flushed.
 const DELIVERY_BATCH: usize = 64;
 
+/// Read buffer sizes: small while a connection is idle (most of them are,
+/// most of the time), large while data keeps coming, so that idle
+/// connections cost little memory and busy ones few system calls.
+const IDLE_READ_BUFFER: usize = 512;
+const BUSY_READ_BUFFER: usize = 16 * 1024;
+
+/// A write buffer larger than this is released after it is flushed.
+const KEPT_WRITE_BUFFER: usize = 4 * 1024;
+
 /// Why a connection ended; decides the will and the lifecycle event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
@@ -161,8 +170,8 @@ pub(crate) async fn run<S>(
 {
     let shared = broker.shared.clone();
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut rbuf = BytesMut::with_capacity(4096);
-    let mut wbuf = BytesMut::with_capacity(4096);
+    let mut rbuf = BytesMut::with_capacity(IDLE_READ_BUFFER);
+    let mut wbuf = BytesMut::new();
     let limits = codec_limits(&broker);
     let first = tokio::select! {
         first = tokio::time::timeout(shared.config.limits.connect_timeout, read_packet(&mut reader, &mut rbuf, None, &limits)) => first,
@@ -558,25 +567,47 @@ where
             return Ok(());
         }
         let timeout = self.shared().config.limits.write_timeout;
-        if write_all(&mut self.writer, &mut self.wbuf, timeout).await {
-            Ok(())
+        if !write_all(&mut self.writer, &mut self.wbuf, timeout).await {
+            return Err(Close::ConnectionLost);
+        }
+        if self.wbuf.capacity() > KEPT_WRITE_BUFFER {
+            self.wbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    /// Sizes the read buffer for the next read: released to a small one
+    /// when empty, grown when the last read filled it.
+    fn prepare_read_buffer(&mut self, last_read_filled: bool) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_READ_BUFFER && !last_read_filled {
+            self.rbuf = BytesMut::with_capacity(IDLE_READ_BUFFER);
+        }
+        let want = if last_read_filled {
+            BUSY_READ_BUFFER
         } else {
-            Err(Close::ConnectionLost)
+            IDLE_READ_BUFFER
+        };
+        if self.rbuf.capacity() - self.rbuf.len() < want / 2 {
+            self.rbuf.reserve(want);
         }
     }
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        let mut last_read_filled = false;
         loop {
             if let Err(close) = self.deliver().await {
                 return close;
             }
+            self.prepare_read_buffer(last_read_filled);
+            let room = self.rbuf.capacity() - self.rbuf.len();
             let deadline = self.keep_alive.map(|k| self.last_received + k);
             let session = self.session.clone();
             tokio::select! {
                 read = self.reader.read_buf(&mut self.rbuf) => {
                     match read {
                         Ok(0) | Err(_) => return Close::ConnectionLost,
-                        Ok(_) => {
+                        Ok(n) => {
+                            last_read_filled = n >= room;
                             self.last_received = Instant::now();
                             if let Err(close) = self.handle_buffered().await {
                                 return close;
