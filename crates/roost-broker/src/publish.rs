@@ -37,7 +37,8 @@ pub(crate) fn check_topic(
     if !roost_topic::is_reserved(topic) {
         return Ok(());
     }
-    if retain {
+    // AWS never retains on reserved topics; the full profile only protects `$aws/`.
+    if retain && (profile == Profile::Aws || topic.starts_with("$aws/")) {
         return Err(PublishRefusal::ReservedTopic(
             "retained messages cannot be published to a reserved ($) topic",
         ));
