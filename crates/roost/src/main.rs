@@ -8,6 +8,7 @@ mod cert;
 mod client;
 mod config;
 mod serve;
+mod sql;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,6 +31,17 @@ enum Command {
     /// Certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// IoT SQL.
+    #[command(subcommand)]
+    Sql(SqlCommand),
+}
+
+#[derive(Subcommand)]
+enum SqlCommand {
+    /// Evaluate a rule's SQL on one message, as the rules engine would, with
+    /// no server: prints the payload an action would receive (exit 0), says
+    /// when the message is filtered out (exit 1), or the error (exit 2).
+    Eval(sql::EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -51,6 +63,20 @@ enum CertCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        // The SQL playground needs no runtime and has its own exit codes.
+        Command::Sql(SqlCommand::Eval(args)) => sql::eval(args),
+        Command::Serve(args) => block_on(serve::run(*args)),
+        Command::Cert(CertCommand::Create { thing, out, target }) => {
+            block_on(async move { cert::create(&thing, &out, &target).await })
+        }
+    }
+}
+
+/// Runs a command on the async runtime; its error is printed with its causes.
+fn block_on(
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,15 +87,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(*args).await,
-            Command::Cert(CertCommand::Create { thing, out, target }) => {
-                cert::create(&thing, &out, &target).await
-            }
-        }
-    });
-    match result {
+    match runtime.block_on(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("roost: {e:#}");

@@ -111,6 +111,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let broker = roost_broker::Broker::new(registry.clone(), cfg.broker.clone());
+    // The rules engine installs its rule validator in the registry and its
+    // tap in the broker before any listener opens.
+    let _rules = roost_rules::RulesEngine::start(
+        registry.clone(),
+        broker.clone(),
+        roost_rules::RulesConfig::under(&data_dir),
+        stop.clone(),
+    )
+    .await
+    .context("starting the rules engine")?;
     let gateway_state =
         roost_broker::BrokerStore::open(&data_dir.join(roost_broker::BrokerStore::FILE))
             .await

@@ -1,0 +1,118 @@
+//! `s3`: store the payload as an object. By default the object store is a
+//! folder under the data directory: bucket = folder, key = path below it.
+
+use super::{template, ActionError};
+use crate::Shared;
+use roost_sql::{Context, Output, SqlVersion, Template};
+use serde_json::Value;
+use std::path::{Component, Path, PathBuf};
+
+pub struct S3Action {
+    pub bucket: String,
+    key: Template,
+}
+
+/// Bucket names as S3 allows them: 3–63 of `[a-z0-9.-]`, starting and
+/// ending with a letter or digit.
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+impl S3Action {
+    pub fn parse(config: &Value, version: SqlVersion) -> Result<Self, String> {
+        let bucket = config
+            .get("bucketName")
+            .and_then(Value::as_str)
+            .ok_or("s3.bucketName is required")?;
+        if !valid_bucket(bucket) {
+            return Err(format!("s3.bucketName '{bucket}' is not a valid bucket name (3-63 characters of a-z, 0-9, '.', '-')"));
+        }
+        Ok(Self {
+            bucket: bucket.to_string(),
+            key: template(config, "key", version).map_err(|e| format!("s3.{e}"))?,
+        })
+    }
+
+    pub async fn execute(
+        &self,
+        shared: &Shared,
+        output: &Output,
+        payload: &[u8],
+        ctx: &Context<'_>,
+    ) -> Result<(), ActionError> {
+        let key = self
+            .key
+            .render(payload, ctx)
+            .map_err(|e| ActionError::permanent(format!("rendering the key: {e}")))?;
+        let path = object_path(&shared.config.objects_dir, &self.bucket, &key)?;
+        let bytes = output.to_bytes();
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| ActionError::transient(format!("Failed to put S3 object: {e}")))?;
+        }
+        // Write to a temporary name and rename, so a reader never sees half an object.
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object"),
+            uuid::Uuid::new_v4().simple()
+        ));
+        tokio::fs::write(&tmp, &bytes)
+            .await
+            .map_err(|e| ActionError::transient(format!("Failed to put S3 object: {e}")))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ActionError::transient(format!("Failed to put S3 object: {e}"))
+        })
+    }
+}
+
+/// `<objects>/<bucket>/<key>`, refusing keys that would leave the bucket.
+fn object_path(root: &Path, bucket: &str, key: &str) -> Result<PathBuf, ActionError> {
+    if key.is_empty() || key.len() > 1024 {
+        return Err(ActionError::permanent(
+            "the object key must be 1 to 1024 bytes",
+        ));
+    }
+    let mut path = root.join(bucket);
+    for component in Path::new(key).components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            _ => return Err(ActionError::permanent(format!("the object key '{key}' has '..', '.' or a leading '/'; it must stay inside the bucket"))),
+        }
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_stay_inside_the_bucket() {
+        let root = Path::new("/data/objects");
+        assert_eq!(
+            object_path(root, "b", "a/b/c").unwrap(),
+            PathBuf::from("/data/objects/b/a/b/c")
+        );
+        assert!(object_path(root, "b", "../x").is_err());
+        assert!(object_path(root, "b", "/etc/passwd").is_err());
+        assert!(object_path(root, "b", "a/../../x").is_err());
+        assert!(object_path(root, "b", "").is_err());
+    }
+
+    #[test]
+    fn bucket_names() {
+        assert!(valid_bucket("iot-webinar-audits"));
+        assert!(!valid_bucket("UPPER"));
+        assert!(!valid_bucket("ab"));
+        assert!(!valid_bucket("-leading"));
+    }
+}
