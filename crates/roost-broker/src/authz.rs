@@ -10,13 +10,14 @@ use roost_registry::{Registry, RegistryError};
 /// What one connection may do.
 pub struct ConnectionAuthz {
     registry: Registry,
-    certificate: Certificate,
+    certificate_id: String,
+    /// The certificate's policy variables, read once (not the whole record:
+    /// thousands of connections each holding a PEM add up).
+    certificate: roost_policy::CertificateContext,
     client_id: Option<String>,
     source_ip: Option<std::net::IpAddr>,
     prepared: PreparedPolicies,
     prepared_at: u64,
-    region: String,
-    account: String,
 }
 
 impl ConnectionAuthz {
@@ -26,18 +27,19 @@ impl ConnectionAuthz {
         client_id: Option<&str>,
         source_ip: Option<std::net::IpAddr>,
     ) -> Result<Self, RegistryError> {
-        let settings = registry.settings().clone();
+        let parsed = roost_registry::pki::parse_pem(&certificate.pem)?;
         let mut authz = Self {
             registry,
-            certificate,
+            certificate_id: certificate.id,
+            certificate: roost_registry::pki::policy_context(&parsed),
             client_id: client_id.map(str::to_string),
             source_ip,
             prepared: PreparedPolicies::default(),
             prepared_at: 0,
-            region: settings.region,
-            account: settings.account,
         };
-        authz.refresh().await?;
+        // Boxed: the registry lookups are large futures, needed only now;
+        // inline they would bloat every connection's task for its whole life.
+        Box::pin(authz.refresh()).await?;
         Ok(authz)
     }
 
@@ -45,7 +47,11 @@ impl ConnectionAuthz {
         let at = self.registry.authorization_generation();
         let mut auth = self
             .registry
-            .principal_authorization(&self.certificate, self.client_id.as_deref())
+            .principal_authorization_for(
+                &self.certificate_id,
+                self.certificate.clone(),
+                self.client_id.as_deref(),
+            )
             .await?;
         auth.context.source_ip = self.source_ip;
         self.prepared = PreparedPolicies::prepare(auth.policies, &auth.context);
@@ -56,17 +62,18 @@ impl ConnectionAuthz {
     /// Re-prepares the policies if the registry changed since they were.
     pub async fn ensure_fresh(&mut self) -> Result<(), RegistryError> {
         if self.registry.authorization_generation() != self.prepared_at {
-            self.refresh().await?;
+            Box::pin(self.refresh()).await?;
         }
         Ok(())
     }
 
     pub fn certificate_id(&self) -> &str {
-        &self.certificate.id
+        &self.certificate_id
     }
 
     fn arn(&self, kind: &str, name: &str) -> String {
-        roost_policy::resource_arn(&self.region, &self.account, kind, name)
+        let settings = self.registry.settings();
+        roost_policy::resource_arn(&settings.region, &settings.account, kind, name)
     }
 
     pub fn decide(

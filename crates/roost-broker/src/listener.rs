@@ -88,10 +88,12 @@ async fn handle(
     let shared = &broker.shared;
     match transport {
         Transport::Tls(acceptor) => {
-            let handshake = tokio::time::timeout(
+            // Boxed, like every phase below: a task is as large as its
+            // largest state for its whole life.
+            let handshake = Box::pin(tokio::time::timeout(
                 shared.config.limits.handshake_timeout,
                 acceptor.accept(stream),
-            )
+            ))
             .await;
             let tls = match handshake {
                 Ok(Ok(tls)) => tls,
@@ -119,7 +121,9 @@ async fn handle(
                     .fetch_add(1, Ordering::Relaxed);
                 return;
             };
-            let certificate = match shared.registry.authenticate_device(der.as_ref()).await {
+            let authenticated = Box::pin(shared.registry.authenticate_device(der.as_ref())).await;
+            drop(der);
+            let certificate = match authenticated {
                 Ok(Ok(cert)) => cert,
                 Ok(Err(refusal)) => {
                     shared
@@ -134,14 +138,30 @@ async fn handle(
                     return;
                 }
             };
-            connection::run(broker.clone(), tls, peer, certificate, shutdown).await;
+            // Boxed: a TLS stream is large, and by value it would sit in this task's
+            // future next to the copy the read/write split moves to the heap.
+            Box::pin(connection::run(
+                broker.clone(),
+                Box::new(tls),
+                peer,
+                certificate,
+                shutdown,
+            ))
+            .await;
         }
         Transport::Plain(principal) => {
-            let certificate = match plain_principal(&broker, principal).await {
+            let certificate = match Box::pin(plain_principal(&broker, principal)).await {
                 Some(c) => c,
                 None => return,
             };
-            connection::run(broker.clone(), stream, peer, certificate, shutdown).await;
+            Box::pin(connection::run(
+                broker.clone(),
+                stream,
+                peer,
+                certificate,
+                shutdown,
+            ))
+            .await;
         }
     }
 }

@@ -58,8 +58,20 @@ impl Registry {
         cert: &Certificate,
         client_id: Option<&str>,
     ) -> Result<PrincipalAuthorization> {
-        let cert_arn = self.arns.cert(&cert.id);
         let parsed = pki::parse_pem(&cert.pem)?;
+        self.principal_authorization_for(&cert.id, pki::policy_context(&parsed), client_id)
+            .await
+    }
+
+    /// [`Self::principal_authorization`] for a certificate whose policy
+    /// variables were read already (live connections keep them, not the PEM).
+    pub async fn principal_authorization_for(
+        &self,
+        certificate_id: &str,
+        certificate: roost_policy::CertificateContext,
+        client_id: Option<&str>,
+    ) -> Result<PrincipalAuthorization> {
+        let cert_arn = self.arns.cert(certificate_id);
         let mut targets = vec![cert_arn.clone()];
         let mut thing = None;
         if let Some(client_id) = client_id.filter(|c| validate::thing_name(c).is_ok()) {
@@ -108,7 +120,7 @@ impl Registry {
             source_ip: None,
             domain_name: None,
             thing,
-            certificate: Some(pki::policy_context(&parsed)),
+            certificate: Some(certificate),
         };
         Ok(PrincipalAuthorization { context, policies })
     }
