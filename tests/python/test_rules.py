@@ -178,3 +178,57 @@ def test_basic_ingest_reaches_only_the_rule(roost, tmp_path):
     assert objects(roost, "ingest")[0].relative_to(roost.data_dir / "objects" / "ingest").as_posix() == "ingest/x"
     assert inbox.empty_for(0.5)
     close(watcher)
+
+
+@pytest.fixture
+def moto_s3(tmp_path):
+    """moto_server's S3 API on a free loopback port, for the s3 action's
+    S3-compatible store."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    log = open(tmp_path / "moto.log", "wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return True
+        except Exception:
+            return False
+
+    assert wait_until(up, 30), "moto_server did not start"
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def test_the_scenario_rule_writing_to_an_s3_compatible_store(roost_factory, tmp_path, moto_s3):
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="moto", aws_secret_access_key="moto")
+    s3.create_bucket(Bucket="iot-webinar-audits")
+    secret = "roost-test-s3-secret-value"
+    roost = roost_factory("--s3-endpoint", moto_s3, "--s3-access-key-id", "moto", "--s3-secret-access-key", secret)
+    dev = make_device(roost, tmp_path, "s3-device")
+    payload = {"sql": "SELECT * FROM 'abcde-12345/+/audit'",
+               "actions": [{"s3": {"bucketName": "iot-webinar-audits", "key": "${topic()}/${timestamp()}", "roleArn": "arn:aws:iam::0:role/r"}}]}
+    roost.boto().create_topic_rule(ruleName="IotWebinarRule", topicRulePayload=payload)
+    publish(dev, roost.mqtt_port, "abcde-12345/s3-device/audit", [json.dumps(AUDIT)], client_id="s3-device")
+
+    def stored():
+        return s3.list_objects_v2(Bucket="iot-webinar-audits").get("Contents", [])
+
+    assert wait_until(lambda: len(stored()) == 1, 15)
+    [obj] = stored()
+    assert obj["Key"].startswith("abcde-12345/s3-device/audit/")
+    body = s3.get_object(Bucket="iot-webinar-audits", Key=obj["Key"])["Body"].read()
+    assert json.loads(body) == AUDIT
+    assert secret not in roost.read_log()

@@ -29,11 +29,43 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// Where the `s3` action stores objects.
+#[derive(Clone, Default)]
+pub enum ObjectStoreConfig {
+    /// A folder per bucket under `RulesConfig::objects_dir` (the default).
+    #[default]
+    Local,
+    /// Any S3-compatible service (MinIO, Ceph, AWS S3, moto…).
+    S3 {
+        endpoint: String,
+        region: String,
+        access_key_id: String,
+        secret_access_key: String,
+    },
+}
+
+// Hand-written so the secret never reaches a log line.
+impl std::fmt::Debug for ObjectStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local => f.write_str("Local"),
+            Self::S3 { endpoint, region, access_key_id, .. } => f
+                .debug_struct("S3")
+                .field("endpoint", endpoint)
+                .field("region", region)
+                .field("access_key_id", access_key_id)
+                .field("secret_access_key", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
 /// The engine's bounds and places.
 #[derive(Clone, Debug)]
 pub struct RulesConfig {
-    /// Where the `s3` action's buckets live (one folder per bucket).
+    /// Where the `s3` action's buckets live (one folder per bucket) with the local store.
     pub objects_dir: PathBuf,
+    pub object_store: ObjectStoreConfig,
     /// Where the `cloudwatchLogs` action's log groups live.
     pub logs_dir: PathBuf,
     /// Messages waiting for one rule.
@@ -48,6 +80,7 @@ impl RulesConfig {
     pub fn under(data_dir: &std::path::Path) -> Self {
         Self {
             objects_dir: data_dir.join("objects"),
+            object_store: ObjectStoreConfig::Local,
             logs_dir: data_dir.join("logs"),
             queue_capacity: 10_000,
             max_attempts: 3,
@@ -100,6 +133,9 @@ pub struct Shared {
     pub(crate) config: RulesConfig,
     pub(crate) broker: Broker,
     pub(crate) http: reqwest::Client,
+    /// S3-compatible clients, one per bucket a rule names (bounded by the rules).
+    pub(crate) buckets:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<dyn object_store::ObjectStore>>>,
 }
 
 struct Engine {
@@ -141,6 +177,7 @@ impl RulesEngine {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            buckets: Default::default(),
         });
         let engine = Arc::new(Engine {
             shared,

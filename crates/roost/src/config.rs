@@ -47,6 +47,18 @@ pub struct ServeArgs {
     /// Seconds a client may take to send CONNECT once connected.
     #[arg(long)]
     pub mqtt_connect_timeout_secs: Option<u64>,
+    /// S3-compatible endpoint for the `s3` rule action (e.g.
+    /// http://127.0.0.1:9000 for MinIO); without it objects go to
+    /// <data-dir>/objects/<bucket>/<key>.
+    #[arg(long, env = "ROOST_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "ROOST_S3_REGION")]
+    pub s3_region: Option<String>,
+    #[arg(long, env = "ROOST_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Prefer the environment variable: a flag is visible to other users in `ps`.
+    #[arg(long, env = "ROOST_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
     /// Seconds between snapshots of persistent sessions and retained
     /// messages (a graceful stop always saves; a crash loses at most this much).
     #[arg(long)]
@@ -80,6 +92,10 @@ struct FileConfig {
     mqtt_profile: Option<String>,
     state_save_interval_secs: Option<u64>,
     mqtt_max_connections: Option<usize>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
     mqtt_handshake_timeout_secs: Option<u64>,
     mqtt_connect_timeout_secs: Option<u64>,
     region: Option<String>,
@@ -100,6 +116,7 @@ pub struct Config {
     pub mqtt_profile: roost_broker::Profile,
     pub state_save_interval_secs: u64,
     pub broker: roost_broker::BrokerConfig,
+    pub object_store: roost_rules::ObjectStoreConfig,
     pub region: String,
     pub account: String,
     pub hosts: Vec<String>,
@@ -181,7 +198,30 @@ impl Config {
         {
             broker.limits.connect_timeout = std::time::Duration::from_secs(s.max(1));
         }
+        let object_store = match args.s3_endpoint.or(file.s3_endpoint) {
+            None => roost_rules::ObjectStoreConfig::Local,
+            Some(endpoint) => {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    anyhow::bail!("s3_endpoint '{endpoint}' must be an http:// or https:// URL");
+                }
+                let key = args.s3_access_key_id.or(file.s3_access_key_id);
+                let secret = args.s3_secret_access_key.or(file.s3_secret_access_key);
+                let (Some(access_key_id), Some(secret_access_key)) = (key, secret) else {
+                    anyhow::bail!("s3_endpoint needs s3_access_key_id and s3_secret_access_key (or ROOST_S3_ACCESS_KEY_ID / ROOST_S3_SECRET_ACCESS_KEY)");
+                };
+                roost_rules::ObjectStoreConfig::S3 {
+                    endpoint,
+                    region: args
+                        .s3_region
+                        .or(file.s3_region)
+                        .unwrap_or_else(|| "us-east-1".into()),
+                    access_key_id,
+                    secret_access_key,
+                }
+            }
+        };
         Ok(Self {
+            object_store,
             broker,
             mqtt_listen: args
                 .mqtt_listen

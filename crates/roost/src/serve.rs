@@ -116,7 +116,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let _rules = roost_rules::RulesEngine::start(
         registry.clone(),
         broker.clone(),
-        roost_rules::RulesConfig::under(&data_dir),
+        roost_rules::RulesConfig {
+            object_store: cfg.object_store.clone(),
+            ..roost_rules::RulesConfig::under(&data_dir)
+        },
         stop.clone(),
     )
     .await

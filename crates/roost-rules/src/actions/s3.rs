@@ -2,10 +2,11 @@
 //! folder under the data directory: bucket = folder, key = path below it.
 
 use super::{template, ActionError};
-use crate::Shared;
+use crate::{ObjectStoreConfig, Shared};
 use roost_sql::{Context, Output, SqlVersion, Template};
 use serde_json::Value;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 pub struct S3Action {
     pub bucket: String,
@@ -49,7 +50,37 @@ impl S3Action {
             .key
             .render(payload, ctx)
             .map_err(|e| ActionError::permanent(format!("rendering the key: {e}")))?;
-        let path = object_path(&shared.config.objects_dir, &self.bucket, &key)?;
+        match &shared.config.object_store {
+            ObjectStoreConfig::Local => self.put_local(shared, output, &key).await,
+            ObjectStoreConfig::S3 { .. } => self.put_s3(shared, output, &key).await,
+        }
+    }
+
+    async fn put_s3(&self, shared: &Shared, output: &Output, key: &str) -> Result<(), ActionError> {
+        let store = bucket_client(shared, &self.bucket)?;
+        let path = object_store::path::Path::parse(key).map_err(|e| {
+            ActionError::permanent(format!("the object key '{key}' is not valid: {e}"))
+        })?;
+        store
+            .put(&path, output.to_bytes().into())
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => ActionError::permanent(format!(
+                    "Failed to put S3 object: bucket {} not found",
+                    self.bucket
+                )),
+                other => ActionError::transient(format!("Failed to put S3 object: {other}")),
+            })
+    }
+
+    async fn put_local(
+        &self,
+        shared: &Shared,
+        output: &Output,
+        key: &str,
+    ) -> Result<(), ActionError> {
+        let path = object_path(&shared.config.objects_dir, &self.bucket, key)?;
         let bytes = output.to_bytes();
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent)
@@ -72,6 +103,41 @@ impl S3Action {
             ActionError::transient(format!("Failed to put S3 object: {e}"))
         })
     }
+}
+
+/// The S3-compatible client for `bucket`, built once.
+fn bucket_client(
+    shared: &Shared,
+    bucket: &str,
+) -> Result<Arc<dyn object_store::ObjectStore>, ActionError> {
+    let ObjectStoreConfig::S3 {
+        endpoint,
+        region,
+        access_key_id,
+        secret_access_key,
+    } = &shared.config.object_store
+    else {
+        return Err(ActionError::permanent(
+            "no S3-compatible store is configured",
+        ));
+    };
+    let mut buckets = shared.buckets.lock().expect("bucket clients lock");
+    if let Some(client) = buckets.get(bucket) {
+        return Ok(client.clone());
+    }
+    let client = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_region(region)
+        .with_bucket_name(bucket)
+        .with_access_key_id(access_key_id)
+        .with_secret_access_key(secret_access_key)
+        .with_allow_http(endpoint.starts_with("http://"))
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .map_err(|e| ActionError::permanent(format!("S3 client for bucket {bucket}: {e}")))?;
+    let client: Arc<dyn object_store::ObjectStore> = Arc::new(client);
+    buckets.insert(bucket.to_string(), client.clone());
+    Ok(client)
 }
 
 /// `<objects>/<bucket>/<key>`, refusing keys that would leave the bucket.
