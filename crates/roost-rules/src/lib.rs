@@ -49,7 +49,12 @@ impl std::fmt::Debug for ObjectStoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Local => f.write_str("Local"),
-            Self::S3 { endpoint, region, access_key_id, .. } => f
+            Self::S3 {
+                endpoint,
+                region,
+                access_key_id,
+                ..
+            } => f
                 .debug_struct("S3")
                 .field("endpoint", endpoint)
                 .field("region", region)
