@@ -109,3 +109,11 @@ def test_device_creation_and_policies_with_boto3(roost):
     by_prefix = iot.list_things(attributeName="Owner", attributeValue="abcde", usePrefixAttributeValue=True)["things"]
     assert [t["thingName"] for t in by_prefix] == [THING]
     assert iot.list_things(thingTypeName=TYPE)["things"][0]["thingName"] == THING
+
+
+def test_describe_endpoint_names_the_device_endpoint(roost):
+    """The scenario's 'note your service endpoint address' step."""
+    _, out, _ = roost.aws("iot", "describe-endpoint", "--endpoint-type", "iot:Data-ATS")
+    assert out["endpointAddress"] == "localhost"
+    rc, _, err = roost.aws("iot", "describe-endpoint", "--endpoint-type", "iot:Nope", check=False)
+    assert rc != 0 and "(InvalidRequestException)" in err
