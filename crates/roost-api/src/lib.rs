@@ -14,6 +14,7 @@ mod error;
 mod ops;
 mod request;
 mod routes;
+pub mod sns;
 
 pub use error::{ApiError, ApiResult};
 
@@ -33,13 +34,16 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How far a request's X-Amz-Date may be from our clock (AWS: 15 minutes).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// Signing names accepted on the API port: the control plane and iot-data.
-const SIGNING_NAMES: &[&str] = &["iot", "iotdata"];
+/// Signing names accepted on the API port: the control plane, iot-data and SNS.
+const SIGNING_NAMES: &[&str] = &["iot", "iotdata", "sns"];
 
 /// What the control plane needs at run time.
 pub struct ApiConfig {
     /// The host name DescribeEndpoint returns for devices.
     pub endpoint_host: String,
+    /// SNS topics' mail delivery; `None` turns the SNS API's Subscribe and
+    /// Publish into InternalError answers.
+    pub sns: Option<Arc<roost_registry::mail::Notifier>>,
 }
 
 #[derive(Clone)]
@@ -175,8 +179,37 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
         Ok(r) => r,
         Err(e) => return e.into_response_with_id(&request_id),
     };
+    // The SNS query protocol answers in XML, errors included; the links
+    // mailed to subscribers (confirm, unsubscribe) are unsigned GETs.
+    if sns::is_query_request(&req) {
+        if sns::is_unsigned_link(&req) {
+            return sns::dispatch(&state, &req, false, &request_id).await;
+        }
+        return match authenticate(&state, &req).await {
+            Ok(verified) if verified.service == "sns" => {
+                sns::dispatch(&state, &req, true, &request_id).await
+            }
+            Ok(verified) => sns::SnsError::new(
+                400,
+                "InvalidAction",
+                format!(
+                    "query-protocol requests must be signed for sns, not {}",
+                    verified.service
+                ),
+            )
+            .into_response_with_id(&request_id),
+            Err(e) => {
+                sns::SnsError::new(e.status, e.code, e.message).into_response_with_id(&request_id)
+            }
+        };
+    }
     let result = match authenticate(&state, &req).await {
         Ok(verified) if verified.service == "iotdata" => data::dispatch(&state, &req).await,
+        Ok(verified) if verified.service == "sns" => Err(ApiError::new(
+            400,
+            "InvalidAction",
+            "SNS requests are POST / with a form-encoded body",
+        )),
         Ok(_) => routes::dispatch(&state, &req).await,
         Err(e) => Err(e),
     };

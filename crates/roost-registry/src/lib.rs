@@ -17,8 +17,10 @@ pub mod validate;
 mod authz;
 mod certificates;
 mod groups;
+pub mod mail;
 mod policies;
 pub mod rules;
+pub mod sns;
 mod things;
 
 pub use authz::{AuthInfo, AuthResult, PrincipalAuthorization};

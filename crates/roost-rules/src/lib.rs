@@ -79,6 +79,8 @@ pub struct RulesConfig {
     pub max_attempts: u32,
     /// The first retry's delay; doubled each time.
     pub retry_backoff: Duration,
+    /// Mail delivery for the `sns` action (None: the action fails).
+    pub sns: Option<Arc<roost_registry::mail::Notifier>>,
 }
 
 impl RulesConfig {
@@ -90,6 +92,7 @@ impl RulesConfig {
             queue_capacity: 10_000,
             max_attempts: 3,
             retry_backoff: Duration::from_millis(100),
+            sns: None,
         }
     }
 }

@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// Prefer the environment variable: a flag is visible to other users in `ps`.
     #[arg(long, env = "ROOST_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
+    /// SMTP server for SNS email subscriptions and the `sns` rule action:
+    /// smtp://[user:pass@]host:port[?tls=none|starttls|tls] (default
+    /// starttls). Prefer the environment variable when it holds a password.
+    #[arg(long, env = "ROOST_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender address of SNS mails.
+    #[arg(long, env = "ROOST_SMTP_FROM")]
+    pub smtp_from: Option<String>,
     /// Seconds between snapshots of persistent sessions and retained
     /// messages (a graceful stop always saves; a crash loses at most this much).
     #[arg(long)]
@@ -96,6 +104,8 @@ struct FileConfig {
     s3_region: Option<String>,
     s3_access_key_id: Option<String>,
     s3_secret_access_key: Option<String>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
     mqtt_handshake_timeout_secs: Option<u64>,
     mqtt_connect_timeout_secs: Option<u64>,
     region: Option<String>,
@@ -117,12 +127,16 @@ pub struct Config {
     pub state_save_interval_secs: u64,
     pub broker: roost_broker::BrokerConfig,
     pub object_store: roost_rules::ObjectStoreConfig,
+    /// Parsed SMTP URL (its Debug form hides the password).
+    pub smtp: Option<roost_registry::mail::SmtpConfig>,
+    pub smtp_from: String,
     pub region: String,
     pub account: String,
     pub hosts: Vec<String>,
     pub thing_type_deletion_wait_secs: u64,
 }
 
+pub const DEFAULT_SMTP_FROM: &str = "roost@localhost";
 pub const DEFAULT_DATA_DIR: &str = "./roost-data";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9080";
 pub const DEFAULT_MQTT_LISTEN: &str = "0.0.0.0:8883";
@@ -220,8 +234,27 @@ impl Config {
                 }
             }
         };
+        let smtp = match args.smtp_url.or(file.smtp_url) {
+            None => None,
+            Some(url) => Some(
+                roost_registry::mail::SmtpConfig::parse(&url)
+                    .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?,
+            ),
+        };
+        let smtp_from = args
+            .smtp_from
+            .or(file.smtp_from)
+            .unwrap_or_else(|| DEFAULT_SMTP_FROM.into());
+        if smtp_from
+            .parse::<roost_registry::mail::lettre_address::Address>()
+            .is_err()
+        {
+            anyhow::bail!("smtp_from '{smtp_from}' is not a valid email address");
+        }
         Ok(Self {
             object_store,
+            smtp,
+            smtp_from,
             broker,
             mqtt_listen: args
                 .mqtt_listen

@@ -113,11 +113,27 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let broker = roost_broker::Broker::new(registry.clone(), cfg.broker.clone());
     // The rules engine installs its rule validator in the registry and its
     // tap in the broker before any listener opens.
+    let notifier = std::sync::Arc::new(
+        roost_registry::mail::Notifier::new(
+            registry.clone(),
+            cfg.smtp.as_ref(),
+            &cfg.smtp_from,
+            &format!("http://{api_addr}"),
+        )
+        .map_err(|e| anyhow::anyhow!("setting up mail delivery: {e}"))?,
+    );
+    match &cfg.smtp {
+        Some(smtp) => {
+            tracing::info!(host = %smtp.host, port = smtp.port, tls = ?smtp.tls, from = %cfg.smtp_from, "SNS email delivery enabled")
+        }
+        None => tracing::info!("no SMTP server configured (--smtp-url): SNS email delivery is off"),
+    }
     let _rules = roost_rules::RulesEngine::start(
         registry.clone(),
         broker.clone(),
         roost_rules::RulesConfig {
             object_store: cfg.object_store.clone(),
+            sns: Some(notifier.clone()),
             ..roost_rules::RulesConfig::under(&data_dir)
         },
         stop.clone(),
@@ -176,6 +192,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         broker.clone(),
         roost_api::ApiConfig {
             endpoint_host: cfg.hosts[0].clone(),
+            sns: Some(notifier),
         },
     );
     let mut api_stop = stop.clone();

@@ -154,6 +154,29 @@ pub trait Store: Send + Sync + 'static {
     async fn set_topic_rule_disabled(&self, name: &str, disabled: bool) -> Result<()>;
     async fn list_topic_rules(&self, page: &PageRequest) -> Result<Vec<crate::rules::TopicRule>>;
 
+    // SNS topics and subscriptions.
+    /// Inserts the topic unless one of that name exists; returns the stored topic.
+    async fn sns_create_topic(&self, topic: &crate::sns::SnsTopic) -> Result<crate::sns::SnsTopic>;
+    async fn sns_get_topic(&self, name: &str) -> Result<Option<crate::sns::SnsTopic>>;
+    async fn sns_list_topics(&self) -> Result<Vec<crate::sns::SnsTopic>>;
+    async fn sns_set_topic_attributes(
+        &self,
+        name: &str,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()>;
+    /// Deletes the topic and all its subscriptions; a missing topic is fine.
+    async fn sns_delete_topic(&self, name: &str) -> Result<()>;
+    async fn sns_insert_subscription(&self, sub: &crate::sns::SnsSubscription) -> Result<()>;
+    async fn sns_get_subscription(&self, arn: &str) -> Result<Option<crate::sns::SnsSubscription>>;
+    /// A topic's subscriptions (all topics' with `None`), oldest first.
+    async fn sns_list_subscriptions(
+        &self,
+        topic: Option<&str>,
+    ) -> Result<Vec<crate::sns::SnsSubscription>>;
+    async fn sns_update_subscription(&self, sub: &crate::sns::SnsSubscription) -> Result<()>;
+    /// Returns false when no such subscription existed.
+    async fn sns_delete_subscription(&self, arn: &str) -> Result<bool>;
+
     // Control-plane credentials.
     async fn insert_access_key(
         &self,

@@ -1267,6 +1267,136 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn sns_create_topic(&self, topic: &crate::sns::SnsTopic) -> Result<crate::sns::SnsTopic> {
+        sqlx::query(
+            "INSERT INTO sns_topics (name, attributes, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&topic.name)
+        .bind(json_text(&topic.attributes))
+        .bind(topic.created_at)
+        .execute(&self.write)
+        .await?;
+        let row = sqlx::query("SELECT * FROM sns_topics WHERE name = ?")
+            .bind(&topic.name)
+            .fetch_one(&self.write)
+            .await?;
+        Ok(sns_topic_row(&row))
+    }
+
+    async fn sns_get_topic(&self, name: &str) -> Result<Option<crate::sns::SnsTopic>> {
+        Ok(sqlx::query("SELECT * FROM sns_topics WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| sns_topic_row(&r)))
+    }
+
+    async fn sns_list_topics(&self) -> Result<Vec<crate::sns::SnsTopic>> {
+        Ok(sqlx::query("SELECT * FROM sns_topics ORDER BY name")
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(sns_topic_row)
+            .collect())
+    }
+
+    async fn sns_set_topic_attributes(
+        &self,
+        name: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE sns_topics SET attributes = ? WHERE name = ?")
+            .bind(json_text(attributes))
+            .bind(name)
+            .execute(&self.write)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(RegistryError::not_found("Topic does not exist"));
+        }
+        Ok(())
+    }
+
+    async fn sns_delete_topic(&self, name: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM sns_subscriptions WHERE topic_name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sns_topics WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sns_insert_subscription(&self, sub: &crate::sns::SnsSubscription) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sns_subscriptions (arn, topic_name, protocol, endpoint, token, confirmed, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&sub.arn)
+        .bind(&sub.topic_name)
+        .bind(&sub.protocol)
+        .bind(&sub.endpoint)
+        .bind(&sub.token)
+        .bind(sub.confirmed)
+        .bind(json_text(&sub.attributes))
+        .bind(sub.created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn sns_get_subscription(&self, arn: &str) -> Result<Option<crate::sns::SnsSubscription>> {
+        Ok(sqlx::query("SELECT * FROM sns_subscriptions WHERE arn = ?")
+            .bind(arn)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| sns_subscription_row(&r)))
+    }
+
+    async fn sns_list_subscriptions(
+        &self,
+        topic: Option<&str>,
+    ) -> Result<Vec<crate::sns::SnsSubscription>> {
+        let rows =
+            match topic {
+                Some(t) => sqlx::query(
+                    "SELECT * FROM sns_subscriptions WHERE topic_name = ? ORDER BY created_at, arn",
+                )
+                .bind(t)
+                .fetch_all(&self.read)
+                .await?,
+                None => {
+                    sqlx::query("SELECT * FROM sns_subscriptions ORDER BY created_at, arn")
+                        .fetch_all(&self.read)
+                        .await?
+                }
+            };
+        Ok(rows.iter().map(sns_subscription_row).collect())
+    }
+
+    async fn sns_update_subscription(&self, sub: &crate::sns::SnsSubscription) -> Result<()> {
+        sqlx::query(
+            "UPDATE sns_subscriptions SET token = ?, confirmed = ?, attributes = ? WHERE arn = ?",
+        )
+        .bind(&sub.token)
+        .bind(sub.confirmed)
+        .bind(json_text(&sub.attributes))
+        .bind(&sub.arn)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn sns_delete_subscription(&self, arn: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sns_subscriptions WHERE arn = ?")
+            .bind(arn)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn create_topic_rule(&self, rule: &crate::rules::TopicRule) -> Result<()> {
         let done = sqlx::query(
             "INSERT INTO topic_rules (name, payload, disabled, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
@@ -1372,5 +1502,26 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.read)
                 .await?,
         )
+    }
+}
+
+fn sns_topic_row(r: &SqliteRow) -> crate::sns::SnsTopic {
+    crate::sns::SnsTopic {
+        name: r.get("name"),
+        attributes: json_map(r.get::<&str, _>("attributes")),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn sns_subscription_row(r: &SqliteRow) -> crate::sns::SnsSubscription {
+    crate::sns::SnsSubscription {
+        arn: r.get("arn"),
+        topic_name: r.get("topic_name"),
+        protocol: r.get("protocol"),
+        endpoint: r.get("endpoint"),
+        token: r.get("token"),
+        confirmed: r.get("confirmed"),
+        attributes: json_map(r.get::<&str, _>("attributes")),
+        created_at: r.get("created_at"),
     }
 }

@@ -6,6 +6,7 @@ mod http;
 mod logs;
 mod republish;
 mod s3;
+mod sns;
 
 use crate::Shared;
 use roost_sql::{Context, Output, SqlVersion, Template};
@@ -40,6 +41,7 @@ pub enum Action {
     Republish(republish::RepublishAction),
     Http(http::HttpAction),
     CloudwatchLogs(logs::LogsAction),
+    Sns(sns::SnsAction),
 }
 
 /// Action types AWS has that need an AWS service Roost does not provide.
@@ -90,9 +92,9 @@ impl Action {
             "republish" => Action::Republish(republish::RepublishAction::parse(config, version)?),
             "http" => Action::Http(http::HttpAction::parse(config, version)?),
             "cloudwatchLogs" => Action::CloudwatchLogs(logs::LogsAction::parse(config, version)?),
-            "sns" => return Err("the sns action is not available in this Roost version yet".into()),
+            "sns" => Action::Sns(sns::SnsAction::parse(config, version)?),
             other if AWS_ONLY.contains(&other) => {
-                return Err(format!("the {other} action is not supported by Roost: it needs an AWS service (use s3, republish, http, cloudwatchLogs)"))
+                return Err(format!("the {other} action is not supported by Roost: it needs an AWS service (use s3, republish, http, cloudwatchLogs, sns)"))
             }
             other => return Err(format!("unknown action type '{other}'")),
         };
@@ -106,6 +108,7 @@ impl Action {
             Action::Republish(_) => "RepublishAction",
             Action::Http(_) => "HttpAction",
             Action::CloudwatchLogs(_) => "CloudwatchLogsAction",
+            Action::Sns(_) => "SnsAction",
         }
     }
 
@@ -116,6 +119,7 @@ impl Action {
             Action::Republish(a) => a.topic_text.clone(),
             Action::Http(a) => a.url_text.clone(),
             Action::CloudwatchLogs(a) => a.group.clone(),
+            Action::Sns(a) => a.target_text.clone(),
         }
     }
 
@@ -131,6 +135,7 @@ impl Action {
             Action::Republish(a) => a.execute(shared, output, payload, ctx).await,
             Action::Http(a) => a.execute(shared, output, payload, ctx).await,
             Action::CloudwatchLogs(a) => a.execute(shared, output, payload, ctx).await,
+            Action::Sns(a) => a.execute(shared, output, payload, ctx).await,
         }
     }
 }
