@@ -87,7 +87,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         serde_json::to_vec_pretty(&endpoints)?.as_slice(),
     )?;
     write_aws_config(&data_dir, &cfg.region, &format!("http://{api_addr}"))?;
-    tracing::info!(api = %api_addr, mqtt = %mqtt_addr, data_dir = %data_dir.display(), profile = ?cfg.mqtt_profile, "roost is listening");
+    tracing::info!(api = %api_addr, mqtt = %mqtt_addr, https = %https_addr, data_dir = %data_dir.display(), profile = ?cfg.mqtt_profile, "roost is listening");
     if let Some(()) = new_credentials {
         // Printed once, on the first start: how to point the aws CLI and boto3 at Roost.
         println!(
