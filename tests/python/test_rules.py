@@ -232,3 +232,41 @@ def test_the_scenario_rule_writing_to_an_s3_compatible_store(roost_factory, tmp_
     body = s3.get_object(Bucket="iot-webinar-audits", Key=obj["Key"])["Body"].read()
     assert json.loads(body) == AUDIT
     assert secret not in roost.read_log()
+
+
+def test_republish_sets_mqtt5_headers_from_templates(roost, tmp_path):
+    from paho.mqtt.properties import Properties  # noqa: F401  (the client returns them)
+
+    dev = make_device(roost, tmp_path, "headers-device")
+    payload = {
+        "sql": "SELECT reading FROM 'plant/+/temp'",
+        "awsIotSqlVersion": "2016-03-23",
+        "actions": [{"republish": {
+            "topic": "alerts/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::0:role/r",
+            "headers": {
+                "contentType": "application/json",
+                "responseTopic": "replies/${topic(2)}",
+                "correlationData": "${encode('id-' + topic(2), 'base64')}",
+                "messageExpiry": "120",
+                "payloadFormatIndicator": "UTF8_DATA",
+                "userProperties": [{"key": "plant", "value": "${topic(2)}"}],
+            },
+        }}],
+    }
+    roost.boto().create_topic_rule(ruleName="headers_rule", topicRulePayload=payload)
+    client = dev.paho("headers-watcher", protocol=mqtt.MQTTv5)
+    inbox = Inbox()
+    client.on_message = lambda c, u, m: inbox.q.put(m)
+    paho_connect(client, roost.mqtt_port)
+    subscribe_wait(client, "alerts/#")
+    roost.boto("iot-data").publish(topic="plant/p7/temp", payload=b'{"reading": 81}', qos=1)
+    m = inbox.get()
+    p = m.properties
+    assert m.topic == "alerts/p7" and json.loads(m.payload) == {"reading": 81}
+    assert p.ContentType == "application/json" and p.ResponseTopic == "replies/p7"
+    assert p.CorrelationData == b"id-p7" and p.PayloadFormatIndicator == 1
+    assert 0 < p.MessageExpiryInterval <= 120 and p.UserProperty == [("plant", "p7")]
+    close(client)
+    bad = {**payload, "actions": [{"republish": {"topic": "x", "roleArn": "r", "headers": {"contentType": "${topic(}"}}}]}
+    rc, _, err = roost.aws("iot", "create-topic-rule", "--rule-name", "bad_headers", "--topic-rule-payload", json.dumps(bad), check=False)
+    assert rc != 0 and "(InvalidRequestException)" in err and "contentType" in err, err
