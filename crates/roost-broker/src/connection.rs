@@ -94,7 +94,7 @@ struct Conn<R, W> {
     /// Topic aliases the client set (MQTT 5, client to server).
     aliases: HashMap<u16, String>,
     will: Option<Will>,
-    kick: watch::Receiver<Option<Kick>>,
+    kick: Arc<crate::KickSignal>,
 }
 
 fn codec_limits(broker: &Broker) -> roost_mqtt::Limits {
@@ -428,20 +428,20 @@ where
     }
 
     // Take over: an existing connection with this client id is closed.
-    let (kick_tx, kick_rx) = watch::channel(None);
+    let kick = Arc::new(crate::KickSignal::default());
     let conn_id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
     {
         let mut live = shared.live.lock().expect("live connections lock");
         for old in live.values().filter(|c| c.client_id == client_id) {
             shared.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
-            let _ = old.kick.send(Some(Kick::TakenOver));
+            old.kick.send(Kick::TakenOver);
         }
         live.insert(
             conn_id,
             LiveConnection {
                 client_id: client_id.clone(),
                 certificate_id: certificate.id.clone(),
-                kick: kick_tx,
+                kick: kick.clone(),
             },
         );
     }
@@ -526,7 +526,7 @@ where
         client_receive_max: usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX)),
         aliases: HashMap::new(),
         will: connect.will,
-        kick: kick_rx,
+        kick,
     };
     conn.lifecycle_connected();
     Some(conn)
@@ -610,6 +610,7 @@ where
             let room = self.rbuf.capacity() - self.rbuf.len();
             let deadline = self.keep_alive.map(|k| self.last_received + k);
             let session = self.session.clone();
+            let kick_signal = self.kick.clone();
             tokio::select! {
                 read = self.reader.read_buf(&mut self.rbuf) => {
                     match read {
@@ -628,10 +629,7 @@ where
                     self.shared().metrics.keepalive_timeouts.fetch_add(1, Ordering::Relaxed);
                     return Close::KeepAliveTimeout;
                 }
-                _ = self.kick.changed() => {
-                    let kick = (*self.kick.borrow()).unwrap_or(Kick::Shutdown);
-                    return Close::Kicked(kick);
-                }
+                kick = kick_signal.received() => return Close::Kicked(kick),
                 _ = shutdown.changed() => return Close::Kicked(Kick::Shutdown),
             }
         }

@@ -157,10 +157,42 @@ pub(crate) enum Kick {
     Shutdown,
 }
 
+/// Tells one connection to close, and why. A `Notify` and a byte: thousands
+/// of idle connections each hold one, so it is kept small.
+#[derive(Debug, Default)]
+pub(crate) struct KickSignal {
+    reason: std::sync::atomic::AtomicU8,
+    notify: tokio::sync::Notify,
+}
+
+impl KickSignal {
+    pub(crate) fn send(&self, kick: Kick) {
+        let code = match kick {
+            Kick::TakenOver => 1,
+            Kick::CertificateRevoked => 2,
+            Kick::Shutdown => 3,
+        };
+        self.reason.store(code, Ordering::Release);
+        // notify_one keeps a permit when nobody waits yet: no lost wake-up.
+        self.notify.notify_one();
+    }
+
+    pub(crate) async fn received(&self) -> Kick {
+        loop {
+            match self.reason.load(Ordering::Acquire) {
+                1 => return Kick::TakenOver,
+                2 => return Kick::CertificateRevoked,
+                3 => return Kick::Shutdown,
+                _ => self.notify.notified().await,
+            }
+        }
+    }
+}
+
 struct LiveConnection {
     client_id: String,
     certificate_id: String,
-    kick: watch::Sender<Option<Kick>>,
+    kick: Arc<KickSignal>,
 }
 
 /// Receives every accepted message after it was routed (the rules engine).
@@ -244,7 +276,7 @@ impl Broker {
         let live = self.shared.live.lock().expect("live connections lock");
         for conn in live.values().filter(|c| c.certificate_id == certificate_id) {
             tracing::info!(client_id = %conn.client_id, cert_id = %certificate_id, "closing connection: certificate no longer ACTIVE");
-            let _ = conn.kick.send(Some(Kick::CertificateRevoked));
+            conn.kick.send(Kick::CertificateRevoked);
         }
     }
 
@@ -305,7 +337,7 @@ impl Broker {
     pub fn close_all(&self) {
         let live = self.shared.live.lock().expect("live connections lock");
         for conn in live.values() {
-            let _ = conn.kick.send(Some(Kick::Shutdown));
+            conn.kick.send(Kick::Shutdown);
         }
     }
 
