@@ -53,28 +53,13 @@ pub async fn serve(
         let (acceptor, registry, broker) = (acceptor.clone(), registry.clone(), broker.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "HTTPS TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%peer, "HTTPS TLS handshake timed out");
-                    return;
-                }
-            };
-            let Some(der) = roost_broker::tls::peer_certificate(tls.get_ref().1) else {
-                return;
-            };
-            let certificate = match registry.authenticate_device(der.as_ref()).await {
-                Ok(Ok(c)) => Arc::new(c),
-                Ok(Err(refusal)) => {
-                    tracing::info!(%peer, reason = %refusal, "HTTPS connection refused: certificate");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(%peer, error = %e, "certificate lookup failed");
+            let accepted =
+                roost_broker::tls::accept_device(&acceptor, stream, HANDSHAKE_TIMEOUT, &registry)
+                    .await;
+            let (tls, certificate) = match accepted {
+                Ok((tls, certificate)) => (tls, Arc::new(certificate)),
+                Err(refusal) => {
+                    tracing::info!(%peer, reason = %refusal, "HTTPS connection refused");
                     return;
                 }
             };

@@ -100,19 +100,6 @@ pub async fn serve(
         .await
 }
 
-/// Looks up one access key's secret, fetched before verification so the
-/// verifier itself stays synchronous and pure.
-struct OneKey(Option<(String, String)>);
-
-impl roost_sigv4::CredentialLookup for OneKey {
-    fn secret_access_key(&self, access_key_id: &str) -> Option<String> {
-        self.0
-            .as_ref()
-            .filter(|(id, _)| id == access_key_id)
-            .map(|(_, s)| s.clone())
-    }
-}
-
 async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<roost_sigv4::Verified> {
     let headers: Vec<(&str, &str)> = req
         .headers
@@ -140,7 +127,14 @@ async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<roost_sig
         max_clock_skew: MAX_CLOCK_SKEW,
         uri_encoding: roost_sigv4::UriEncoding::Double,
     };
-    roost_sigv4::verify_any(&signed, &options, &OneKey(key)).map_err(|e| {
+    // The secret is fetched before verification so the verifier itself stays
+    // synchronous and pure; the lookup then only answers for that one key.
+    let lookup = |id: &str| {
+        key.as_ref()
+            .filter(|(k, _)| k == id)
+            .map(|(_, s)| s.clone())
+    };
+    roost_sigv4::verify_any(&signed, &options, &lookup).map_err(|e| {
         tracing::info!(error = %e, method = %req.method, path = %req.raw_path, "request refused: signature");
         ApiError::new(e.http_status(), e.aws_error_code(), e.to_string())
     })

@@ -236,27 +236,16 @@ async fn refuse<W: AsyncWrite + Unpin>(
     reason: ReasonCode,
     timeout: Duration,
 ) {
+    // 3.1.1 has only a few return codes: anything it cannot say becomes "not authorized".
+    let reason_code = match protocol {
+        ProtocolVersion::V311 if reason.connack_v311().is_none() => ReasonCode::NotAuthorized,
+        _ => reason,
+    };
     let connack = Packet::ConnAck(ConnAck {
         session_present: false,
-        reason_code: reason,
+        reason_code,
         properties: ConnAckProperties::default(),
     });
-    let code = match protocol {
-        ProtocolVersion::V5 => Some(reason),
-        // 3.1.1 has only a few codes: map, or fall back to "not authorized".
-        _ => Some(if reason.connack_v311().is_some() {
-            reason
-        } else {
-            ReasonCode::NotAuthorized
-        }),
-    };
-    let connack = match (connack, code) {
-        (Packet::ConnAck(mut c), Some(code)) => {
-            c.reason_code = code;
-            Packet::ConnAck(c)
-        }
-        (p, _) => p,
-    };
     if roost_mqtt::encode(&connack, protocol, wbuf).is_ok() {
         write_all(writer, wbuf, timeout).await;
     }

@@ -3,6 +3,7 @@
 //! with a permit from a semaphore that caps connections and handshakes in
 //! progress together.
 
+use crate::tls::DeviceRefusal;
 use crate::{connection, Broker};
 use roost_registry::model::{Certificate, CertificateStatus};
 use std::net::SocketAddr;
@@ -88,61 +89,42 @@ async fn handle(
     let shared = &broker.shared;
     match transport {
         Transport::Tls(acceptor) => {
-            // Boxed, like every phase below: a task is as large as its
-            // largest state for its whole life.
-            let handshake = Box::pin(tokio::time::timeout(
-                shared.config.limits.handshake_timeout,
-                acceptor.accept(stream),
-            ))
+            let limits = &shared.config.limits;
+            let accepted = crate::tls::accept_device(
+                acceptor,
+                stream,
+                limits.handshake_timeout,
+                &shared.registry,
+            )
             .await;
-            let tls = match handshake {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    shared
-                        .metrics
-                        .tls_handshake_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    shared
-                        .metrics
-                        .tls_handshake_timeouts
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let Some(der) = crate::tls::peer_certificate(tls.get_ref().1) else {
-                shared
-                    .metrics
-                    .certificates_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            let authenticated = Box::pin(shared.registry.authenticate_device(der.as_ref())).await;
-            drop(der);
-            let certificate = match authenticated {
-                Ok(Ok(cert)) => cert,
-                Ok(Err(refusal)) => {
-                    shared
-                        .metrics
-                        .certificates_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%peer, reason = %refusal, "connection refused: certificate");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(%peer, error = %e, "certificate lookup failed");
+            let (tls, certificate) = match accepted {
+                Ok(pair) => pair,
+                Err(refusal) => {
+                    let counter = match &refusal {
+                        DeviceRefusal::HandshakeFailed(_) => {
+                            Some(&shared.metrics.tls_handshake_failures)
+                        }
+                        DeviceRefusal::HandshakeTimeout => {
+                            Some(&shared.metrics.tls_handshake_timeouts)
+                        }
+                        DeviceRefusal::NoCertificate | DeviceRefusal::Certificate(_) => {
+                            Some(&shared.metrics.certificates_refused)
+                        }
+                        DeviceRefusal::Lookup(_) => None,
+                    };
+                    match counter {
+                        Some(c) => {
+                            c.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(%peer, reason = %refusal, "connection refused");
+                        }
+                        None => tracing::error!(%peer, reason = %refusal, "connection refused"),
+                    }
                     return;
                 }
             };
-            // Boxed: a TLS stream is large, and by value it would sit in this task's
-            // future next to the copy the read/write split moves to the heap.
             Box::pin(connection::run(
                 broker.clone(),
-                Box::new(tls),
+                tls,
                 peer,
                 certificate,
                 shutdown,

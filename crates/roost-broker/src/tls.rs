@@ -135,3 +135,49 @@ pub fn peer_certificate(conn: &rustls::ServerConnection) -> Option<CertificateDe
 pub fn provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
+
+/// Why a device's TLS connection was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceRefusal {
+    #[error("TLS handshake failed: {0}")]
+    HandshakeFailed(std::io::Error),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+    #[error("no client certificate")]
+    NoCertificate,
+    #[error("certificate: {0}")]
+    Certificate(roost_registry::CertificateRefusal),
+    #[error("certificate lookup failed: {0}")]
+    Lookup(roost_registry::RegistryError),
+}
+
+/// The device side of every TLS listener (MQTT and HTTPS): the handshake
+/// within `timeout`, then the registry's decision on the client certificate.
+/// The TLS stream comes back boxed: it is large, and its owner's task should
+/// not carry it inline.
+pub async fn accept_device(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    timeout: std::time::Duration,
+    registry: &roost_registry::Registry,
+) -> Result<
+    (
+        Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        roost_registry::model::Certificate,
+    ),
+    DeviceRefusal,
+> {
+    // Boxed, like every phase of a connection: a task is as large as its
+    // largest state for its whole life.
+    let tls = match Box::pin(tokio::time::timeout(timeout, acceptor.accept(stream))).await {
+        Ok(Ok(tls)) => Box::new(tls),
+        Ok(Err(e)) => return Err(DeviceRefusal::HandshakeFailed(e)),
+        Err(_) => return Err(DeviceRefusal::HandshakeTimeout),
+    };
+    let der = peer_certificate(tls.get_ref().1).ok_or(DeviceRefusal::NoCertificate)?;
+    match Box::pin(registry.authenticate_device(der.as_ref())).await {
+        Ok(Ok(certificate)) => Ok((tls, certificate)),
+        Ok(Err(refusal)) => Err(DeviceRefusal::Certificate(refusal)),
+        Err(e) => Err(DeviceRefusal::Lookup(e)),
+    }
+}

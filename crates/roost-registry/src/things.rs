@@ -162,9 +162,8 @@ impl Registry {
         if let Some(t) = &update.thing_type_name {
             validate::thing_type_name(t)?;
         }
-        if let Some((attrs, merge)) = &update.attributes {
+        if let Some((attrs, _)) = &update.attributes {
             // With merge an empty value means "remove"; it is a well-formed value either way.
-            let _ = merge;
             validate::attributes(attrs)?;
         }
         let expected = update.expected_version;
