@@ -41,9 +41,9 @@ const SIGNING_NAMES: &[&str] = &["iot", "iotdata", "sns"];
 pub struct ApiConfig {
     /// The host name DescribeEndpoint returns for devices.
     pub endpoint_host: String,
-    /// SNS topics' mail delivery; `None` turns the SNS API's Subscribe and
-    /// Publish into InternalError answers.
-    pub sns: Option<Arc<roost_registry::mail::Notifier>>,
+    /// SNS topics' delivery (mail, http, signatures); `None` turns the SNS
+    /// API's Subscribe and Publish into InternalError answers.
+    pub sns: Option<Arc<roost_notify::Notifier>>,
 }
 
 #[derive(Clone)]
@@ -162,6 +162,26 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             state.registry().ca().root_pem().to_string(),
         )
             .into_response();
+    }
+    // So is the certificate SNS messages are signed with (SigningCertURL).
+    if parts.method == "GET" {
+        if let Some(file) = parts.uri.path().strip_prefix('/').filter(|p| {
+            p.starts_with("SimpleNotificationService-") && p.ends_with(".pem") && !p.contains('/')
+        }) {
+            let pem = match &state.config().sns {
+                Some(notifier) => notifier.signing_certificate(file).await,
+                None => None,
+            };
+            return match pem {
+                Some(pem) => (
+                    StatusCode::OK,
+                    [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+                    pem,
+                )
+                    .into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            };
+        }
     }
     let req = match ApiRequest::new(
         parts.method.to_string(),

@@ -1,14 +1,17 @@
 //! The SNS-compatible API (AWS `query` protocol): form-encoded `POST /`
 //! signed with the `sns` signing name, XML answers. The confirm and
-//! unsubscribe links mailed to subscribers are unsigned `GET /?Action=…`
-//! requests and are let through for those two actions only.
+//! unsubscribe links sent to subscribers are unsigned `GET /?Action=…`
+//! requests and are let through for those two actions only. Delivery is
+//! `roost-notify`'s: this module only hands it what to send.
 
 use crate::request::ApiRequest;
 use crate::ApiState;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use percent_encoding::percent_decode_str;
-use roost_registry::sns::SnsSubscription;
+use roost_notify::{Notifier, Publication};
+use roost_registry::sns::{MessageAttribute, MessageText, SnsSubscription};
 use roost_registry::RegistryError;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -293,7 +296,7 @@ fn subscription_member(state: &ApiState, sub: &SnsSubscription) -> String {
     )
 }
 
-fn notifier(state: &ApiState) -> Result<&Arc<roost_registry::mail::Notifier>, SnsError> {
+fn notifier(state: &ApiState) -> Result<&Arc<Notifier>, SnsError> {
     state.config().sns.as_ref().ok_or_else(|| {
         SnsError::new(
             500,
@@ -400,7 +403,12 @@ async fn run(state: &ApiState, p: &Params, authenticated: bool) -> Outcome {
         }
         "Unsubscribe" => {
             let arn = p.required("SubscriptionArn")?;
-            registry.sns_unsubscribe(arn, authenticated).await?;
+            let removed = registry.sns_unsubscribe(arn, authenticated).await?;
+            if removed.confirmed {
+                if let Ok(notifier) = notifier(state) {
+                    notifier.send_unsubscribe_confirmation(&removed);
+                }
+            }
             Ok(("Unsubscribe", None))
         }
         "ListSubscriptionsByTopic" | "ListSubscriptions" => {
@@ -448,30 +456,70 @@ async fn run(state: &ApiState, p: &Params, authenticated: bool) -> Outcome {
     }
 }
 
-/// The text email subscribers get: with `MessageStructure=json` the
-/// `email` entry, else `default`.
-pub fn email_text(message: &str, structure: Option<&str>) -> Result<String, SnsError> {
-    match structure {
-        None => Ok(message.to_string()),
-        Some("json") => {
-            let doc: serde_json::Value = serde_json::from_str(message).map_err(|_| {
-                SnsError::invalid(
-                    "Invalid parameter: Message Structure - JSON message body failed to parse",
-                )
-            })?;
-            let default = doc.get("default").and_then(|v| v.as_str()).ok_or_else(|| {
-                SnsError::invalid(
-                    "Invalid parameter: Message Structure - No default entry in JSON message body",
-                )
-            })?;
-            Ok(doc
-                .get("email")
-                .and_then(|v| v.as_str())
-                .unwrap_or(default)
-                .to_string())
+/// Publish's `MessageAttributes.entry.N.Name` / `.Value.DataType` /
+/// `.Value.StringValue` / `.Value.BinaryValue` (base64, decoded once and
+/// shown re-encoded). Bad ones are `ParameterValueInvalid`, as in SNS.
+pub fn message_attributes(p: &Params) -> Result<BTreeMap<String, MessageAttribute>, SnsError> {
+    const MAX_ATTRIBUTES: usize = 10;
+    let bad = |m: String| SnsError::new(400, "ParameterValueInvalid", m);
+    let mut out = BTreeMap::new();
+    for n in 1.. {
+        let key = |field: &str| format!("MessageAttributes.entry.{n}.{field}");
+        let Some(name) = p.get(&key("Name")) else {
+            break;
+        };
+        if out.len() == MAX_ATTRIBUTES {
+            return Err(bad(format!(
+                "Number of message attributes [{}] exceeds the allowed maximum [{MAX_ATTRIBUTES}].",
+                MAX_ATTRIBUTES + 1
+            )));
         }
-        Some(_) => Err(SnsError::invalid("Invalid parameter: MessageStructure")),
+        if name.is_empty()
+            || name.len() > 256
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(bad(format!(
+                "The message attribute name '{name}' is invalid."
+            )));
+        }
+        let data_type = p.get(&key("Value.DataType")).unwrap_or("");
+        let base = data_type.split('.').next().unwrap_or("");
+        let value = match (base, data_type) {
+            ("Binary", _) => {
+                let encoded = p.get(&key("Value.BinaryValue")).unwrap_or("");
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .ok()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| {
+                        bad(format!("The message attribute '{name}' must contain a non-empty base64 binary value for message attribute type 'Binary'."))
+                    })?;
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            }
+            ("String" | "Number", _) | (_, "String.Array") => {
+                let v = p.get(&key("Value.StringValue")).unwrap_or("");
+                if v.is_empty() {
+                    return Err(bad(format!("The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{data_type}'.")));
+                }
+                v.to_string()
+            }
+            _ => {
+                return Err(bad(format!(
+                    "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
+                )))
+            }
+        };
+        out.insert(
+            name.to_string(),
+            MessageAttribute {
+                data_type: data_type.to_string(),
+                value,
+            },
+        );
     }
+    Ok(out)
 }
 
 async fn publish(state: &ApiState, p: &Params) -> Outcome {
@@ -493,19 +541,15 @@ async fn publish(state: &ApiState, p: &Params) -> Outcome {
     let message = p.get("Message").unwrap_or("");
     let topic = registry.sns_topic(arn).await?;
     let subject = p.get("Subject");
-    roost_registry::mail::check_message(&topic, message, subject)?;
-    let text = email_text(message, p.get("MessageStructure"))?;
+    roost_registry::sns::check_publish(&topic, message, subject)?;
+    let text = MessageText::parse(message, p.get("MessageStructure"))?;
+    let publication = Publication::new(text, subject.map(str::to_string), message_attributes(p)?);
     let subs = registry.sns_subscriptions(Some(arn)).await?;
-    let message_id = uuid::Uuid::new_v4().to_string();
-    {
-        let (id, subject) = (message_id.clone(), subject.map(str::to_string));
-        tokio::spawn(async move {
-            // Failures are logged and counted by the notifier.
-            let _ = notifier
-                .deliver(&topic, &subs, &text, subject.as_deref(), &id)
-                .await;
-        });
-    }
+    let message_id = publication.message_id.clone();
+    tokio::spawn(async move {
+        // Failures are logged and counted by the notifier.
+        let _ = notifier.deliver(&topic, &subs, &publication).await;
+    });
     Ok(("Publish", Some(element("MessageId", &message_id))))
 }
 
@@ -550,14 +594,27 @@ mod tests {
     }
 
     #[test]
-    fn message_structure() {
-        assert_eq!(email_text("hi", None).unwrap(), "hi");
+    fn message_attributes_decode_and_validate() {
+        let p = Params::parse("MessageAttributes.entry.1.Name=k1&MessageAttributes.entry.1.Value.DataType=String&MessageAttributes.entry.1.Value.StringValue=v1&MessageAttributes.entry.2.Name=k2&MessageAttributes.entry.2.Value.DataType=Binary&MessageAttributes.entry.2.Value.BinaryValue=QVFJRA%3D%3D&MessageAttributes.entry.3.Name=k3&MessageAttributes.entry.3.Value.DataType=Number.int&MessageAttributes.entry.3.Value.StringValue=3").unwrap();
+        let a = message_attributes(&p).unwrap();
         assert_eq!(
-            email_text(r#"{"default":"d","email":"e"}"#, Some("json")).unwrap(),
-            "e"
+            a["k1"],
+            MessageAttribute {
+                data_type: "String".into(),
+                value: "v1".into()
+            }
         );
-        assert_eq!(email_text(r#"{"default":"d"}"#, Some("json")).unwrap(), "d");
-        assert!(email_text(r#"{"email":"e"}"#, Some("json")).is_err());
-        assert!(email_text("nope", Some("json")).is_err());
+        assert_eq!(a["k2"].value, "QVFJRA==");
+        assert_eq!(a["k3"].data_type, "Number.int");
+        for bad in [
+            "MessageAttributes.entry.1.Name=k&MessageAttributes.entry.1.Value.DataType=Strange&MessageAttributes.entry.1.Value.StringValue=v",
+            "MessageAttributes.entry.1.Name=k&MessageAttributes.entry.1.Value.DataType=String",
+            "MessageAttributes.entry.1.Name=k&MessageAttributes.entry.1.Value.DataType=Binary&MessageAttributes.entry.1.Value.BinaryValue=!!!",
+            "MessageAttributes.entry.1.Name=a+b&MessageAttributes.entry.1.Value.DataType=String&MessageAttributes.entry.1.Value.StringValue=v",
+        ] {
+            let e = message_attributes(&Params::parse(bad).unwrap()).unwrap_err();
+            assert_eq!(e.code, "ParameterValueInvalid", "{bad}");
+        }
+        assert!(message_attributes(&Params::default()).unwrap().is_empty());
     }
 }

@@ -17,7 +17,6 @@ pub mod validate;
 mod authz;
 mod certificates;
 mod groups;
-pub mod mail;
 mod policies;
 pub mod rules;
 pub mod sns;

@@ -1,7 +1,9 @@
 //! SNS-compatible notification topics and subscriptions: names, ARNs,
 //! validation and AWS's semantics (idempotent CreateTopic, pending email
-//! subscriptions confirmed by token, DeleteTopic removing subscriptions).
-//! Delivery (SMTP) lives in [`crate::mail`].
+//! subscriptions confirmed by token, DeleteTopic removing subscriptions),
+//! and what a published message is (its per-protocol texts, attributes).
+//! Delivery (SMTP, HTTP, signatures) lives in the `roost-notify` crate; this
+//! module never sends anything.
 
 use crate::error::{RegistryError, Result};
 use crate::model::*;
@@ -42,7 +44,119 @@ pub struct SnsSubscription {
 }
 
 /// Protocols Roost delivers to.
-pub const PROTOCOLS: &[&str] = &["email", "email-json"];
+pub const PROTOCOLS: &[&str] = &["email", "email-json", "http", "https"];
+
+/// The longest endpoint URL an http/https subscription may have.
+pub const MAX_ENDPOINT_URL_LEN: usize = 2048;
+
+impl SnsSubscription {
+    /// Whether this subscriber gets HTTP POSTs (`http` or `https`).
+    pub fn is_http(&self) -> bool {
+        matches!(self.protocol.as_str(), "http" | "https")
+    }
+
+    /// `RawMessageDelivery=true`: notifications carry the bare message.
+    pub fn raw_message_delivery(&self) -> bool {
+        self.attributes
+            .get("RawMessageDelivery")
+            .is_some_and(|v| v == "true")
+    }
+}
+
+impl SnsTopic {
+    /// The topic's `SignatureVersion`: `"1"` (SHA-1, the default) or `"2"` (SHA-256).
+    pub fn signature_version(&self) -> &str {
+        match self.attributes.get("SignatureVersion").map(String::as_str) {
+            Some("2") => "2",
+            _ => "1",
+        }
+    }
+}
+
+/// A published message's text for each protocol: with
+/// `MessageStructure=json` a JSON object whose string `default` entry every
+/// protocol gets unless it has its own string entry (`email`, `http`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageText {
+    pub default: String,
+    pub per_protocol: BTreeMap<String, String>,
+}
+
+impl MessageText {
+    /// The same text for every protocol.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self {
+            default: text.into(),
+            per_protocol: BTreeMap::new(),
+        }
+    }
+
+    /// Publish's `Message` under its `MessageStructure` (none or `json`).
+    pub fn parse(message: &str, structure: Option<&str>) -> Result<Self> {
+        match structure {
+            None => Ok(Self::plain(message)),
+            Some("json") => {
+                let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_str(message)
+                    .map_err(|_| {
+                        invalid("Message Structure - JSON message body failed to parse")
+                    })?;
+                let default = doc
+                    .get("default")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| {
+                        invalid("Message Structure - No default entry in JSON message body")
+                    })?
+                    .to_string();
+                let per_protocol = doc
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "default")
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect();
+                Ok(Self {
+                    default,
+                    per_protocol,
+                })
+            }
+            Some(_) => Err(invalid("MessageStructure")),
+        }
+    }
+
+    /// What a subscriber of `protocol` gets.
+    pub fn for_protocol(&self, protocol: &str) -> &str {
+        self.per_protocol
+            .get(protocol)
+            .map(String::as_str)
+            .unwrap_or(&self.default)
+    }
+}
+
+/// A Publish message attribute, as SNS's JSON envelopes show it: the
+/// `DataType` and the `StringValue`, or the base64 of the `BinaryValue`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageAttribute {
+    pub data_type: String,
+    pub value: String,
+}
+
+/// Publish's message checks: non-empty, within the topic's size limit, a
+/// valid Subject.
+pub fn check_publish(topic: &SnsTopic, message: &str, subject: Option<&str>) -> Result<()> {
+    if message.is_empty() {
+        return Err(invalid("Empty message"));
+    }
+    let limit = topic
+        .attributes
+        .get("MaximumMessageSize")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_MESSAGE_SIZE);
+    if message.len() > limit {
+        return Err(invalid("Message too long"));
+    }
+    if let Some(s) = subject {
+        self::subject(s)?;
+    }
+    Ok(())
+}
 
 /// Topic attributes that may be set (CreateTopic, SetTopicAttributes).
 const TOPIC_ATTRIBUTES: &[&str] = &[
@@ -134,7 +248,36 @@ pub fn subject(subject: &str) -> Result<()> {
     Ok(())
 }
 
-fn new_token() -> String {
+/// An http/https endpoint: an absolute URL of the subscription's scheme
+/// with a host, no spaces or control characters. SNS's own messages.
+pub fn http_endpoint(protocol: &str, endpoint: &str) -> Result<()> {
+    if !endpoint
+        .get(..protocol.len() + 3)
+        .is_some_and(|p| p.eq_ignore_ascii_case(&format!("{protocol}://")))
+    {
+        return Err(invalid("Endpoint must match the specified protocol"));
+    }
+    let host = endpoint[protocol.len() + 3..]
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .rsplit('@')
+        .next()
+        .unwrap_or("");
+    if endpoint.len() > MAX_ENDPOINT_URL_LEN
+        || host.is_empty()
+        || host.starts_with(':')
+        || endpoint
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid("Endpoint Reason: not a valid URL"));
+    }
+    Ok(())
+}
+
+/// A fresh confirmation token: 32 random bytes, hex.
+pub fn new_token() -> String {
     let bytes = [
         uuid::Uuid::new_v4().into_bytes(),
         uuid::Uuid::new_v4().into_bytes(),
@@ -261,8 +404,10 @@ impl Registry {
                 PROTOCOLS.join(", ")
             )));
         }
-        if !email_address(endpoint) {
-            return Err(invalid("Email address"));
+        match protocol {
+            "http" | "https" => http_endpoint(protocol, endpoint)?,
+            _ if !email_address(endpoint) => return Err(invalid("Email address")),
+            _ => {}
         }
         for (k, v) in &attributes {
             check_subscription_attribute(k, v)?;
@@ -272,7 +417,15 @@ impl Registry {
             .sns_list_subscriptions(Some(&topic.name))
             .await?
             .into_iter()
-            .find(|s| s.protocol == protocol && s.endpoint.eq_ignore_ascii_case(endpoint));
+            .find(|s| {
+                // Mail addresses compare without case; URLs' paths have case.
+                s.protocol == protocol
+                    && if s.is_http() {
+                        s.endpoint == endpoint
+                    } else {
+                        s.endpoint.eq_ignore_ascii_case(endpoint)
+                    }
+            });
         if let Some(mut sub) = existing {
             if sub.confirmed {
                 return Ok((sub, false));
@@ -343,7 +496,8 @@ impl Registry {
 
     /// Unsubscribe. `authenticated` says whether the call was signed: a
     /// subscription confirmed with AuthenticateOnUnsubscribe needs that.
-    pub async fn sns_unsubscribe(&self, arn: &str, authenticated: bool) -> Result<()> {
+    /// Returns the removed subscription (http subscribers are told).
+    pub async fn sns_unsubscribe(&self, arn: &str, authenticated: bool) -> Result<SnsSubscription> {
         let sub = self.sns_subscription(arn).await?;
         if !authenticated
             && sub
@@ -356,7 +510,7 @@ impl Registry {
             ));
         }
         self.store.sns_delete_subscription(arn).await?;
-        Ok(())
+        Ok(sub)
     }
 
     /// ListSubscriptionsByTopic (`Some`) or ListSubscriptions (`None`).
@@ -470,5 +624,49 @@ mod tests {
         assert!(subject("Hello").is_ok());
         assert!(subject("a\nb").is_err());
         assert!(subject(&"x".repeat(100)).is_err());
+    }
+
+    #[test]
+    fn http_endpoints() {
+        assert!(http_endpoint("http", "http://127.0.0.1:8080/hook?x=1").is_ok());
+        assert!(http_endpoint("https", "HTTPS://user:pw@example.com/").is_ok());
+        for (protocol, url) in [
+            ("http", "https://example.com/"),
+            ("https", "http://example.com/"),
+            ("http", "example.com"),
+            ("http", "http://"),
+            ("http", "http:///path"),
+            ("http", "http://exa mple.com/"),
+        ] {
+            assert!(http_endpoint(protocol, url).is_err(), "{protocol} {url}");
+        }
+        let e = http_endpoint("http", "https://x").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Invalid parameter: Endpoint must match the specified protocol"
+        );
+    }
+
+    #[test]
+    fn message_structure() {
+        let plain = MessageText::parse("hi", None).unwrap();
+        assert_eq!(plain.for_protocol("https"), "hi");
+        let m = MessageText::parse(
+            r#"{"default":"d","email":"e","http":"h","sqs":{"x":1}}"#,
+            Some("json"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                m.for_protocol("email"),
+                m.for_protocol("http"),
+                m.for_protocol("https"),
+                m.for_protocol("sqs")
+            ),
+            ("e", "h", "d", "d")
+        );
+        assert!(MessageText::parse(r#"{"email":"e"}"#, Some("json")).is_err());
+        assert!(MessageText::parse("nope", Some("json")).is_err());
+        assert!(MessageText::parse("x", Some("xml")).is_err());
     }
 }

@@ -79,8 +79,8 @@ pub struct RulesConfig {
     pub max_attempts: u32,
     /// The first retry's delay; doubled each time.
     pub retry_backoff: Duration,
-    /// Mail delivery for the `sns` action (None: the action fails).
-    pub sns: Option<Arc<roost_registry::mail::Notifier>>,
+    /// Delivery for the `sns` action (None: the action fails).
+    pub sns: Option<Arc<roost_notify::Notifier>>,
 }
 
 impl RulesConfig {

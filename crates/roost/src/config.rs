@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Sender address of SNS mails.
     #[arg(long, env = "ROOST_SMTP_FROM")]
     pub smtp_from: Option<String>,
+    /// PEM file of CA certificates to trust, besides the system's, for
+    /// SNS https subscribers (receivers behind a private CA).
+    #[arg(long, env = "ROOST_SNS_CA_FILE")]
+    pub sns_ca_file: Option<PathBuf>,
     /// Seconds between snapshots of persistent sessions and retained
     /// messages (a graceful stop always saves; a crash loses at most this much).
     #[arg(long)]
@@ -106,6 +110,7 @@ struct FileConfig {
     s3_secret_access_key: Option<String>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
+    sns_ca_file: Option<PathBuf>,
     mqtt_handshake_timeout_secs: Option<u64>,
     mqtt_connect_timeout_secs: Option<u64>,
     region: Option<String>,
@@ -128,8 +133,10 @@ pub struct Config {
     pub broker: roost_broker::BrokerConfig,
     pub object_store: roost_rules::ObjectStoreConfig,
     /// Parsed SMTP URL (its Debug form hides the password).
-    pub smtp: Option<roost_registry::mail::SmtpConfig>,
+    pub smtp: Option<roost_notify::mail::SmtpConfig>,
     pub smtp_from: String,
+    /// Extra CA certificates (PEM) for https subscribers, read at start.
+    pub sns_ca_pem: Option<Vec<u8>>,
     pub region: String,
     pub account: String,
     pub hosts: Vec<String>,
@@ -237,7 +244,7 @@ impl Config {
         let smtp = match args.smtp_url.or(file.smtp_url) {
             None => None,
             Some(url) => Some(
-                roost_registry::mail::SmtpConfig::parse(&url)
+                roost_notify::mail::SmtpConfig::parse(&url)
                     .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?,
             ),
         };
@@ -245,16 +252,21 @@ impl Config {
             .smtp_from
             .or(file.smtp_from)
             .unwrap_or_else(|| DEFAULT_SMTP_FROM.into());
-        if smtp_from
-            .parse::<roost_registry::mail::lettre_address::Address>()
-            .is_err()
-        {
+        if smtp_from.parse::<roost_notify::mail::Address>().is_err() {
             anyhow::bail!("smtp_from '{smtp_from}' is not a valid email address");
         }
+        let sns_ca_pem = match args.sns_ca_file.or(file.sns_ca_file) {
+            None => None,
+            Some(path) => Some(
+                std::fs::read(&path)
+                    .with_context(|| format!("reading sns_ca_file {}", path.display()))?,
+            ),
+        };
         Ok(Self {
             object_store,
             smtp,
             smtp_from,
+            sns_ca_pem,
             broker,
             mqtt_listen: args
                 .mqtt_listen

@@ -114,13 +114,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // The rules engine installs its rule validator in the registry and its
     // tap in the broker before any listener opens.
     let notifier = std::sync::Arc::new(
-        roost_registry::mail::Notifier::new(
+        roost_notify::Notifier::new(
             registry.clone(),
-            cfg.smtp.as_ref(),
-            &cfg.smtp_from,
-            &format!("http://{api_addr}"),
+            roost_notify::NotifierConfig {
+                smtp: cfg.smtp.clone(),
+                smtp_from: cfg.smtp_from.clone(),
+                base_url: format!("http://{api_addr}"),
+                data_dir: data_dir.clone(),
+                subscriber_ca_pem: cfg.sns_ca_pem.clone(),
+            },
         )
-        .map_err(|e| anyhow::anyhow!("setting up mail delivery: {e}"))?,
+        .map_err(|e| anyhow::anyhow!("setting up SNS delivery: {e}"))?,
     );
     match &cfg.smtp {
         Some(smtp) => {

@@ -1,10 +1,14 @@
 //! `sns`: publish the rule output to a Roost SNS topic; every confirmed
-//! email subscriber gets it as a mail. `messageFormat` RAW (default) sends
-//! the output as text; JSON reads it as an SNS `MessageStructure=json`
-//! document (`default`, optionally `email`).
+//! subscriber gets it (a mail, or an http POST). `messageFormat` RAW
+//! (default) sends the output as text; JSON reads it as an SNS
+//! `MessageStructure=json` document (`default`, optionally per-protocol
+//! entries such as `email` or `https`). Mails are waited for, so a transient
+//! SMTP failure retries the action; http deliveries retry on their own.
 
 use super::{template, ActionError};
 use crate::Shared;
+use roost_notify::{Publication, PublishError};
+use roost_registry::sns::MessageText;
 use roost_sql::{Context, Output, SqlVersion, Template};
 use serde_json::Value;
 
@@ -62,40 +66,27 @@ impl SnsAction {
             .map_err(|e| ActionError::permanent(format!("rendering the targetArn: {e}")))?;
         let text = String::from_utf8_lossy(&output.to_bytes()).into_owned();
         let message = match self.format {
-            Format::Raw => text,
-            Format::Json => json_message(&text).map_err(ActionError::permanent)?,
+            Format::Raw => MessageText::plain(text),
+            Format::Json => MessageText::parse(&text, Some("json")).map_err(|e| {
+                ActionError::permanent(format!("messageFormat JSON: the rule output: {e}"))
+            })?,
         };
-        let id = uuid::Uuid::new_v4().to_string();
-        match notifier.publish(&arn, &message, None, &id).await {
+        let publication = Publication::new(message, None, Default::default());
+        match notifier.publish(&arn, &publication).await {
             Ok(_) => Ok(()),
-            Err(Ok(registry_error)) => Err(ActionError::permanent(format!(
+            Err(PublishError::Rejected(registry_error)) => Err(ActionError::permanent(format!(
                 "Failed to publish to SNS topic {arn}: {registry_error}"
             ))),
-            Err(Err(mail)) if mail.transient => Err(ActionError::transient(format!(
-                "Failed to deliver SNS message to {arn}: {}",
-                mail.message
-            ))),
-            Err(Err(mail)) => Err(ActionError::permanent(format!(
-                "Failed to deliver SNS message to {arn}: {}",
-                mail.message
-            ))),
+            Err(PublishError::Mail(mail)) => {
+                let message = format!("Failed to deliver SNS message to {arn}: {}", mail.message);
+                Err(if mail.transient {
+                    ActionError::transient(message)
+                } else {
+                    ActionError::permanent(message)
+                })
+            }
         }
     }
-}
-
-/// The email text of a `messageFormat: JSON` output.
-fn json_message(text: &str) -> Result<String, String> {
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|_| "messageFormat JSON: the rule output is not a JSON object".to_string())?;
-    let default = doc
-        .get("default")
-        .and_then(Value::as_str)
-        .ok_or("messageFormat JSON: no string 'default' entry in the rule output")?;
-    Ok(doc
-        .get("email")
-        .and_then(Value::as_str)
-        .unwrap_or(default)
-        .to_string())
 }
 
 #[cfg(test)]
@@ -114,7 +105,5 @@ mod tests {
             SqlVersion::default()
         )
         .is_err());
-        assert_eq!(json_message(r#"{"default":"d","email":"e"}"#).unwrap(), "e");
-        assert!(json_message(r#"{"x":1}"#).is_err());
     }
 }
