@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
 
 /// How many deliveries are encoded before the write buffer is flushed.
@@ -168,23 +168,42 @@ pub(crate) async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // Each phase is boxed so the task holds only the live phase's state: an
+    // async fn's future is as large as its largest state, for as long as it
+    // lives, and the phases differ a lot. What an idle connection keeps is
+    // `Conn` and the small waiting state of `serve`.
+    let Some(mut conn) = Box::pin(open(broker, stream, peer, certificate, &mut shutdown)).await
+    else {
+        return;
+    };
+    let close = Box::pin(conn.serve(&mut shutdown)).await;
+    Box::pin(conn.finish(close)).await;
+}
+
+/// Reads the CONNECT (within the connect timeout) and answers it: the
+/// connection ready to serve, or `None` when it was refused or went away.
+async fn open<S>(
+    broker: Broker,
+    stream: S,
+    peer: SocketAddr,
+    certificate: Certificate,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Conn<ReadHalf<S>, WriteHalf<S>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let shared = broker.shared.clone();
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::with_capacity(IDLE_READ_BUFFER);
     let mut wbuf = BytesMut::new();
     let limits = codec_limits(&broker);
-    // Boxed so the timer and the read live on the heap only while CONNECT is awaited.
-    let first = Box::pin(async {
-        tokio::select! {
-            first = tokio::time::timeout(shared.config.limits.connect_timeout, read_packet(&mut reader, &mut rbuf, None, &limits)) => Some(first),
-            _ = shutdown.changed() => None,
-        }
-    })
-    .await;
-    let Some(first) = first else { return };
+    let first = tokio::select! {
+        first = tokio::time::timeout(shared.config.limits.connect_timeout, read_packet(&mut reader, &mut rbuf, None, &limits)) => first,
+        _ = shutdown.changed() => return None,
+    };
     let connect = match first {
         Ok(Ok(Some(Packet::Connect(connect)))) => connect,
-        Ok(Ok(_)) | Ok(Err(ReadError::Io)) => return,
+        Ok(Ok(_)) | Ok(Err(ReadError::Io)) => return None,
         Ok(Err(ReadError::Decode(e))) => {
             shared
                 .metrics
@@ -196,7 +215,7 @@ pub(crate) async fn run<S>(
                     write_all(&mut writer, &mut wbuf, shared.config.limits.write_timeout).await;
                 }
             }
-            return;
+            return None;
         }
         Err(_) => {
             shared
@@ -204,10 +223,10 @@ pub(crate) async fn run<S>(
                 .connect_timeouts
                 .fetch_add(1, Ordering::Relaxed);
             tracing::info!(%peer, "no CONNECT in time");
-            return;
+            return None;
         }
     };
-    let Some(mut conn) = Box::pin(accept_connect(
+    accept_connect(
         broker,
         reader,
         writer,
@@ -216,16 +235,8 @@ pub(crate) async fn run<S>(
         peer,
         certificate,
         connect,
-    ))
+    )
     .await
-    else {
-        return;
-    };
-    // Each phase is boxed so the task holds only the live phase's state: an
-    // async fn's future is as large as its largest state, forever, and these
-    // differ a lot (the measured task was 10.5 KB per idle connection).
-    let close = Box::pin(conn.serve(&mut shutdown)).await;
-    Box::pin(conn.finish(close)).await;
 }
 
 /// Refuses a CONNECT with `reason` (CONNACK in the client's version).
@@ -592,7 +603,9 @@ where
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
         let mut last_read_filled = false;
         loop {
-            if let Err(close) = self.deliver().await {
+            // Delivering and handling a read are boxed: their states are
+            // large and short-lived, the wait below is small and long.
+            if let Err(close) = Box::pin(self.deliver()).await {
                 return close;
             }
             self.prepare_read_buffer(last_read_filled);
@@ -607,7 +620,7 @@ where
                         Ok(n) => {
                             last_read_filled = n >= room;
                             self.last_received = Instant::now();
-                            if let Err(close) = self.handle_buffered().await {
+                            if let Err(close) = Box::pin(self.handle_buffered()).await {
                                 return close;
                             }
                         }

@@ -123,13 +123,36 @@ impl PreparedStatement {
 }
 
 /// A connection's policies, ready to answer requests.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PreparedPolicies {
     names: Vec<String>,
     statements: Vec<PreparedStatement>,
-    /// Per action, the active statements of each effect.
-    allow: [Vec<u32>; Action::COUNT],
-    deny: [Vec<u32>; Action::COUNT],
+    /// The active statements of each (effect, action) group, one group after
+    /// another: group `g` is `members[bounds[g]..bounds[g + 1]]`. One slice
+    /// rather than a list per group: thousands of connections each hold one.
+    members: Box<[u32]>,
+    bounds: [u32; GROUPS + 1],
+}
+
+impl Default for PreparedPolicies {
+    fn default() -> Self {
+        Self {
+            names: Vec::new(),
+            statements: Vec::new(),
+            members: Box::default(),
+            bounds: [0; GROUPS + 1],
+        }
+    }
+}
+
+/// Deny groups first, then allow groups, one per action.
+const GROUPS: usize = 2 * Action::COUNT;
+
+fn group(effect: Effect, action: Action) -> usize {
+    match effect {
+        Effect::Deny => action.index(),
+        Effect::Allow => Action::COUNT + action.index(),
+    }
 }
 
 impl PreparedPolicies {
@@ -138,39 +161,53 @@ impl PreparedPolicies {
         let mut prepared = PreparedPolicies::default();
         for (index, named) in policies.into_iter().enumerate() {
             for statement in named.policy.statements() {
-                let s = prepare_statement(index, statement, ctx);
-                if s.active {
-                    let id = prepared.statements.len() as u32;
-                    let lists = match s.effect {
-                        Effect::Allow => &mut prepared.allow,
-                        Effect::Deny => &mut prepared.deny,
-                    };
-                    for action in Action::ALL {
-                        if s.actions.contains(action) {
-                            lists[action.index()].push(id);
-                        }
-                    }
-                }
-                prepared.statements.push(s);
+                prepared
+                    .statements
+                    .push(prepare_statement(index, statement, ctx));
             }
             prepared.names.push(named.name);
         }
+        let mut members = Vec::new();
+        for g in 0..GROUPS {
+            prepared.bounds[g] = members.len() as u32;
+            let (effect, action) = if g < Action::COUNT {
+                (Effect::Deny, Action::ALL[g])
+            } else {
+                (Effect::Allow, Action::ALL[g - Action::COUNT])
+            };
+            members.extend(
+                prepared
+                    .statements
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.active && s.effect == effect && s.actions.contains(action))
+                    .map(|(id, _)| id as u32),
+            );
+        }
+        prepared.bounds[GROUPS] = members.len() as u32;
+        prepared.members = members.into_boxed_slice();
         prepared
+    }
+
+    /// The active statements of `effect` that name `action`.
+    fn group(&self, effect: Effect, action: Action) -> impl Iterator<Item = &PreparedStatement> {
+        let g = group(effect, action);
+        let ids = &self.members[self.bounds[g] as usize..self.bounds[g + 1] as usize];
+        ids.iter().map(|&id| &self.statements[id as usize])
     }
 
     /// The decision alone: any matching `Deny` wins, then any matching `Allow`,
     /// otherwise the implicit deny. Never allocates.
     pub fn decide(&self, request: &Request<'_>) -> Decision {
-        let i = request.action.index();
-        if self.deny[i]
-            .iter()
-            .any(|&s| self.statements[s as usize].matches(request))
+        if self
+            .group(Effect::Deny, request.action)
+            .any(|s| s.matches(request))
         {
             return Decision::ExplicitDeny;
         }
-        if self.allow[i]
-            .iter()
-            .any(|&s| self.statements[s as usize].matches(request))
+        if self
+            .group(Effect::Allow, request.action)
+            .any(|s| s.matches(request))
         {
             return Decision::Allowed;
         }
