@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match (req.method.as_str(), segments.as_slice()) {
-        ("POST", ["topics", topic]) => publish(state, req, topic),
+        ("POST", ["topics", topic]) => publish(state, req, topic).await,
         ("GET", ["retainedMessage"]) => list_retained(state, req),
         ("GET", ["retainedMessage", topic]) => get_retained(state, topic),
         (method, _) => Err(ApiError::new(
@@ -35,7 +35,7 @@ pub(crate) fn refusal(e: PublishRefusal) -> ApiError {
         PublishRefusal::PayloadTooLarge(_) => {
             ApiError::new(413, "RequestEntityTooLargeException", e.to_string())
         }
-        PublishRefusal::Unavailable(_) => ApiError::new(
+        PublishRefusal::Unavailable(_) | PublishRefusal::NotSaved => ApiError::new(
             503,
             "ServiceUnavailableException",
             "the gateway is unavailable",
@@ -48,7 +48,9 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-fn publish(state: &ApiState, req: &ApiRequest, topic: &str) -> ApiResult<Value> {
+/// Answers once the message is routed and, for QoS 1, once what it changed
+/// in the gateway state (persistent sessions, retained) is saved.
+async fn publish(state: &ApiState, req: &ApiRequest, topic: &str) -> ApiResult<Value> {
     let qos = match req.query_i64("qos")?.unwrap_or(0) {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
@@ -108,6 +110,7 @@ fn publish(state: &ApiState, req: &ApiRequest, topic: &str) -> ApiResult<Value> 
     state
         .broker()
         .publish_as_service(message)
+        .await
         .map_err(refusal)?;
     Ok(json!({}))
 }

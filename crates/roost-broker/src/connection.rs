@@ -3,8 +3,14 @@
 //! `select!`, so a connection's state needs no locks of its own; the session
 //! (shared with the router) is locked only for short, await-free sections.
 //!
+//! A QoS 1 PUBLISH that changed durable state (queued for a persistent
+//! session, retained) is answered once those changes are committed: its
+//! PUBACK is held in `held_acks`, in order, and released when the journal
+//! wakes the session. Clean sessions never hold an answer.
+//!
 //! Never: block on a client without a timeout, send a message the client's
-//! policies do not let it receive, or drop a message without counting it.
+//! policies do not let it receive, drop a message without counting it, or
+//! acknowledge a QoS 1 message whose durable changes are not committed.
 
 use crate::authz::ConnectionAuthz;
 use crate::router::Message;
@@ -18,7 +24,7 @@ use roost_mqtt::{
 };
 use roost_policy::Decision;
 use roost_registry::model::Certificate;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -51,6 +57,10 @@ enum Close {
     ProtocolError(ReasonCode),
     /// A PUBLISH the policies refused on MQTT 3.1.1, which has no way to say no.
     Forbidden,
+    /// The gateway state could not be saved, and the client has no other
+    /// way to learn it (MQTT 3.1.1 PUBACK, any SUBACK/UNSUBACK): closing
+    /// makes it send again.
+    StateNotSaved,
     Kicked(Kick),
 }
 
@@ -62,6 +72,7 @@ impl Close {
             Close::KeepAliveTimeout => "MQTT_KEEP_ALIVE_TIMEOUT",
             Close::ProtocolError(_) => "CLIENT_ERROR",
             Close::Forbidden => "FORBIDDEN_ACCESS",
+            Close::StateNotSaved => "SERVER_INITIATED_DISCONNECT",
             Close::Kicked(Kick::TakenOver) => "DUPLICATE_CLIENTID",
             Close::Kicked(Kick::CertificateRevoked) => "AUTH_ERROR",
             Close::Kicked(Kick::Shutdown) => "SERVER_INITIATED_DISCONNECT",
@@ -95,6 +106,20 @@ struct Conn<R, W> {
     aliases: HashMap<u16, String>,
     will: Option<Will>,
     kick: Arc<crate::KickSignal>,
+    /// PUBACKs (PUBRECs) waiting for their PUBLISH's durable changes to be
+    /// committed, in the order the PUBLISHes came; empty for clean sessions.
+    held_acks: VecDeque<HeldAck>,
+    /// The ticket the journal wakes this connection for, if any is pending.
+    wake_ticket: u64,
+}
+
+/// An answer to a QoS 1/2 PUBLISH held until `ticket` is committed.
+#[derive(Clone, Copy, Debug)]
+struct HeldAck {
+    packet_id: u16,
+    qos: QoS,
+    reason: ReasonCode,
+    ticket: u64,
 }
 
 fn codec_limits(broker: &Broker) -> roost_mqtt::Limits {
@@ -449,12 +474,12 @@ where
     // that was to end with its connection (expiry 0), which is over now.
     if let Some(old) = shared.sessions.get(&client_id) {
         let ended = old.lock().expiry.is_zero();
-        if (connect.clean_start || ended) && shared.sessions.remove_if(&old) {
-            shared.router.remove_subscriber(&client_id);
+        if connect.clean_start || ended {
+            shared.end_session(&old);
         }
     }
     let (session, resumed) = shared.sessions.open(&client_id, connect.clean_start);
-    let pending_releases = session.attach(conn_id, expiry);
+    let pending_releases = session.attach(conn_id, expiry, shared.journal());
 
     let mut properties = ConnAckProperties::default();
     if protocol == ProtocolVersion::V5 {
@@ -489,7 +514,9 @@ where
         encoded &= roost_mqtt::encode(&rel, protocol, &mut wbuf).is_ok();
     }
     if !encoded || !write_all(&mut writer, &mut wbuf, limits.write_timeout).await {
-        session.detach(conn_id);
+        if session.detach(conn_id, shared.journal()) {
+            shared.end_session(&session);
+        }
         shared
             .live
             .lock()
@@ -527,6 +554,8 @@ where
         aliases: HashMap::new(),
         will: connect.will,
         kick,
+        held_acks: VecDeque::new(),
+        wake_ticket: 0,
     };
     conn.lifecycle_connected();
     Some(conn)
@@ -603,6 +632,11 @@ where
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
         let mut last_read_filled = false;
         loop {
+            if !self.held_acks.is_empty() {
+                if let Err(close) = self.release_acks() {
+                    return close;
+                }
+            }
             // Delivering and handling a read are boxed: their states are
             // large and short-lived, the wait below is small and long.
             if let Err(close) = Box::pin(self.deliver()).await {
@@ -659,11 +693,13 @@ where
         match packet {
             Packet::Publish(publish) => self.on_publish(publish).await,
             Packet::PubAck(ack) => {
-                self.session.complete(ack.packet_id, false);
+                let journal = self.broker.shared.journal();
+                self.session.complete(ack.packet_id, false, journal);
                 Ok(())
             }
             Packet::PubRec(rec) => {
-                self.session.release(rec.packet_id);
+                let journal = self.broker.shared.journal();
+                self.session.release(rec.packet_id, journal);
                 let rel = Packet::PubRel(PubRel {
                     packet_id: rec.packet_id,
                     reason_code: ReasonCode::Success,
@@ -673,7 +709,8 @@ where
                 Ok(())
             }
             Packet::PubComp(comp) => {
-                self.session.complete(comp.packet_id, true);
+                let journal = self.broker.shared.journal();
+                self.session.complete(comp.packet_id, true, journal);
                 Ok(())
             }
             Packet::PubRel(rel) => {
@@ -692,19 +729,20 @@ where
                 Ok(())
             }
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
-            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
             Packet::PingReq => {
                 self.encode(&Packet::PingResp);
                 Ok(())
             }
             Packet::Disconnect(disconnect) => {
                 if let Some(expiry) = disconnect.properties.session_expiry_interval {
-                    let mut state = self.session.lock();
-                    if state.expiry.is_zero() && expiry > 0 {
+                    if self.session.lock().expiry.is_zero() && expiry > 0 {
                         return Err(Close::ProtocolError(ReasonCode::ProtocolError));
                     }
-                    state.expiry = Duration::from_secs(u64::from(expiry))
-                        .min(self.shared().config.limits.max_session_expiry);
+                    let shared = &self.broker.shared;
+                    let expiry = Duration::from_secs(u64::from(expiry))
+                        .min(shared.config.limits.max_session_expiry);
+                    self.session.set_expiry(expiry, shared.journal());
                 }
                 Err(Close::ClientDisconnect {
                     with_will: disconnect.reason_code == ReasonCode::DisconnectWithWillMessage,
@@ -768,9 +806,20 @@ where
         if publish.qos == QoS::ExactlyOnce {
             let packet_id = publish.packet_id.unwrap_or_default();
             if !self.session.lock().inbound_qos2.insert(packet_id) {
-                // A retransmission before PUBREL: already routed once.
-                self.ack(QoS::ExactlyOnce, packet_id, ReasonCode::Success);
-                return Ok(());
+                // A retransmission before PUBREL: already routed once. Its
+                // answer goes after any still held.
+                if self.held_acks.is_empty() {
+                    self.ack(QoS::ExactlyOnce, packet_id, ReasonCode::Success);
+                    return Ok(());
+                }
+                return self
+                    .hold_ack(HeldAck {
+                        packet_id,
+                        qos: QoS::ExactlyOnce,
+                        reason: ReasonCode::Success,
+                        ticket: 0,
+                    })
+                    .await;
             }
         }
         let expires_at = publish
@@ -789,16 +838,127 @@ where
             principal: Some(self.authz.certificate_id().to_string()),
             expires_at,
         };
-        let delivered = self.shared().route(message);
-        if let Some(packet_id) = publish.packet_id {
-            let reason = if delivered == 0 && self.protocol == ProtocolVersion::V5 {
-                ReasonCode::NoMatchingSubscribers
-            } else {
-                ReasonCode::Success
-            };
+        let (delivered, ticket) = self.shared().route(message);
+        let Some(packet_id) = publish.packet_id else {
+            // QoS 0 waits for nothing but room in the journal.
+            if ticket.is_some() {
+                self.wait_for_room().await?;
+            }
+            return Ok(());
+        };
+        let reason = if delivered == 0 && self.protocol == ProtocolVersion::V5 {
+            ReasonCode::NoMatchingSubscribers
+        } else {
+            ReasonCode::Success
+        };
+        if ticket.is_none() && self.held_acks.is_empty() {
+            // Nothing durable changed (clean sessions): answer at once.
             self.ack(publish.qos, packet_id, reason);
+            return Ok(());
+        }
+        self.hold_ack(HeldAck {
+            packet_id,
+            qos: publish.qos,
+            reason,
+            ticket: ticket.unwrap_or(0),
+        })
+        .await
+    }
+
+    /// Holds a PUBLISH's answer until its durable changes are committed
+    /// (answers go out in PUBLISH order, so one with nothing durable waits
+    /// behind the ones before it). At most the in-flight window is held;
+    /// past it, reading stops until the oldest is committed.
+    async fn hold_ack(&mut self, mut held: HeldAck) -> Result<(), Close> {
+        if let Some(last) = self.held_acks.back() {
+            held.ticket = held.ticket.max(last.ticket);
+        }
+        self.held_acks.push_back(held);
+        self.release_acks()?;
+        let limit = usize::from(self.shared().config.limits.max_inflight.max(1));
+        if self.held_acks.len() >= limit {
+            if let (Some(oldest), Some(journal)) =
+                (self.held_acks.front(), self.broker.shared.journal())
+            {
+                // Its fate is reported either way; release_acks reads it.
+                let _ = journal.wait(oldest.ticket).await;
+            }
+            self.release_acks()?;
+        }
+        self.wait_for_room().await
+    }
+
+    /// Sends the held answers whose changes are committed, in order: PUBACK
+    /// as decided, or, when their transaction failed, PUBACK 0x80 (MQTT 5)
+    /// or a closed connection (3.1.1, which cannot say so). Asks the journal
+    /// to wake the session when the oldest still held is decided.
+    fn release_acks(&mut self) -> Result<(), Close> {
+        let Some(progress) = self.broker.shared.journal().map(|j| j.progress()) else {
+            return Ok(());
+        };
+        while let Some(held) = self.held_acks.front().copied() {
+            match progress.outcome(held.ticket) {
+                None => break,
+                Some(Ok(())) => {
+                    self.held_acks.pop_front();
+                    self.ack(held.qos, held.packet_id, held.reason);
+                }
+                Some(Err(_)) => {
+                    self.held_acks.pop_front();
+                    self.shared()
+                        .metrics
+                        .state_answers_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(client_id = %self.client_id, packet_id = held.packet_id, "publish not acknowledged: the gateway state could not be saved");
+                    if self.protocol != ProtocolVersion::V5 {
+                        return Err(Close::StateNotSaved);
+                    }
+                    if held.qos == QoS::ExactlyOnce {
+                        // The flow ends here: a resend is a new message.
+                        self.session.lock().inbound_qos2.remove(&held.packet_id);
+                    }
+                    self.ack(held.qos, held.packet_id, ReasonCode::UnspecifiedError);
+                }
+            }
+        }
+        if let (Some(held), Some(journal)) = (self.held_acks.front(), self.broker.shared.journal())
+        {
+            if held.ticket > self.wake_ticket {
+                self.wake_ticket = held.ticket;
+                journal.wake_when_done(held.ticket, &self.session);
+            }
         }
         Ok(())
+    }
+
+    /// Backpressure: waits while the journal's queue is full.
+    async fn wait_for_room(&self) -> Result<(), Close> {
+        let shared = &self.broker.shared;
+        match shared.journal() {
+            Some(journal) => journal
+                .wait_room(&shared.metrics)
+                .await
+                .map_err(|_| Close::StateNotSaved),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the subscription changes up to `ticket` are committed
+    /// (a SUBACK or UNSUBACK promises they survive a restart).
+    async fn wait_saved(&mut self, ticket: Option<u64>) -> Result<(), Close> {
+        let (Some(ticket), Some(journal)) = (ticket, self.broker.shared.journal()) else {
+            return Ok(());
+        };
+        if journal.wait(ticket).await.is_err() {
+            self.shared()
+                .metrics
+                .state_answers_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(client_id = %self.client_id, "closing: subscriptions could not be saved");
+            return Err(Close::StateNotSaved);
+        }
+        // Answers held for earlier PUBLISHes are committed too: they go first.
+        self.release_acks()
     }
 
     fn ack(&mut self, qos: QoS, packet_id: u16, reason_code: ReasonCode) {
@@ -832,6 +992,7 @@ where
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut granted_filters = Vec::new();
         let mut retained = Vec::new();
+        let mut ticket = None;
         for (filter, mut options) in subscribe.filters {
             let code = match roost_topic::validate_topic_filter(&filter, &topic_limits(profile)) {
                 Err(_) => ReasonCode::TopicFilterInvalid,
@@ -847,24 +1008,14 @@ where
                     if profile == Profile::Aws && options.qos == QoS::ExactlyOnce {
                         options.qos = QoS::AtLeastOnce;
                     }
-                    let is_new = {
-                        let mut state = self.session.lock();
-                        if !state.subscriptions.contains_key(&filter)
-                            && state.subscriptions.len() >= max_subscriptions
-                        {
-                            None
-                        } else {
-                            Some(
-                                state
-                                    .subscriptions
-                                    .insert(filter.clone(), options)
-                                    .is_none(),
-                            )
-                        }
-                    };
-                    match is_new {
+                    let journal = self.broker.shared.journal();
+                    let changed =
+                        self.session
+                            .subscribe(&filter, options, max_subscriptions, journal);
+                    match changed {
                         None => ReasonCode::QuotaExceeded,
-                        Some(is_new) => {
+                        Some((is_new, saved)) => {
+                            ticket = ticket.max(saved);
                             self.shared()
                                 .router
                                 .subscribe(&filter, &self.client_id, options);
@@ -879,6 +1030,7 @@ where
                                         qos: message.qos.min(options.qos),
                                         retain: true,
                                         dup: false,
+                                        seq: 0,
                                         message,
                                     });
                                 }
@@ -891,6 +1043,7 @@ where
             };
             codes.push(code);
         }
+        self.wait_saved(ticket).await?;
         let suback = Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             reason_codes: codes,
@@ -898,10 +1051,14 @@ where
         });
         self.encode(&suback);
         // Retained messages go after the SUBACK, through the normal queue.
-        let limits = self.shared().config.limits.clone();
+        let shared = &self.broker.shared;
         for outgoing in retained {
-            self.session
-                .enqueue(outgoing, &limits, &self.shared().metrics);
+            self.session.enqueue(
+                outgoing,
+                &shared.config.limits,
+                &shared.metrics,
+                shared.journal(),
+            );
         }
         if !granted_filters.is_empty() && events::publishable(&self.client_id) {
             let (topic, body) = events::subscription(
@@ -917,17 +1074,21 @@ where
         Ok(())
     }
 
-    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Result<(), Close> {
+    async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Result<(), Close> {
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        let mut ticket = None;
         for filter in &unsubscribe.filters {
-            let existed = self.session.lock().subscriptions.remove(filter).is_some();
-            self.shared().router.unsubscribe(filter, &self.client_id);
+            let shared = &self.broker.shared;
+            let (existed, saved) = self.session.unsubscribe(filter, shared.journal());
+            ticket = ticket.max(saved);
+            shared.router.unsubscribe(filter, &self.client_id);
             codes.push(if existed {
                 ReasonCode::Success
             } else {
                 ReasonCode::NoSubscriptionExisted
             });
         }
+        self.wait_saved(ticket).await?;
         let unsuback = Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             reason_codes: if self.protocol == ProtocolVersion::V5 {
@@ -963,11 +1124,13 @@ where
         let mut batch = 0;
         while let Some(outgoing) = self.session.next_to_send(window) {
             let now = Instant::now();
+            let journal = self.broker.shared.journal();
             if outgoing.message.expired(now) {
                 self.shared()
                     .metrics
                     .dropped_expired
                     .fetch_add(1, Ordering::Relaxed);
+                self.session.discard(&outgoing, journal);
                 continue;
             }
             if self.authz.receive(&outgoing.message.topic) != Decision::Allowed {
@@ -976,10 +1139,11 @@ where
                     .receive_denied
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(client_id = %self.client_id, topic = %outgoing.message.topic, "delivery skipped: iot:Receive denied");
+                self.session.discard(&outgoing, journal);
                 continue;
             }
-            let packet_id =
-                (outgoing.qos != QoS::AtMostOnce).then(|| self.session.start_inflight(&outgoing));
+            let packet_id = (outgoing.qos != QoS::AtMostOnce)
+                .then(|| self.session.start_inflight(&outgoing, journal));
             let mut properties: PublishProperties = outgoing.message.properties.clone();
             properties.topic_alias = None;
             if let Some(at) = outgoing.message.expires_at {
@@ -1002,7 +1166,8 @@ where
                     .fetch_add(1, Ordering::Relaxed);
             } else if let Some(id) = packet_id {
                 // Too large for this client: it can never be delivered.
-                self.session.complete(id, false);
+                let journal = self.broker.shared.journal();
+                self.session.complete(id, false, journal);
             }
             batch += 1;
             if batch >= DELIVERY_BATCH {
@@ -1022,6 +1187,7 @@ where
             let reason = match close {
                 Close::ProtocolError(code) => Some(code),
                 Close::Forbidden => Some(ReasonCode::NotAuthorized),
+                Close::StateNotSaved => Some(ReasonCode::UnspecifiedError),
                 Close::KeepAliveTimeout => Some(ReasonCode::KeepAliveTimeout),
                 Close::Kicked(Kick::TakenOver) => Some(ReasonCode::SessionTakenOver),
                 Close::Kicked(Kick::CertificateRevoked) => Some(ReasonCode::NotAuthorized),
@@ -1059,8 +1225,8 @@ where
             .fetch_sub(1, Ordering::Relaxed);
 
         // Detach the session; end it now if it does not outlive the connection.
-        if self.session.detach(self.conn_id) && shared.sessions.remove_if(&self.session) {
-            shared.router.remove_subscriber(&self.client_id);
+        if self.session.detach(self.conn_id, shared.journal()) {
+            shared.end_session(&self.session);
         }
         if close.sends_will() {
             if let Some(will) = self.will.take() {

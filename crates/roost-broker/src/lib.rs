@@ -18,6 +18,7 @@
 mod authz;
 mod connection;
 mod events;
+mod journal;
 mod listener;
 pub mod metrics;
 pub mod persist;
@@ -26,9 +27,10 @@ mod router;
 mod session;
 pub mod tls;
 
+pub use journal::StateUnavailable;
 pub use listener::PlainPrincipal;
 pub use metrics::MetricsSnapshot;
-pub use persist::{BrokerStore, SavedCounts};
+pub use persist::{BrokerStore, PersistError, StateCounts, StateSync, StateWriter};
 pub use publish::PublishRefusal;
 
 use metrics::Metrics;
@@ -204,6 +206,8 @@ pub trait MessageTap: Send + Sync {
 
 pub(crate) struct Shared {
     tap: std::sync::OnceLock<Arc<dyn MessageTap>>,
+    /// Where durable changes go, once the gateway state is open.
+    journal: std::sync::OnceLock<Arc<journal::Journal>>,
     registry: Registry,
     config: BrokerConfig,
     sessions: SessionTable,
@@ -227,6 +231,7 @@ impl Broker {
         };
         let shared = Shared {
             tap: std::sync::OnceLock::new(),
+            journal: std::sync::OnceLock::new(),
             registry,
             sessions: SessionTable::default(),
             router: Router::new(mode),
@@ -306,8 +311,7 @@ impl Broker {
                 _ = tick.tick() => {}
             }
             for session in self.shared.sessions.expired(std::time::Instant::now()) {
-                if self.shared.sessions.remove_if(&session) {
-                    self.shared.router.remove_subscriber(&session.client_id);
+                if self.shared.end_session(&session) {
                     self.shared
                         .metrics
                         .sessions_expired
@@ -374,28 +378,50 @@ impl Broker {
         .await
     }
 
-    /// Publishes a message on behalf of the service (HTTPS publish, iot-data
-    /// Publish, lifecycle events). Authorization is the caller's business.
+    /// Publishes a message on behalf of the service (lifecycle events,
+    /// wills) without waiting for the gateway state to be saved.
+    /// Authorization is the caller's business.
     pub fn publish(&self, message: router::Message) -> usize {
-        self.shared.route(message)
+        self.shared.route(message).0
     }
 }
 
 pub use router::Message;
 
 impl Shared {
-    pub(crate) fn route(&self, message: router::Message) -> usize {
+    /// Routes an accepted message: how many subscribers matched, and the
+    /// journal ticket of the durable changes it made (queued for persistent
+    /// sessions, retained), if any, which a QoS 1 answer waits for.
+    pub(crate) fn route(&self, message: router::Message) -> (usize, Option<u64>) {
         self.metrics.messages_in.fetch_add(1, Ordering::Relaxed);
         let message = Arc::new(message);
+        let journal = self.journal();
+        let mut ticket = None;
         if message.retain {
-            self.router.retain(&message);
+            ticket = self.router.retain(&message, journal);
         }
-        let delivered =
-            self.router
-                .route(&message, &self.sessions, &self.config.limits, &self.metrics);
+        let (matched, queued) = self.router.route(
+            &message,
+            &self.sessions,
+            &self.config.limits,
+            &self.metrics,
+            journal,
+        );
         if let Some(tap) = self.tap.get() {
             tap.offer(&message);
         }
-        delivered
+        (matched, ticket.max(queued))
+    }
+
+    /// Ends a session that is still the table's for its client id: it
+    /// leaves the table, the index and the gateway state. False when another
+    /// session has its place already.
+    pub(crate) fn end_session(&self, session: &Arc<session::Session>) -> bool {
+        if !self.sessions.remove_if(session) {
+            return false;
+        }
+        session.end(self.journal());
+        self.router.remove_subscriber(&session.client_id);
+        true
     }
 }

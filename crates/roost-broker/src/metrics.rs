@@ -44,4 +44,10 @@ counters! {
     dropped_expired: "messages dropped because their MQTT 5 expiry passed while queued",
     registry_events_lagged: "registry change events missed by the gateway (all connections re-checked)",
     sessions_expired: "persistent sessions removed after their expiry",
+    state_commits: "transactions committed to gateway.db by the state writer",
+    state_changes_committed: "durable state changes committed (divided by state_commits: the mean batch)",
+    state_largest_batch: "the most changes committed in one transaction",
+    state_commit_failures: "gateway.db transactions that failed (each is retried)",
+    state_queue_waits: "times a publisher waited because the state writer's queue was full",
+    state_answers_failed: "QoS 1 publishes, subscribes and unsubscribes answered with an error because their state was not saved",
 }

@@ -22,6 +22,8 @@ pub enum PublishRefusal {
     NotAuthorized,
     #[error("the gateway could not load the policies: {0}")]
     Unavailable(String),
+    #[error("the gateway could not save the message")]
+    NotSaved,
 }
 
 /// A topic name a client may publish to. Clients may publish to
@@ -84,7 +86,8 @@ impl Broker {
     /// Publishes on behalf of a device authenticated by `certificate` outside
     /// MQTT (HTTPS publish): the same topic rules, and iot:Publish (plus
     /// iot:RetainPublish) under its policies. Thing policy variables do not
-    /// resolve here, as in AWS: there is no client id.
+    /// resolve here, as in AWS: there is no client id. Answers, for QoS 1,
+    /// once what the message changed in the gateway state is saved.
     pub async fn publish_as_device(
         &self,
         certificate: &Certificate,
@@ -103,13 +106,25 @@ impl Broker {
             tracing::info!(cert_id = %certificate.id, action = "iot:Publish", resource = %format!("topic/{}", message.topic), "denied (HTTPS)");
             return Err(PublishRefusal::NotAuthorized);
         }
-        Ok(shared.route(message))
+        self.publish_durably(message).await
     }
 
-    /// Publishes on behalf of the control plane (iot-data Publish), whose
-    /// caller was authenticated by SigV4: the topic rules apply, policies do not.
-    pub fn publish_as_service(&self, message: Message) -> Result<usize, PublishRefusal> {
+    /// Publishes on behalf of the control plane (iot-data Publish, the
+    /// republish rule action), whose caller was authenticated by SigV4: the
+    /// topic rules apply, policies do not. Answers, for QoS 1, once what the
+    /// message changed in the gateway state is saved.
+    pub async fn publish_as_service(&self, message: Message) -> Result<usize, PublishRefusal> {
         self.check_message(&message)?;
-        Ok(self.shared.route(message))
+        self.publish_durably(message).await
+    }
+
+    async fn publish_durably(&self, message: Message) -> Result<usize, PublishRefusal> {
+        self.shared.publish_durably(message).await.map_err(|_| {
+            self.shared
+                .metrics
+                .state_answers_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            PublishRefusal::NotSaved
+        })
     }
 }

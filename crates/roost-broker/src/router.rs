@@ -1,8 +1,9 @@
 //! Routing: the subscription index, retained messages, and fan-out of one
 //! accepted message to the queues of the sessions that subscribed to it.
 
+use crate::journal::{Journal, Op};
 use crate::metrics::Metrics;
-use crate::session::{Outgoing, SessionTable};
+use crate::session::{unix_ms, Outgoing, SessionTable};
 use crate::Limits;
 use bytes::Bytes;
 use roost_mqtt::{PublishProperties, QoS, SubscriptionOptions};
@@ -81,18 +82,31 @@ impl Router {
         index.remove_subscriber(&client_id.to_string());
     }
 
-    /// Stores (or, for an empty payload, deletes) the topic's retained message.
-    pub fn retain(&self, message: &Arc<Message>) {
+    /// Stores (or, for an empty payload, deletes) the topic's retained
+    /// message; journals the change when `journal` is given. Returns its
+    /// journal ticket.
+    pub fn retain(&self, message: &Arc<Message>, journal: Option<&Journal>) -> Option<u64> {
+        let now = unix_ms(std::time::SystemTime::now());
         let mut retained = self.retained.lock().expect("retained lock");
         if message.payload.is_empty() {
             retained.remove(&message.topic);
         } else {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
             retained.insert(message.topic.clone(), (message.clone(), now));
         }
+        // Under the lock: the journal keeps the order of two publishers'
+        // changes to one topic.
+        journal.map(|journal| {
+            journal.push(Op::Retained {
+                message: message.clone(),
+                set_at: now,
+            })
+        })
+    }
+
+    /// Puts back a retained message read from the gateway state.
+    pub fn restore_retained(&self, message: Arc<Message>, set_at: i64) {
+        let mut retained = self.retained.lock().expect("retained lock");
+        retained.insert(message.topic.clone(), (message, set_at));
     }
 
     /// Retained messages a new subscription to `filter` receives. AWS sends
@@ -138,14 +152,16 @@ impl Router {
 
     /// Offers `message` to every matching session; returns how many
     /// subscribers matched (whether or not their session queued it: an
-    /// offline QoS 0 subscription still matches, for PUBACK's 0x10).
+    /// offline QoS 0 subscription still matches, for PUBACK's 0x10), and the
+    /// highest journal ticket of the durable sessions that queued it.
     pub fn route(
         &self,
         message: &Arc<Message>,
         sessions: &SessionTable,
         limits: &Limits,
         metrics: &Metrics,
-    ) -> usize {
+        journal: Option<&Journal>,
+    ) -> (usize, Option<u64>) {
         // One delivery per subscriber, at the highest QoS of its matching
         // subscriptions (MQTT allows this, and it spares clients duplicates).
         let mut targets: HashMap<String, SubscriptionOptions> = HashMap::new();
@@ -167,6 +183,7 @@ impl Router {
             });
         }
         let matched = targets.len();
+        let mut ticket = None;
         for (client_id, options) in targets {
             let Some(session) = sessions.get(&client_id) else {
                 continue;
@@ -177,9 +194,10 @@ impl Router {
                 qos,
                 retain: options.retain_as_published && message.retain,
                 dup: false,
+                seq: 0,
             };
-            session.enqueue(outgoing, limits, metrics);
+            ticket = ticket.max(session.enqueue(outgoing, limits, metrics, journal));
         }
-        matched
+        (matched, ticket)
     }
 }

@@ -1,15 +1,22 @@
 //! Sessions: what the broker keeps per client id — subscriptions, the
 //! bounded queue of messages waiting for delivery, and the QoS 1 messages
 //! in flight — across connections when the session is persistent.
+//!
+//! A persistent session is also *durable* when the gateway state is open:
+//! every change to what would survive a restart is pushed to the journal in
+//! the critical section that makes it, so the journal follows memory
+//! exactly. A clean session is never durable, and its paths here only test
+//! that flag: no journal, no extra lock, no allocation.
 
+use crate::journal::{Journal, Op};
 use crate::metrics::Metrics;
 use crate::router::Message;
 use crate::Limits;
 use roost_mqtt::{QoS, SubscriptionOptions};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 
 /// A message on its way to one subscriber.
@@ -22,6 +29,9 @@ pub(crate) struct Outgoing {
     pub retain: bool,
     /// Set when the message is sent again after a reconnect.
     pub dup: bool,
+    /// Its place in a durable session's journal (1, 2, …); 0 when the
+    /// message is not journaled (QoS 0, or a session that is not durable).
+    pub seq: u64,
 }
 
 /// A message sent to the client and not yet fully acknowledged.
@@ -50,6 +60,11 @@ pub(crate) struct SessionState {
     /// The connection currently attached, if any.
     pub owner: Option<u64>,
     pub disconnected_at: Option<Instant>,
+    /// Changes are journaled: the session is persistent and the gateway
+    /// state is open. Once a session stops being durable it never is again.
+    pub durable: bool,
+    /// The `seq` the next journaled message gets.
+    pub next_seq: u64,
 }
 
 impl SessionState {
@@ -65,20 +80,52 @@ impl SessionState {
     }
 }
 
+/// Wall-clock Unix milliseconds.
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub(crate) struct Session {
+    /// Names the session in the gateway state; never reused while Roost runs.
+    pub id: u64,
     pub client_id: String,
     pub state: Mutex<SessionState>,
-    /// Wakes the attached connection when something was queued.
+    /// Wakes the attached connection when something was queued (or, for a
+    /// publisher, when the changes its answers wait for are committed).
     pub wake: Notify,
 }
 
 impl Session {
-    fn new(client_id: &str) -> Self {
+    fn new(id: u64, client_id: &str) -> Self {
         Self {
+            id,
             client_id: client_id.to_string(),
             state: Mutex::new(SessionState::default()),
             wake: Notify::new(),
         }
+    }
+
+    /// The journal, when this session's changes go to it.
+    fn journal<'j>(state: &SessionState, journal: Option<&'j Journal>) -> Option<&'j Journal> {
+        journal.filter(|_| state.durable)
+    }
+
+    fn session_op(&self, state: &SessionState, disconnected_at: Option<i64>) -> Op {
+        Op::Session {
+            id: self.id,
+            client_id: self.client_id.clone(),
+            expiry_secs: state.expiry.as_secs(),
+            disconnected_at,
+        }
+    }
+
+    /// Marks the session not durable; journals its end if it was.
+    fn stop_journaling(&self, state: &mut SessionState, journal: Option<&Journal>) -> Option<u64> {
+        let journal = Self::journal(state, journal)?;
+        state.durable = false;
+        Some(journal.push(Op::SessionEnded { id: self.id }))
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, SessionState> {
@@ -87,11 +134,18 @@ impl Session {
 
     /// Queues a message for delivery. A detached session keeps only QoS 1
     /// messages (as AWS does); a full queue refuses the message, counted.
-    pub fn enqueue(&self, outgoing: Outgoing, limits: &Limits, metrics: &Metrics) -> bool {
-        {
+    /// Returns the journal ticket when the message was journaled.
+    pub fn enqueue(
+        &self,
+        mut outgoing: Outgoing,
+        limits: &Limits,
+        metrics: &Metrics,
+        journal: Option<&Journal>,
+    ) -> Option<u64> {
+        let ticket = {
             let mut state = self.lock();
             if state.owner.is_none() && outgoing.qos == QoS::AtMostOnce {
-                return false;
+                return None;
             }
             let size = outgoing.message.payload.len();
             if state.queue.len() >= limits.max_queued_messages
@@ -104,13 +158,40 @@ impl Session {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(client_id = %self.client_id, queued = state.queue.len(), "session queue full: message dropped");
-                return false;
+                return None;
             }
+            let ticket = match Self::journal(&state, journal) {
+                Some(journal) if outgoing.qos != QoS::AtMostOnce => {
+                    state.next_seq += 1;
+                    outgoing.seq = state.next_seq;
+                    Some(journal.push(Op::Queued {
+                        session: self.id,
+                        outgoing: outgoing.clone(),
+                    }))
+                }
+                _ => None,
+            };
             state.queued_bytes += size;
             state.queue.push_back(outgoing);
-        }
+            ticket
+        };
         self.wake.notify_one();
-        true
+        ticket
+    }
+
+    /// A queued message will not be delivered (expired, or the client may
+    /// not receive it).
+    pub fn discard(&self, outgoing: &Outgoing, journal: Option<&Journal>) {
+        if outgoing.seq == 0 || journal.is_none() {
+            return;
+        }
+        let state = self.lock();
+        if let Some(journal) = Self::journal(&state, journal) {
+            journal.push(Op::Done {
+                session: self.id,
+                seq: outgoing.seq,
+            });
+        }
     }
 
     /// Takes the next message to send, if the in-flight window allows
@@ -131,7 +212,7 @@ impl Session {
     }
 
     /// Records a QoS 1/2 message as in flight and returns its packet id.
-    pub fn start_inflight(&self, outgoing: &Outgoing) -> u16 {
+    pub fn start_inflight(&self, outgoing: &Outgoing, journal: Option<&Journal>) -> u16 {
         let mut state = self.lock();
         let packet_id = state.next_packet_id();
         state.inflight.push_back(Inflight {
@@ -139,35 +220,67 @@ impl Session {
             outgoing: outgoing.clone(),
             released: false,
         });
+        if outgoing.seq != 0 {
+            if let Some(journal) = Self::journal(&state, journal) {
+                journal.push(Op::Sent {
+                    session: self.id,
+                    seq: outgoing.seq,
+                });
+            }
+        }
         packet_id
     }
 
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived: the message is done.
-    pub fn complete(&self, packet_id: u16, qos2: bool) -> bool {
+    pub fn complete(&self, packet_id: u16, qos2: bool, journal: Option<&Journal>) -> bool {
         let mut state = self.lock();
-        let before = state.inflight.len();
-        state
+        let Some(at) = state
             .inflight
-            .retain(|i| i.packet_id != packet_id || (qos2 && !i.released));
-        before != state.inflight.len()
+            .iter()
+            .position(|i| i.packet_id == packet_id && (!qos2 || i.released))
+        else {
+            return false;
+        };
+        let entry = state.inflight.remove(at).expect("position is in range");
+        // A released QoS 2 message was journaled done at its PUBREC.
+        if !entry.released && entry.outgoing.seq != 0 {
+            if let Some(journal) = Self::journal(&state, journal) {
+                journal.push(Op::Done {
+                    session: self.id,
+                    seq: entry.outgoing.seq,
+                });
+            }
+        }
+        true
     }
 
-    /// PUBREC arrived for a QoS 2 message.
-    pub fn release(&self, packet_id: u16) -> bool {
+    /// PUBREC arrived for a QoS 2 message: the client has it, only the
+    /// PUBREL/PUBCOMP exchange is left.
+    pub fn release(&self, packet_id: u16, journal: Option<&Journal>) -> bool {
         let mut state = self.lock();
-        match state.inflight.iter_mut().find(|i| i.packet_id == packet_id) {
-            Some(entry) => {
-                entry.released = true;
-                true
+        let Some(entry) = state.inflight.iter_mut().find(|i| i.packet_id == packet_id) else {
+            return false;
+        };
+        let newly = !entry.released;
+        entry.released = true;
+        let seq = entry.outgoing.seq;
+        if newly && seq != 0 {
+            if let Some(journal) = Self::journal(&state, journal) {
+                journal.push(Op::Done {
+                    session: self.id,
+                    seq,
+                });
             }
-            None => false,
         }
+        true
     }
 
     /// A connection attaches: messages that were in flight are sent again
     /// first (DUP), except QoS 2 ones already released, which only need their
-    /// PUBREL again. Returns those packet ids.
-    pub fn attach(&self, conn_id: u64, expiry: Duration) -> Vec<u16> {
+    /// PUBREL again. Returns those packet ids. With `journal`, a persistent
+    /// session is (or becomes) durable; resumed with expiry 0 it stops
+    /// being durable, since it now ends with this connection.
+    pub fn attach(&self, conn_id: u64, expiry: Duration, journal: Option<&Journal>) -> Vec<u16> {
         let mut state = self.lock();
         state.owner = Some(conn_id);
         state.disconnected_at = None;
@@ -182,18 +295,118 @@ impl Session {
         }
         let ids = released.iter().map(|i| i.packet_id).collect();
         state.inflight.extend(released);
+        match journal {
+            _ if expiry.is_zero() => {
+                self.stop_journaling(&mut state, journal);
+            }
+            Some(journal) if state.durable => {
+                journal.push(self.session_op(&state, None));
+            }
+            Some(journal) => self.start_journaling(&mut state, journal),
+            None => {}
+        }
         ids
     }
 
+    /// Journals everything a session holds that survives a restart and
+    /// marks it durable. Only a new session normally gets here (with nothing
+    /// yet); the rest covers one that was not durable before.
+    fn start_journaling(&self, state: &mut SessionState, journal: &Journal) {
+        state.durable = true;
+        journal.push(self.session_op(state, None));
+        for (filter, options) in &state.subscriptions {
+            journal.push(Op::Subscribed {
+                session: self.id,
+                filter: filter.clone(),
+                options: *options,
+            });
+        }
+        let SessionState {
+            queue, next_seq, ..
+        } = state;
+        for outgoing in queue.iter_mut().filter(|o| o.qos != QoS::AtMostOnce) {
+            *next_seq += 1;
+            outgoing.seq = *next_seq;
+            journal.push(Op::Queued {
+                session: self.id,
+                outgoing: outgoing.clone(),
+            });
+        }
+    }
+
     /// The connection `conn_id` ends. Returns true when the session ends with it.
-    pub fn detach(&self, conn_id: u64) -> bool {
+    pub fn detach(&self, conn_id: u64, journal: Option<&Journal>) -> bool {
         let mut state = self.lock();
         if state.owner != Some(conn_id) {
             return false;
         }
         state.owner = None;
         state.disconnected_at = Some(Instant::now());
+        if let Some(journal) = Self::journal(&state, journal) {
+            journal.push(self.session_op(&state, Some(unix_ms(SystemTime::now()))));
+        }
         state.expiry.is_zero()
+    }
+
+    /// The client changed the session expiry (MQTT 5 DISCONNECT). The
+    /// caller has checked that a session ending with its connection does not
+    /// ask to outlive it.
+    pub fn set_expiry(&self, expiry: Duration, journal: Option<&Journal>) {
+        let mut state = self.lock();
+        state.expiry = expiry;
+        if expiry.is_zero() {
+            self.stop_journaling(&mut state, journal);
+        } else if let Some(journal) = Self::journal(&state, journal) {
+            journal.push(self.session_op(&state, None));
+        }
+    }
+
+    /// The session is over (clean start, expiry, or its connection ended).
+    pub fn end(&self, journal: Option<&Journal>) {
+        let mut state = self.lock();
+        self.stop_journaling(&mut state, journal);
+    }
+
+    /// Adds or replaces a subscription. `None` when the session already
+    /// holds `max` others; else whether the filter is new, and the journal
+    /// ticket when the change was journaled.
+    pub fn subscribe(
+        &self,
+        filter: &str,
+        options: SubscriptionOptions,
+        max: usize,
+        journal: Option<&Journal>,
+    ) -> Option<(bool, Option<u64>)> {
+        let mut state = self.lock();
+        if !state.subscriptions.contains_key(filter) && state.subscriptions.len() >= max {
+            return None;
+        }
+        let is_new = state
+            .subscriptions
+            .insert(filter.to_string(), options)
+            .is_none();
+        let ticket = Self::journal(&state, journal).map(|journal| {
+            journal.push(Op::Subscribed {
+                session: self.id,
+                filter: filter.to_string(),
+                options,
+            })
+        });
+        Some((is_new, ticket))
+    }
+
+    /// Removes a subscription: whether it existed, and the journal ticket.
+    pub fn unsubscribe(&self, filter: &str, journal: Option<&Journal>) -> (bool, Option<u64>) {
+        let mut state = self.lock();
+        let existed = state.subscriptions.remove(filter).is_some();
+        let ticket = match Self::journal(&state, journal) {
+            Some(journal) if existed => Some(journal.push(Op::Unsubscribed {
+                session: self.id,
+                filter: filter.to_string(),
+            })),
+            _ => None,
+        };
+        (existed, ticket)
     }
 }
 
@@ -201,6 +414,8 @@ impl Session {
 #[derive(Default)]
 pub(crate) struct SessionTable {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// The id of the last session created.
+    last_id: AtomicU64,
 }
 
 impl SessionTable {
@@ -221,9 +436,19 @@ impl SessionTable {
                 return (existing.clone(), true);
             }
         }
-        let session = Arc::new(Session::new(client_id));
+        let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let session = Arc::new(Session::new(id, client_id));
         sessions.insert(client_id.to_string(), session.clone());
         (session, false)
+    }
+
+    /// Puts back a session read from the gateway state, under its saved id.
+    pub fn restore(&self, client_id: &str, id: u64) -> Arc<Session> {
+        self.last_id.fetch_max(id, Ordering::Relaxed);
+        let session = Arc::new(Session::new(id, client_id));
+        let mut sessions = self.sessions.lock().expect("session table lock");
+        sessions.insert(client_id.to_string(), session.clone());
+        session
     }
 
     /// Removes the session if it is still this one.
@@ -240,15 +465,6 @@ impl SessionTable {
 
     pub fn len(&self) -> usize {
         self.sessions.lock().expect("session table lock").len()
-    }
-
-    pub fn all(&self) -> Vec<Arc<Session>> {
-        self.sessions
-            .lock()
-            .expect("session table lock")
-            .values()
-            .cloned()
-            .collect()
     }
 
     /// Detached persistent sessions whose expiry has passed.

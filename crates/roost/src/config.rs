@@ -71,9 +71,15 @@ pub struct ServeArgs {
     /// SNS https subscribers (receivers behind a private CA).
     #[arg(long, env = "ROOST_SNS_CA_FILE")]
     pub sns_ca_file: Option<PathBuf>,
-    /// Seconds between snapshots of persistent sessions and retained
-    /// messages (a graceful stop always saves; a crash loses at most this much).
+    /// How hard each commit of gateway state (persistent sessions, their
+    /// queued QoS 1 messages, retained messages) is pushed to disk: "normal"
+    /// (the default) survives Roost being killed, not a power loss; "full"
+    /// fsyncs every commit and survives a power loss too.
     #[arg(long)]
+    pub state_sync: Option<roost_broker::StateSync>,
+    /// Obsolete: gateway state is now saved as it changes, not in
+    /// snapshots. Accepted and ignored, with a warning.
+    #[arg(long, hide = true)]
     pub state_save_interval_secs: Option<u64>,
     /// Region used in ARNs.
     #[arg(long)]
@@ -102,6 +108,8 @@ struct FileConfig {
     mqtt_plain_principal: Option<String>,
     mqtt_plain_allow_remote: Option<bool>,
     mqtt_profile: Option<String>,
+    state_sync: Option<String>,
+    /// Obsolete (see ServeArgs); accepted so old files still load.
     state_save_interval_secs: Option<u64>,
     mqtt_max_connections: Option<usize>,
     s3_endpoint: Option<String>,
@@ -129,7 +137,7 @@ pub struct Config {
     /// The plain listener and the certificate id its connections act under.
     pub mqtt_plain: Option<(SocketAddr, String)>,
     pub mqtt_profile: roost_broker::Profile,
-    pub state_save_interval_secs: u64,
+    pub state_sync: roost_broker::StateSync,
     pub broker: roost_broker::BrokerConfig,
     pub object_store: roost_rules::ObjectStoreConfig,
     /// Parsed SMTP URL (its Debug form hides the password).
@@ -203,6 +211,18 @@ impl Config {
             ),
             (Some(addr), Some(principal)) => Some((addr, principal)),
         };
+        let state_sync = match (args.state_sync, file.state_sync) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s.parse().map_err(anyhow::Error::msg)?,
+            (None, None) => roost_broker::StateSync::Normal,
+        };
+        if args
+            .state_save_interval_secs
+            .or(file.state_save_interval_secs)
+            .is_some()
+        {
+            tracing::warn!("state_save_interval_secs is obsolete and ignored: gateway state is saved as it changes (see --state-sync)");
+        }
         let mut broker = roost_broker::BrokerConfig::new(mqtt_profile);
         if let Some(n) = args.mqtt_max_connections.or(file.mqtt_max_connections) {
             broker.limits.max_connections = n;
@@ -278,10 +298,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_HTTPS_LISTEN.parse().expect("valid default")),
             mqtt_plain,
             mqtt_profile,
-            state_save_interval_secs: args
-                .state_save_interval_secs
-                .or(file.state_save_interval_secs)
-                .unwrap_or(30),
+            state_sync,
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
@@ -336,6 +353,40 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.region, "ap-south-1");
+    }
+
+    #[test]
+    fn state_sync_comes_from_flag_or_file_and_the_old_interval_still_loads() {
+        use roost_broker::StateSync;
+        assert_eq!(
+            Config::resolve(ServeArgs::default()).unwrap().state_sync,
+            StateSync::Normal
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(
+            &file,
+            "state_sync = \"full\"\nstate_save_interval_secs = 30\n",
+        )
+        .unwrap();
+        let from_file = |sync| ServeArgs {
+            config: Some(file.clone()),
+            state_sync: sync,
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::resolve(from_file(None)).unwrap().state_sync,
+            StateSync::Full
+        );
+        assert_eq!(
+            Config::resolve(from_file(Some(StateSync::Normal)))
+                .unwrap()
+                .state_sync,
+            StateSync::Normal
+        );
+        std::fs::write(&file, "state_sync = \"sometimes\"\n").unwrap();
+        let err = Config::resolve(from_file(None)).unwrap_err();
+        assert!(err.to_string().contains("'normal' or 'full'"), "{err}");
     }
 
     #[test]

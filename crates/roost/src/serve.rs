@@ -144,40 +144,27 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )
     .await
     .context("starting the rules engine")?;
-    let gateway_state =
-        roost_broker::BrokerStore::open(&data_dir.join(roost_broker::BrokerStore::FILE))
-            .await
-            .context("opening the gateway state")?;
-    let restored = broker
-        .restore_state(&gateway_state)
+    // Gateway state is read back before any listener serves, and from then
+    // on every durable change is written as it happens.
+    let gateway_state = roost_broker::BrokerStore::open(
+        &data_dir.join(roost_broker::BrokerStore::FILE),
+        cfg.state_sync,
+    )
+    .await
+    .context("opening the gateway state")?;
+    let (restored, state_writer) = broker
+        .open_state(gateway_state)
         .await
         .context("restoring the gateway state")?;
     tracing::info!(
         sessions = restored.sessions,
         messages = restored.messages,
         retained = restored.retained,
+        sync = ?cfg.state_sync,
         "gateway state restored"
     );
-    let gateway_state = std::sync::Arc::new(gateway_state);
     let mut tasks = tokio::task::JoinSet::new();
     {
-        let (b, mut s, store) = (broker.clone(), stop.clone(), gateway_state.clone());
-        let every = Duration::from_secs(cfg.state_save_interval_secs.max(1));
-        tasks.spawn(async move {
-            // Periodic snapshots bound what a crash can lose.
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = s.changed() => return,
-                    _ = tick.tick() => {
-                        if let Err(e) = b.save_state(&store).await {
-                            tracing::error!(error = %e, "saving the gateway state failed");
-                        }
-                    }
-                }
-            }
-        });
         let (b, s) = (broker.clone(), stop.clone());
         tasks.spawn(async move { b.watch_registry(s).await });
         let (b, s) = (broker.clone(), stop.clone());
@@ -211,16 +198,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    let saved = broker
-        .save_state(&gateway_state)
-        .await
-        .context("saving the gateway state")?;
-    tracing::info!(
-        sessions = saved.sessions,
-        messages = saved.messages,
-        retained = saved.retained,
-        "gateway state saved"
-    );
+    // The connections' last changes (sessions detached) are committed.
+    state_writer.finish().await;
+    tracing::info!("gateway state saved");
     api_task
         .await
         .context("control plane task")?

@@ -159,7 +159,12 @@ impl RepublishAction {
         shared
             .broker
             .publish_as_service(message)
+            .await
             .map(|_| ())
-            .map_err(|e| ActionError::permanent(e.to_string()))
+            .map_err(|e| match e {
+                // The gateway state is failing to save: worth trying again.
+                roost_broker::PublishRefusal::NotSaved => ActionError::transient(e.to_string()),
+                e => ActionError::permanent(e.to_string()),
+            })
     }
 }
