@@ -345,7 +345,8 @@ impl Broker {
         }
     }
 
-    /// Serves MQTT over TLS on `listener` until `shutdown`.
+    /// Serves MQTT over TLS on `listener` until `shutdown`; returns once its
+    /// connections have ended too.
     pub async fn serve_tls(
         &self,
         listener: tokio::net::TcpListener,

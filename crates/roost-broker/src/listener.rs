@@ -32,12 +32,19 @@ pub(crate) async fn serve(
     transport: Transport,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(broker.shared.config.limits.max_connections));
+    let max_connections = broker.shared.config.limits.max_connections;
+    let permits = Arc::new(Semaphore::new(max_connections));
     let transport = Arc::new(transport);
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                // Returns once every connection has ended (and written its
+                // last changes), so that the caller can stop what they use.
+                let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+                let _ = permits.acquire_many(all).await;
+                return;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
