@@ -604,6 +604,14 @@ class Raw:
         self.closed = False
         ctx.raws.append(self)
 
+    @classmethod
+    def over(cls, sock, version=V311):
+        """A Raw on a socket opened elsewhere (e.g. mutual TLS to the
+        gateway's MQTT listener), outside any scenario."""
+        raw = cls.__new__(cls)
+        raw.ctx, raw.version, raw.sock, raw.buf, raw.closed = None, version, sock, b"", False
+        return raw
+
     def send(self, data: bytes):
         try:
             self.sock.sendall(data)

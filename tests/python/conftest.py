@@ -84,8 +84,23 @@ class Roost:
             if f:
                 f.close()
 
-    def restart(self):
-        self.stop()
+    def kill(self):
+        """Ends Roost with SIGKILL, as a crash or the OOM killer would: no
+        shutdown code runs."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        for f in (getattr(self, "log", None), getattr(self, "out", None)):
+            if f:
+                f.close()
+
+    def restart(self, kill=False):
+        """Stops Roost (SIGTERM, or SIGKILL with `kill`) and starts it again
+        on the same data directory."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
         return self.start()
 
     # ---- clients --------------------------------------------------------

@@ -65,6 +65,17 @@ def paho_connect(client, port, timeout=30.0, **kwargs):
     return result
 
 
+def connect_with_inbox(device, port, client_id, protocol=None, clean=True, **connect_kwargs):
+    """A paho client of `device`, connected, whose messages go to an Inbox:
+    (client, inbox, the CONNACK result). `connect_kwargs` go to connect()
+    (MQTT 5: clean_start, properties)."""
+    client = device.paho(client_id, protocol=protocol, clean=clean)
+    inbox = Inbox()
+    client.on_message = lambda c, u, m: inbox.put(m.topic, m.payload, m.qos, m.retain)
+    result = paho_connect(client, port, **connect_kwargs)
+    return client, inbox, result
+
+
 def mosquitto(device, port, *args, tool="mosquitto_pub", timeout=20):
     cmd = [
         tool, "-h", "localhost", "-p", str(port),

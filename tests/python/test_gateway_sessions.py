@@ -8,17 +8,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from conftest import make_device
-from mqtt_helpers import Inbox, close, paho_connect, subscribe_wait as subscribe, wait_until
-
-
-def connect(device, port, client_id, protocol=mqtt.MQTTv311, clean=True, **kw):
-    client = device.paho(client_id, protocol=protocol, clean=clean)
-    inbox = Inbox()
-    client.on_message = lambda c, u, m: inbox.put(m.topic, m.payload, m.qos, m.retain)
-    for k, v in kw.items():
-        setattr(client, k, v)
-    result = paho_connect(client, port)
-    return client, inbox, result
+from mqtt_helpers import close, connect_with_inbox as connect, paho_connect, subscribe_wait as subscribe
 
 
 
