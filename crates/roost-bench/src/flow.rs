@@ -128,6 +128,11 @@ pub struct FlowSpec {
     pub drain: Duration,
     /// Handshakes in flight while the clients connect.
     pub connect_concurrency: usize,
+    /// Subscribers keep persistent sessions under fixed client ids
+    /// (`bench-persistent-s<n>`), so that every QoS 1 message they are sent
+    /// is durable state in a broker that has any. Two such runs must not
+    /// share a broker at once.
+    pub persistent: bool,
 }
 
 /// Shared between the subscribers and the coordinator.
@@ -425,17 +430,27 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
     let run = run_id();
     let (publishers, subscribers) = (shape.publishers(), shape.subscribers());
 
-    let sub_ids = (0..subscribers)
-        .map(|s| format!("bench-{run}-s{s}"))
-        .collect();
-    let mut subs = mqtt::open_many(target, sub_ids, spec.connect_concurrency).await?;
+    let (sub_ids, sub_kind) = if spec.persistent {
+        let ids = (0..subscribers).map(|s| format!("bench-persistent-s{s}"));
+        (ids.collect(), mqtt::SessionKind::Persistent)
+    } else {
+        let ids = (0..subscribers).map(|s| format!("bench-{run}-s{s}"));
+        (ids.collect(), mqtt::SessionKind::Clean)
+    };
+    let mut subs = mqtt::open_many(target, sub_ids, spec.connect_concurrency, sub_kind).await?;
     for (s, conn) in subs.iter_mut().enumerate() {
         conn.subscribe(&shape.filter(&run, s), spec.qos).await?;
     }
     let pub_ids = (0..publishers)
         .map(|p| format!("bench-{run}-p{p}"))
         .collect();
-    let pubs = mqtt::open_many(target, pub_ids, spec.connect_concurrency).await?;
+    let pubs = mqtt::open_many(
+        target,
+        pub_ids,
+        spec.connect_concurrency,
+        mqtt::SessionKind::Clean,
+    )
+    .await?;
 
     // One semaphore per publisher→subscriber link.
     let record_latency = spec.rate.is_some();
@@ -581,10 +596,12 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
         "seconds": round(elapsed.as_secs_f64()),
         "delivered_per_s": round(delivered_per_s),
         "hit_duration_cap": sent < spec.messages,
+        "persistent_subscribers": spec.persistent,
         "errors": errors,
     });
+    let sessions = if spec.persistent { " persistent" } else { "" };
     let mut human = format!(
-        "[{label}] {mode} qos{qos} {publishers}→{subscribers}: {:.0} msgs/s delivered ({received} of {expected}, lost {lost}) in {:.2} s",
+        "[{label}] {mode} qos{qos}{sessions} {publishers}→{subscribers}: {:.0} msgs/s delivered ({received} of {expected}, lost {lost}) in {:.2} s",
         delivered_per_s,
         elapsed.as_secs_f64()
     );

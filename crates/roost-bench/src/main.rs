@@ -134,6 +134,11 @@ struct FlowArgs {
     /// Handshakes in flight while the clients connect.
     #[arg(long, default_value_t = 32)]
     connect_concurrency: usize,
+    /// Subscribers keep persistent sessions (clean session off, MQTT 5
+    /// session expiry 1 h) under fixed client ids, `bench-persistent-s<n>`:
+    /// every QoS 1 message they are sent becomes durable state.
+    #[arg(long)]
+    persistent: bool,
 }
 
 impl FlowArgs {
@@ -153,6 +158,7 @@ impl FlowArgs {
             duration,
             drain: Duration::from_secs_f64(self.drain.clamp(0.1, 60.0)),
             connect_concurrency: self.connect_concurrency,
+            persistent: self.persistent,
         }
     }
 }

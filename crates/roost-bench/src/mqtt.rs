@@ -25,6 +25,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read buffer capacity kept free before each read in the message loops.
 pub const READ_CHUNK: usize = 64 * 1024;
 
+/// The session expiry a persistent MQTT 5 session asks for.
+const PERSISTENT_SESSION_EXPIRY_SECS: u32 = 3600;
+
 /// The keep alive we ask for: long enough that no load needs PINGREQ
 /// (AWS IoT and Roost grant 30–1200 s), so pings never add traffic.
 pub const KEEP_ALIVE_SECS: u16 = 1200;
@@ -63,10 +66,42 @@ pub struct OpenError {
     pub error: anyhow::Error,
 }
 
+/// What a connection asks the broker to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// Clean session: nothing outlives the connection.
+    Clean,
+    /// Clean session off: subscriptions and QoS 1 messages are kept (and
+    /// are the broker's durable state, where it has any). Any session the
+    /// client id had before is dropped first, with a clean connect.
+    Persistent,
+}
+
 impl Connection {
     /// TCP connect, TLS handshake with our certificate, CONNECT (clean
     /// session), CONNACK with success.
     pub async fn open(target: &Target, client_id: &str) -> Result<Self, OpenError> {
+        Self::open_with(target, client_id, true).await
+    }
+
+    /// Opens a connection with a session of `kind`.
+    pub async fn open_session(
+        target: &Target,
+        client_id: &str,
+        kind: SessionKind,
+    ) -> Result<Self, OpenError> {
+        if kind == SessionKind::Clean {
+            return Self::open(target, client_id).await;
+        }
+        Self::open(target, client_id).await?.disconnect().await;
+        Self::open_with(target, client_id, false).await
+    }
+
+    async fn open_with(
+        target: &Target,
+        client_id: &str,
+        clean_start: bool,
+    ) -> Result<Self, OpenError> {
         let fail = |stage| move |error| OpenError { stage, error };
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr))
             .await
@@ -87,7 +122,7 @@ impl Connection {
             rbuf: BytesMut::with_capacity(4096),
             protocol: target.protocol,
         };
-        tokio::time::timeout(CONNECT_TIMEOUT, conn.connect(client_id))
+        tokio::time::timeout(CONNECT_TIMEOUT, conn.connect(client_id, clean_start))
             .await
             .map_err(|_| anyhow!("no CONNACK in time"))
             .and_then(|r| r)
@@ -95,16 +130,21 @@ impl Connection {
         Ok(conn)
     }
 
-    async fn connect(&mut self, client_id: &str) -> Result<()> {
+    async fn connect(&mut self, client_id: &str, clean_start: bool) -> Result<()> {
         let connect = Packet::Connect(Connect {
             protocol: self.protocol,
-            clean_start: true,
+            clean_start,
             keep_alive: KEEP_ALIVE_SECS,
             client_id: client_id.to_string(),
             will: None,
             username: None,
             password: None,
-            properties: ConnectProperties::default(),
+            properties: ConnectProperties {
+                // MQTT 5 keeps a session only with an expiry.
+                session_expiry_interval: (!clean_start && self.protocol == ProtocolVersion::V5)
+                    .then_some(PERSISTENT_SESSION_EXPIRY_SECS),
+                ..Default::default()
+            },
         });
         self.send(&connect).await?;
         match self.read_packet().await? {
@@ -262,6 +302,7 @@ pub async fn open_many(
     target: &Target,
     client_ids: Vec<String>,
     concurrency: usize,
+    kind: SessionKind,
 ) -> Result<Vec<Connection>> {
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -271,7 +312,7 @@ pub async fn open_many(
         let target = target.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
-            let opened = Connection::open(&target, &client_id).await;
+            let opened = Connection::open_session(&target, &client_id, kind).await;
             (index, client_id, opened)
         });
     }
