@@ -27,7 +27,7 @@ mod session;
 pub mod tls;
 
 pub use listener::PlainPrincipal;
-pub use metrics::MetricsSnapshot;
+pub use metrics::{Field as MetricField, MetricsSnapshot};
 pub use persist::{BrokerStore, SavedCounts};
 pub use publish::PublishRefusal;
 

@@ -18,8 +18,31 @@ macro_rules! counters {
                 MetricsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* sessions: sessions as u64 }
             }
         }
+
+        impl MetricsSnapshot {
+            /// Every value with its name and description, for exporters.
+            pub fn fields(&self) -> Vec<Field> {
+                vec![
+                    $(Field { name: stringify!($name), help: $doc, value: self.$name, gauge: GAUGES.contains(&stringify!($name)) },)*
+                    Field { name: "sessions", help: "sessions (connected or persistent), now", value: self.sessions, gauge: true },
+                ]
+            }
+        }
     };
 }
+
+/// One value of a [`MetricsSnapshot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
+    /// A level that goes up and down (else a count that only grows).
+    pub gauge: bool,
+}
+
+/// The values that are levels, not counts.
+const GAUGES: &[&str] = &["connections_current"];
 
 counters! {
     connections_accepted: "TCP connections accepted",
