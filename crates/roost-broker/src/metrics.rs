@@ -65,6 +65,7 @@ counters! {
     dropped_queue_full: "QoS 1 messages dropped because a session's queue was full",
     dropped_qos0_backlog: "QoS 0 messages dropped because a client was not keeping up",
     dropped_expired: "messages dropped because their MQTT 5 expiry passed while queued",
+    authorization_refreshes: "times a connection re-read its policies after a registry change that may concern it",
     registry_events_lagged: "registry change events missed by the gateway (all connections re-checked)",
     sessions_expired: "persistent sessions removed after their expiry",
 }
