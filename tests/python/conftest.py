@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -63,6 +64,25 @@ class Roost:
         self.mqtt_port = int(self.endpoints["mqtt"].rsplit(":", 1)[1])
         self.https_port = int(self.endpoints["https"].rsplit(":", 1)[1])
         return self
+
+    def metrics(self) -> dict:
+        """GET /metrics, read with the Prometheus project's parser:
+        {(sample name, ((label, value), ...)): value}."""
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{self.api_url}/metrics", timeout=10) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+            text = resp.read().decode()
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return samples
+
+    def metric(self, name, **labels):
+        """One sample of GET /metrics (None when absent)."""
+        return self.metrics().get((name, tuple(sorted(labels.items()))))
 
     def read_log(self) -> str:
         path = self.data_dir.parent / f"{self.data_dir.name}.log"

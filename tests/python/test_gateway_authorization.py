@@ -182,6 +182,41 @@ def test_policy_changes_apply_from_the_next_action(roost, tenants):
         c.loop_stop()
 
 
+def test_provisioning_other_devices_leaves_a_connections_policies_alone(roost, tenants, tmp_path):
+    """A change re-prepares the policies of the connections it may concern
+    only: provisioning a fleet while devices are connected must not make
+    every connection re-read its policies at every action."""
+    device, _, _ = tenants
+    iot = roost.boto()
+    client, _, _ = connect(device, roost.mqtt_port, protocol=mqtt.MQTTv5)
+    topic = f"abcde-12345/{THING}/audit"
+    refreshes = lambda: roost.metric("roost_gateway_authorization_refreshes_total")
+    before = refreshes()
+    for i in range(10):
+        # A new thing, certificate, thing principal and policy attachment each time.
+        make_device(roost, tmp_path, f"fleet-{i}")
+        client.publish(topic, b"still here", qos=1).wait_for_publish(10)
+    # One global counter made that 10; scoped ones make it 0 (1 if two
+    # certificates happen to share a slot of the generation table).
+    assert refreshes() - before <= 1
+    # A change that does concern the connection reaches it at its next action.
+    settled = refreshes()
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:Publish", "Resource": "*"}]}
+    iot.create_policy(policyName="deny-all", policyDocument=json.dumps(deny))
+    iot.attach_policy(policyName="deny-all", target=device.cert_arn)
+    info = client.publish(topic, b"denied", qos=1)
+    info.wait_for_publish(10)
+    assert refreshes() == settled + 1
+    # So does a change to a policy document, which may concern everyone.
+    iot.detach_policy(policyName="deny-all", target=device.cert_arn)
+    client.publish(topic, b"allowed again", qos=1).wait_for_publish(10)
+    iot.create_policy_version(policyName="iot-webinar-policy", policyDocument=scenario_policy(2), setAsDefault=True)
+    client.publish(topic, b"after new version", qos=1).wait_for_publish(10)
+    assert refreshes() == settled + 3
+    client.disconnect()
+    client.loop_stop()
+
+
 def test_receive_is_checked_at_each_delivery(roost, tmp_path):
     """Subscribe allowed broadly, Receive only on public/*: a '#' subscriber
     gets public messages only (AWS's documented way to cut off deliveries)."""

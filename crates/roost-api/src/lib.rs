@@ -44,7 +44,15 @@ pub struct ApiConfig {
     /// SNS topics' delivery (mail, http, signatures); `None` turns the SNS
     /// API's Subscribe and Publish into InternalError answers.
     pub sns: Option<Arc<roost_notify::Notifier>>,
+    /// Renders `GET /metrics` (OpenMetrics text); `None`: no such route.
+    pub metrics: Option<Arc<MetricsRenderer>>,
 }
+
+/// What renders the metrics page.
+pub type MetricsRenderer = dyn Fn() -> String + Send + Sync;
+
+/// The content type of `GET /metrics`.
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -162,6 +170,18 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             state.registry().ca().root_pem().to_string(),
         )
             .into_response();
+    }
+    // Metrics are for scrapers, which do not sign: counts only, no names of
+    // things or topics beyond rule names (docs/metrics.md).
+    if parts.method == "GET" && parts.uri.path() == "/metrics" {
+        if let Some(render) = &state.config().metrics {
+            return (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+                render(),
+            )
+                .into_response();
+        }
     }
     // So is the certificate SNS messages are signed with (SigningCertURL).
     if parts.method == "GET" {

@@ -17,6 +17,9 @@ pub struct ConnectionAuthz {
     client_id: Option<String>,
     source_ip: Option<std::net::IpAddr>,
     prepared: PreparedPolicies,
+    /// Where this connection's authorization generation is read, and the
+    /// generation its policies were prepared at.
+    watch: roost_registry::AuthorizationWatch,
     prepared_at: u64,
     /// `arn:aws:iot:<region>:<account>:`, built once: every PUBLISH and every
     /// delivery needs a resource ARN.
@@ -33,7 +36,9 @@ impl ConnectionAuthz {
         let parsed = roost_registry::pki::parse_pem(&certificate.pem)?;
         let settings = registry.settings();
         let arn_prefix = format!("arn:aws:iot:{}:{}:", settings.region, settings.account);
+        let watch = registry.authorization_watch(&certificate.id, client_id);
         let mut authz = Self {
+            watch,
             registry,
             certificate_id: certificate.id,
             certificate: roost_registry::pki::policy_context(&parsed),
@@ -50,7 +55,7 @@ impl ConnectionAuthz {
     }
 
     async fn refresh(&mut self) -> Result<(), RegistryError> {
-        let at = self.registry.authorization_generation();
+        let at = self.registry.authorization_generation(&self.watch);
         let mut auth = self
             .registry
             .principal_authorization_for(
@@ -65,12 +70,14 @@ impl ConnectionAuthz {
         Ok(())
     }
 
-    /// Re-prepares the policies if the registry changed since they were.
-    pub async fn ensure_fresh(&mut self) -> Result<(), RegistryError> {
-        if self.registry.authorization_generation() != self.prepared_at {
-            Box::pin(self.refresh()).await?;
+    /// Re-prepares the policies if a change that may concern this
+    /// connection was made since they were; `true` when it did.
+    pub async fn ensure_fresh(&mut self) -> Result<bool, RegistryError> {
+        if self.registry.authorization_generation(&self.watch) == self.prepared_at {
+            return Ok(false);
         }
-        Ok(())
+        Box::pin(self.refresh()).await?;
+        Ok(true)
     }
 
     pub fn certificate_id(&self) -> &str {

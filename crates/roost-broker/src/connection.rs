@@ -784,9 +784,7 @@ where
             tracing::info!(client_id = %self.client_id, "closing: QoS 2 PUBLISH (not supported in the aws profile)");
             return Err(Close::ProtocolError(ReasonCode::QoSNotSupported));
         }
-        if self.authz.ensure_fresh().await.is_err() {
-            return Err(Close::Kicked(Kick::Shutdown));
-        }
+        self.fresh_authorization().await?;
         if self.authz.publish(&publish.topic, publish.retain) != Decision::Allowed {
             self.shared()
                 .metrics
@@ -985,9 +983,7 @@ where
                 ReasonCode::SubscriptionIdentifiersNotSupported,
             ));
         }
-        if self.authz.ensure_fresh().await.is_err() {
-            return Err(Close::Kicked(Kick::Shutdown));
-        }
+        self.fresh_authorization().await?;
         let max_subscriptions = self.shared().config.limits.max_subscriptions;
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut granted_filters = Vec::new();
@@ -1113,14 +1109,32 @@ where
         Ok(())
     }
 
+    /// Re-reads the connection's policies when a change that may concern it
+    /// was made since they were read (counted); the registry failing to
+    /// answer ends the connection rather than deciding on stale policies.
+    async fn fresh_authorization(&mut self) -> Result<(), Close> {
+        match self.authz.ensure_fresh().await {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                self.shared()
+                    .metrics
+                    .authorization_refreshes
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(client_id = %self.client_id, error = %e, "closing: the registry did not answer for this connection's policies");
+                Err(Close::Kicked(Kick::Shutdown))
+            }
+        }
+    }
+
     /// Writes queued messages while the client's receive window allows.
     async fn deliver(&mut self) -> Result<(), Close> {
         let window = self
             .client_receive_max
             .min(usize::from(self.shared().config.limits.max_inflight));
-        if self.authz.ensure_fresh().await.is_err() {
-            return Err(Close::Kicked(Kick::Shutdown));
-        }
+        self.fresh_authorization().await?;
         let mut batch = 0;
         while let Some(outgoing) = self.session.next_to_send(window) {
             let now = Instant::now();

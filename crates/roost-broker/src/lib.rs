@@ -29,7 +29,7 @@ pub mod tls;
 
 pub use journal::StateUnavailable;
 pub use listener::PlainPrincipal;
-pub use metrics::MetricsSnapshot;
+pub use metrics::{Field as MetricField, MetricsSnapshot};
 pub use persist::{BrokerStore, PersistError, StateCounts, StateSync, StateWriter};
 pub use publish::PublishRefusal;
 

@@ -18,8 +18,31 @@ macro_rules! counters {
                 MetricsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* sessions: sessions as u64 }
             }
         }
+
+        impl MetricsSnapshot {
+            /// Every value with its name and description, for exporters.
+            pub fn fields(&self) -> Vec<Field> {
+                vec![
+                    $(Field { name: stringify!($name), help: $doc, value: self.$name, gauge: GAUGES.contains(&stringify!($name)) },)*
+                    Field { name: "sessions", help: "sessions (connected or persistent), now", value: self.sessions, gauge: true },
+                ]
+            }
+        }
     };
 }
+
+/// One value of a [`MetricsSnapshot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
+    /// A level that goes up and down (else a count that only grows).
+    pub gauge: bool,
+}
+
+/// The values that are levels, not counts.
+const GAUGES: &[&str] = &["connections_current", "state_largest_batch"];
 
 counters! {
     connections_accepted: "TCP connections accepted",
@@ -42,6 +65,7 @@ counters! {
     dropped_queue_full: "QoS 1 messages dropped because a session's queue was full",
     dropped_qos0_backlog: "QoS 0 messages dropped because a client was not keeping up",
     dropped_expired: "messages dropped because their MQTT 5 expiry passed while queued",
+    authorization_refreshes: "times a connection re-read its policies after a registry change that may concern it",
     registry_events_lagged: "registry change events missed by the gateway (all connections re-checked)",
     sessions_expired: "persistent sessions removed after their expiry",
     state_commits: "transactions committed to gateway.db by the state writer",

@@ -379,7 +379,6 @@ impl Registry {
             certificate_id: id,
             status: None,
         });
-        self.emit(RegistryEvent::AuthorizationChanged);
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use crate::store::Created;
-use crate::{paged, validate, Registry, RegistryEvent};
+use crate::{paged, validate, AuthorizationScope, Registry};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// AddThingToThingGroup / RemoveThingFromThingGroup: each side by name or ARN.
@@ -113,7 +113,7 @@ impl Registry {
         self.store
             .delete_thing_group(name, expected_version)
             .await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.authorization_changed(AuthorizationScope::All);
         Ok(())
     }
 
@@ -226,14 +226,14 @@ impl Registry {
     pub async fn add_thing_to_thing_group(&self, m: &GroupMembership) -> Result<()> {
         let (group, thing) = self.membership(m)?;
         self.store.add_thing_to_group(group, thing).await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.authorization_changed(AuthorizationScope::Thing(thing));
         Ok(())
     }
 
     pub async fn remove_thing_from_thing_group(&self, m: &GroupMembership) -> Result<()> {
         let (group, thing) = self.membership(m)?;
         self.store.remove_thing_from_group(group, thing).await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.authorization_changed(AuthorizationScope::Thing(thing));
         Ok(())
     }
 

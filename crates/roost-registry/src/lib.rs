@@ -16,6 +16,7 @@ pub mod validate;
 
 mod authz;
 mod certificates;
+mod generations;
 mod groups;
 mod policies;
 pub mod rules;
@@ -25,6 +26,7 @@ mod things;
 pub use authz::{AuthInfo, AuthResult, PrincipalAuthorization};
 pub use certificates::{CaRegistration, CertificateCreated, CertificateRefusal};
 pub use error::{RegistryError, Result};
+pub use generations::{AuthorizationScope, AuthorizationWatch};
 pub use groups::{GroupDescription, GroupMembership};
 pub use things::{ThingTypeSpec, ThingUpdate};
 
@@ -84,10 +86,11 @@ pub struct Registry {
     arns: Arns,
     settings: Settings,
     events: broadcast::Sender<RegistryEvent>,
-    /// Bumped, before the call that changed anything returns, on every change
-    /// that may alter an authorization decision; connections compare it with
-    /// the value their policies were prepared at.
-    generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped, before the call that changed anything returns, for every
+    /// change that may alter an authorization decision, in the change's
+    /// scope; connections compare their generation with the one their
+    /// policies were prepared at.
+    generations: Arc<generations::Generations>,
     /// Set once at start by the rules engine.
     rule_validator: Arc<std::sync::OnceLock<Arc<dyn rules::RuleValidator>>>,
 }
@@ -121,7 +124,7 @@ impl Registry {
             arns,
             settings,
             events,
-            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            generations: Arc::default(),
             rule_validator: Arc::new(std::sync::OnceLock::new()),
         }
     }
@@ -154,19 +157,36 @@ impl Registry {
     }
 
     fn emit(&self, event: RegistryEvent) {
-        // Synchronously first, so the very next action of any connection sees
-        // the change; then the broadcast for those that must act (drop a
-        // connection). No receivers is fine: nothing is connected yet.
-        if event != RegistryEvent::RulesChanged {
-            self.generation
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        // Synchronously first, so the very next action of the connections
+        // concerned sees the change; then the broadcast for those that must
+        // act (drop a connection). No receivers is fine: nothing is connected yet.
+        if let RegistryEvent::CertificateStatusChanged { certificate_id, .. } = &event {
+            self.generations
+                .bump(AuthorizationScope::Certificate(certificate_id));
         }
         let _ = self.events.send(event);
     }
 
-    /// Changes whenever an authorization decision may have changed.
-    pub fn authorization_generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    /// Records a change that may alter authorization decisions in `scope`.
+    fn authorization_changed(&self, scope: AuthorizationScope<'_>) {
+        self.generations.bump(scope);
+        self.emit(RegistryEvent::AuthorizationChanged);
+    }
+
+    /// Where a connection with this certificate and client id reads its
+    /// authorization generation.
+    pub fn authorization_watch(
+        &self,
+        certificate_id: &str,
+        client_id: Option<&str>,
+    ) -> AuthorizationWatch {
+        self.generations.watch(certificate_id, client_id)
+    }
+
+    /// Changes whenever an authorization decision of the watched connection
+    /// may have changed.
+    pub fn authorization_generation(&self, watch: &AuthorizationWatch) -> u64 {
+        self.generations.generation(watch)
     }
 
     // ---- control-plane credentials -------------------------------------

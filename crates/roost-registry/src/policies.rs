@@ -2,7 +2,7 @@
 
 use crate::error::{RegistryError, Result};
 use crate::model::*;
-use crate::{paged, validate, Registry, RegistryEvent};
+use crate::{paged, validate, AuthorizationScope, Registry};
 
 /// Checks a policy document with the same parser the authorizer uses, so
 /// that what is stored is exactly what will be evaluated.
@@ -99,7 +99,7 @@ impl Registry {
             )
             .await?;
         if set_as_default {
-            self.emit(RegistryEvent::AuthorizationChanged);
+            self.authorization_changed(AuthorizationScope::All);
         }
         Ok(version)
     }
@@ -138,7 +138,7 @@ impl Registry {
         self.store
             .set_default_policy_version(name, parse_version_id(version)?, now_millis())
             .await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.authorization_changed(AuthorizationScope::All);
         Ok(())
     }
 
@@ -161,13 +161,23 @@ impl Registry {
         }
     }
 
+    /// A policy was attached to or detached from `target` (an ARN): a
+    /// certificate's connections, or every connection for a thing group
+    /// (its members and its descendants' members).
+    fn attachment_changed(&self, target: &str) {
+        match self.arns.parse(target) {
+            Some(("cert", id)) => self.authorization_changed(AuthorizationScope::Certificate(id)),
+            _ => self.authorization_changed(AuthorizationScope::All),
+        }
+    }
+
     pub async fn attach_policy(&self, name: &str, target: &str) -> Result<()> {
         validate::policy_name(name)?;
         let target = self.policy_target(target).await?;
         self.store
             .attach_policy(name, &target, validate::MAX_POLICIES_PER_TARGET)
             .await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.attachment_changed(&target);
         Ok(())
     }
 
@@ -175,7 +185,7 @@ impl Registry {
         validate::policy_name(name)?;
         let target = self.policy_target(target).await?;
         self.store.detach_policy(name, &target).await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.attachment_changed(&target);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use crate::store::{Created, ThingFilter};
-use crate::{paged, validate, Registry, RegistryEvent};
+use crate::{paged, validate, AuthorizationScope, Registry};
 use std::collections::BTreeMap;
 
 /// CreateThingType's properties.
@@ -196,14 +196,14 @@ impl Registry {
                 }),
             )
             .await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.authorization_changed(AuthorizationScope::Thing(&thing.name));
         Ok(thing)
     }
 
     pub async fn delete_thing(&self, name: &str, expected_version: Option<i64>) -> Result<()> {
         validate::thing_name(name)?;
         self.store.delete_thing(name, expected_version).await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.authorization_changed(AuthorizationScope::Thing(name));
         Ok(())
     }
 
@@ -260,8 +260,17 @@ impl Registry {
         self.store
             .attach_thing_principal(thing, &principal, kind)
             .await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.principal_changed(thing, &principal);
         Ok(())
+    }
+
+    /// A thing's principals changed: its connections and the certificate's.
+    fn principal_changed(&self, thing: &str, principal_arn: &str) {
+        self.authorization_changed(AuthorizationScope::Thing(thing));
+        match self.arns.parse(principal_arn) {
+            Some(("cert", id)) => self.authorization_changed(AuthorizationScope::Certificate(id)),
+            _ => self.authorization_changed(AuthorizationScope::All),
+        }
     }
 
     pub async fn detach_thing_principal(&self, thing: &str, principal: &str) -> Result<()> {
@@ -271,7 +280,7 @@ impl Registry {
             _ => principal.to_string(),
         };
         self.store.detach_thing_principal(thing, &principal).await?;
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.principal_changed(thing, &principal);
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 mod cert;
 mod client;
 mod config;
+mod metrics;
 mod serve;
 mod sql;
 

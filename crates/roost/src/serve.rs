@@ -132,7 +132,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         None => tracing::info!("no SMTP server configured (--smtp-url): SNS email delivery is off"),
     }
-    let _rules = roost_rules::RulesEngine::start(
+    let rules = roost_rules::RulesEngine::start(
         registry.clone(),
         broker.clone(),
         roost_rules::RulesConfig {
@@ -183,6 +183,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         broker.clone(),
         roost_api::ApiConfig {
             endpoint_host: cfg.hosts[0].clone(),
+            metrics: Some(std::sync::Arc::new(crate::metrics::renderer(
+                crate::metrics::Exporter {
+                    broker: broker.clone(),
+                    rules,
+                    notifier: notifier.clone(),
+                },
+            ))),
             sns: Some(notifier),
         },
     );

@@ -1,0 +1,152 @@
+//! `GET /metrics` on the API port: the gateway's, the rules engine's and
+//! the notification delivery's counters in the OpenMetrics text format
+//! (Prometheus scrapes it as is). Values are read at each scrape; nothing
+//! here keeps state of its own.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use roost_rules::RuleStats;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Every metric's name starts with this.
+const PREFIX: &str = "roost";
+
+/// Per-rule counters: (metric name, help, the value in a rule's stats).
+type RuleField = (&'static str, &'static str, fn(&RuleStats) -> u64);
+const RULE_FIELDS: &[RuleField] = &[
+    (
+        "rule_matched",
+        "messages whose topic matched the rule's FROM",
+        |s| s.matched,
+    ),
+    (
+        "rule_filtered",
+        "matched messages the rule's WHERE left out",
+        |s| s.filtered,
+    ),
+    (
+        "rule_succeeded",
+        "messages every action of the rule took",
+        |s| s.succeeded,
+    ),
+    (
+        "rule_failed",
+        "messages an action failed on after its retries (sent to the error action)",
+        |s| s.failed,
+    ),
+    (
+        "rule_dropped",
+        "messages dropped because the rule's queue was full",
+        |s| s.dropped,
+    ),
+    (
+        "rule_sql_errors",
+        "messages the rule's SQL could not evaluate",
+        |s| s.sql_errors,
+    ),
+    (
+        "rule_error_action_failed",
+        "failures the error action could not take either",
+        |s| s.error_action_failed,
+    ),
+];
+
+/// Reads the counters of the running parts at each scrape.
+#[derive(Clone)]
+pub struct Exporter {
+    pub broker: roost_broker::Broker,
+    pub rules: roost_rules::RulesEngine,
+    pub notifier: Arc<roost_notify::Notifier>,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter").finish_non_exhaustive()
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for Exporter {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for field in self.broker.metrics().fields() {
+            let name = format!("gateway_{}", field.name);
+            if field.gauge {
+                gauge(&mut encoder, &name, field.help, field.value)?;
+            } else {
+                counter(&mut encoder, &name, field.help, field.value)?;
+            }
+        }
+
+        let stats = self.rules.stats();
+        for (name, help, value) in RULE_FIELDS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (rule, s) in &stats {
+                let labels = [("rule", rule.as_str())];
+                ConstCounter::new(value(s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+
+        let sns = &self.notifier.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            &mut encoder,
+            "sns_mail_sent",
+            "notification mails the SMTP server accepted",
+            load(&sns.mail_sent),
+        )?;
+        counter(
+            &mut encoder,
+            "sns_mail_failed",
+            "notification mails that could not be sent",
+            load(&sns.mail_failed),
+        )?;
+        counter(
+            &mut encoder,
+            "sns_http_sent",
+            "http/https notifications a subscriber accepted",
+            load(&sns.http_sent),
+        )?;
+        counter(
+            &mut encoder,
+            "sns_http_failed",
+            "http/https notifications given up on (after retries, or dropped)",
+            load(&sns.http_failed),
+        )?;
+        Ok(())
+    }
+}
+
+/// Renders every metric, as `GET /metrics` answers.
+pub fn renderer(exporter: Exporter) -> impl Fn() -> String + Send + Sync + 'static {
+    let mut registry = prometheus_client::registry::Registry::with_prefix(PREFIX);
+    registry.register_collector(Box::new(exporter));
+    move || {
+        let mut text = String::new();
+        match prometheus_client::encoding::text::encode(&mut text, &registry) {
+            Ok(()) => text,
+            Err(e) => {
+                // Only a formatting error of a String, which does not fail.
+                tracing::error!(error = %e, "encoding the metrics failed");
+                String::new()
+            }
+        }
+    }
+}
