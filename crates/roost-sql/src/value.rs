@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
@@ -19,9 +18,10 @@ use serde_json::{Map, Number};
 
 use crate::decimal::{Dec, Rounding};
 
-/// An owned object built by SQL. Sorted keys, like `serde_json::Map`, so the
-/// JSON text of a value does not depend on where it came from.
-pub(crate) type ObjMap<'a> = BTreeMap<Cow<'a, str>, Value<'a>>;
+/// An owned object built by SQL. Keys in insertion order, like
+/// `serde_json::Map` here: AWS writes a SELECT's items in the order they are
+/// listed (`SELECT *, 15 as speed` puts speed last).
+pub(crate) type ObjMap<'a> = indexmap::IndexMap<Cow<'a, str>, Value<'a>>;
 
 #[derive(Clone, Debug, Default)]
 pub(crate) enum Value<'a> {
@@ -584,7 +584,7 @@ mod tests {
         let v = Value::from_json(&json, false);
         assert_eq!(
             v.to_text(false).unwrap(),
-            r#"{"a":true,"b":[1,"x",null,2.5]}"#
+            r#"{"b":[1,"x",null,2.5],"a":true}"#
         );
     }
 }

@@ -107,13 +107,13 @@ fn to_string_conversions() {
     );
     assert_eq!(
         v2("'' + {'b': 1, 'a': 'x'}"),
-        Some(json!("{\"a\":\"x\",\"b\":1}"))
+        Some(json!("{\"b\":1,\"a\":\"x\"}"))
     );
     assert_eq!(v1("'' + NULL"), None);
     assert_eq!(v1("'' + missing"), None);
     assert_eq!(
         eval_in(V2, "'' + x", r#"{"x": {"q": "a\"b", "n": [1.0]}}"#),
-        Some(json!("{\"n\":[1],\"q\":\"a\\\"b\"}"))
+        Some(json!("{\"q\":\"a\\\"b\",\"n\":[1]}"))
     );
 }
 
