@@ -182,3 +182,31 @@ def test_subscription_events(roost, tmp_path):
     events = [json.loads(inbox.get().payload) for _ in range(2)]
     assert [(e["eventType"], e["topics"]) for e in events] == [("subscribed", ["a/b"]), ("unsubscribed", ["a/b"])]
     close(client, watcher)
+
+
+def test_an_expired_session_is_not_resumed(roost, tmp_path):
+    """Session expiry is exact at reconnect: 1 s after the disconnect the
+    session is gone, whether or not the periodic sweep (every 5 s) ran."""
+    dev = make_device(roost, tmp_path, "v5-expiry")
+
+    def connect(expiry):
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = expiry
+        client = dev.paho("v5-expiry", protocol=mqtt.MQTTv5)
+        result = paho_connect(client, roost.mqtt_port, properties=props, clean_start=False)
+        assert result["rc"] == 0
+        return client, None, result
+
+    client, _, _ = connect(1)
+    assert subscribe(client, "expiry/t", qos=1) == [1]
+    close(client)
+    # Still within its expiry: resumed, with its subscription.
+    client, _, result = connect(1)
+    assert result["flags"].session_present
+    close(client)
+    time.sleep(1.3)
+    before = roost.metric("roost_gateway_sessions_expired_total")
+    client, _, result = connect(60)
+    assert not result["flags"].session_present
+    assert roost.metric("roost_gateway_sessions_expired_total") == before + 1
+    close(client)

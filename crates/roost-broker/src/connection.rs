@@ -471,10 +471,23 @@ where
         );
     }
     // A clean start discards the old session; so does taking over a session
-    // that was to end with its connection (expiry 0), which is over now.
+    // that was to end with its connection (expiry 0), which is over now. A
+    // session whose expiry passed is over too, even if the housekeeping
+    // sweep has not removed it yet: expiry is exact at reconnect.
     if let Some(old) = shared.sessions.get(&client_id) {
-        let ended = old.lock().expiry.is_zero();
-        if connect.clean_start || ended {
+        let (ended, expired) = {
+            let state = old.lock();
+            (state.expiry.is_zero(), state.expired(Instant::now()))
+        };
+        if expired {
+            if shared.end_session(&old) {
+                shared
+                    .metrics
+                    .sessions_expired
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(client_id = %client_id, "persistent session expired");
+            }
+        } else if connect.clean_start || ended {
             shared.end_session(&old);
         }
     }

@@ -69,6 +69,15 @@ pub(crate) struct SessionState {
 
 impl SessionState {
     /// A packet id not in flight.
+    /// Detached for longer than its expiry: the session is over, whether or
+    /// not the housekeeping sweep has removed it yet.
+    pub fn expired(&self, now: Instant) -> bool {
+        self.owner.is_none()
+            && self
+                .disconnected_at
+                .is_some_and(|at| now.duration_since(at) >= self.expiry)
+    }
+
     pub fn next_packet_id(&mut self) -> u16 {
         loop {
             self.next_packet_id = self.next_packet_id.wrapping_add(1).max(1);
@@ -472,13 +481,7 @@ impl SessionTable {
         let sessions = self.sessions.lock().expect("session table lock");
         sessions
             .values()
-            .filter(|s| {
-                let state = s.lock();
-                state.owner.is_none()
-                    && state
-                        .disconnected_at
-                        .is_some_and(|at| now.duration_since(at) >= state.expiry)
-            })
+            .filter(|s| s.lock().expired(now))
             .cloned()
             .collect()
     }
