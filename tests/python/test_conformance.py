@@ -1247,6 +1247,13 @@ KNOWN_DIFFERENCES = {
         reason="Accepted, Roost follows the spec: DISCONNECT 0x94 (Topic Alias invalid) for Topic Alias 0 "
         "(spec 3.3.2.3.4); Mosquitto says 0x81.",
     ),
+    # ---- accepted: Roost follows the spec where Mosquitto 2.0.11 does not -------------------------------
+    "will_delay_session_ends": known(
+        "within_1_s",
+        reason="Accepted, Roost follows the spec: with Will Delay 2 s and Session Expiry 0 the session ends "
+        "with the connection, so Roost publishes the will at once (spec 3.1.3.2.2: at the delay or when the "
+        "session ends, whichever is first); Mosquitto 2.0.11 waits for the delay.",
+    ),
     # ---- accepted: Roost stricter than Mosquitto ----------------------------------------------------------
     "malformed_client_sends_suback": known(
         "closed", "packets[0].code", "packets[0].type",

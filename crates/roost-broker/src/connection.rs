@@ -1278,15 +1278,21 @@ where
                         .message_expiry_interval
                         .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
                 };
-                let delay = will.properties.will_delay_interval.unwrap_or(0);
-                if delay == 0 {
+                // MQTT 5 Will Delay: the will goes out when the delay passes
+                // or the session ends, whichever is first (spec 3.1.3.2.2),
+                // unless the client is back before.
+                let session_left = self.session.lock().expiry;
+                let delay = Duration::from_secs(u64::from(
+                    will.properties.will_delay_interval.unwrap_or(0),
+                ))
+                .min(session_left);
+                if delay.is_zero() {
                     self.broker.publish(message);
                 } else {
-                    // MQTT 5 Will Delay: published unless the client is back first.
                     let broker = self.broker.clone();
                     let session = self.session.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+                        tokio::time::sleep(delay).await;
                         if session.lock().owner.is_none() {
                             broker.publish(message);
                         }
