@@ -3,8 +3,9 @@
 //! documents.
 //!
 //! The [`Notifier`] is the one place deliveries go through: it bounds how
-//! many sends run at once ([`MAX_CONCURRENT_SENDS`]) and how many http
-//! deliveries may wait ([`MAX_PENDING_HTTP_DELIVERIES`]), counts what was
+//! many sends run at once ([`MAX_CONCURRENT_SENDS`]) and how many
+//! background deliveries (http messages, confirmation mails) may wait
+//! ([`MAX_PENDING_DELIVERIES`]), counts what was
 //! sent and what failed, and logs failures. It exists with or without an
 //! SMTP server (http subscribers need none). It never decides who is
 //! subscribed (that is the registry's) and never logs a confirmation token,
@@ -29,9 +30,10 @@ use tokio::sync::{OnceCell, Semaphore};
 
 /// Sends (mails and POST attempts) in flight at once, across all topics.
 pub const MAX_CONCURRENT_SENDS: usize = 8;
-/// http deliveries accepted but not finished (waiting for a send slot or a
-/// retry). Past this, new ones are dropped, logged and counted as failed.
-pub const MAX_PENDING_HTTP_DELIVERIES: usize = 1024;
+/// Background deliveries accepted but not finished (http messages waiting
+/// for a send slot or a retry, confirmation mails waiting for a send slot).
+/// Past this, new ones are dropped, logged and counted as failed.
+pub const MAX_PENDING_DELIVERIES: usize = 1024;
 
 /// How the notifier is set up.
 #[derive(Debug, Clone)]
@@ -108,7 +110,7 @@ pub struct Notifier {
     /// Created (or loaded) the first time a message is signed.
     signer: OnceCell<Arc<Signer>>,
     permits: Arc<Semaphore>,
-    pending_http: Arc<Semaphore>,
+    pending: Arc<Semaphore>,
     pub counters: Counters,
 }
 
@@ -132,7 +134,7 @@ impl Notifier {
             data_dir: config.data_dir,
             signer: OnceCell::new(),
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_SENDS)),
-            pending_http: Arc::new(Semaphore::new(MAX_PENDING_HTTP_DELIVERIES)),
+            pending: Arc::new(Semaphore::new(MAX_PENDING_DELIVERIES)),
             counters: Counters::default(),
         })
     }
@@ -263,11 +265,11 @@ impl Notifier {
     where
         F: std::future::Future<Output = Result<http::Post, String>> + Send + 'static,
     {
-        let Ok(slot) = self.pending_http.clone().try_acquire_owned() else {
+        let Ok(slot) = self.pending.clone().try_acquire_owned() else {
             self.counters.http_failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 subscription = subscription_arn,
-                limit = MAX_PENDING_HTTP_DELIVERIES,
+                limit = MAX_PENDING_DELIVERIES,
                 "http delivery dropped: too many deliveries are waiting"
             );
             return;
@@ -334,9 +336,19 @@ impl Notifier {
             self.spawn_signed_post(sub, doc, None);
             return;
         }
+        let Ok(slot) = self.pending.clone().try_acquire_owned() else {
+            self.counters.mail_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                subscription = %sub.arn,
+                limit = MAX_PENDING_DELIVERIES,
+                "confirmation mail dropped: too many deliveries are waiting"
+            );
+            return;
+        };
         let this = self.clone();
         let (json, to) = (sub.protocol == "email-json", sub.endpoint.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let body = if json {
                 let version = this.signature_version(&doc.topic_arn).await;
                 match this.signed_json(&doc, &version).await {
