@@ -65,20 +65,22 @@ class Roost:
         self.https_port = int(self.endpoints["https"].rsplit(":", 1)[1])
         return self
 
-    def metrics(self) -> dict:
-        """GET /metrics, read with the Prometheus project's parser:
-        {(sample name, ((label, value), ...)): value}."""
+    def metric_families(self) -> list:
+        """GET /metrics, read with the Prometheus project's parser."""
         from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
         with urllib.request.urlopen(f"{self.api_url}/metrics", timeout=10) as resp:
             assert resp.status == 200
             assert resp.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
-            text = resp.read().decode()
-        samples = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return samples
+            return list(text_string_to_metric_families(resp.read().decode()))
+
+    def metrics(self, families=None) -> dict:
+        """{(sample name, ((label, value), ...)): value} of GET /metrics."""
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in (families if families is not None else self.metric_families())
+            for s in family.samples
+        }
 
     def metric(self, name, **labels):
         """One sample of GET /metrics (None when absent)."""

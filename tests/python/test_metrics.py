@@ -6,8 +6,6 @@ import json
 import urllib.error
 import urllib.request
 
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-
 from conftest import make_device
 from mqtt_helpers import close, paho_connect, wait_until
 
@@ -21,10 +19,9 @@ TENANT_POLICY = json.dumps({
 
 
 def scrape(roost):
-    """Every sample of GET /metrics, and the families' types."""
-    with urllib.request.urlopen(f"{roost.api_url}/metrics", timeout=10) as resp:
-        types = {f.name: f.type for f in text_string_to_metric_families(resp.read().decode())}
-    return roost.metrics(), types
+    """Every sample of GET /metrics, and the families' types (one request)."""
+    families = roost.metric_families()
+    return roost.metrics(families), {f.name: f.type for f in families}
 
 
 def value(samples, name, **labels):

@@ -10,7 +10,6 @@ use roost_registry::{Registry, RegistryError};
 /// What one connection may do.
 pub struct ConnectionAuthz {
     registry: Registry,
-    certificate_id: String,
     /// The certificate's policy variables, read once (not the whole record:
     /// thousands of connections each holding a PEM add up).
     certificate: roost_policy::CertificateContext,
@@ -40,7 +39,6 @@ impl ConnectionAuthz {
         let mut authz = Self {
             watch,
             registry,
-            certificate_id: certificate.id,
             certificate: roost_registry::pki::policy_context(&parsed),
             client_id: client_id.map(str::to_string),
             source_ip,
@@ -59,7 +57,7 @@ impl ConnectionAuthz {
         let mut auth = self
             .registry
             .principal_authorization_for(
-                &self.certificate_id,
+                &self.certificate.id,
                 self.certificate.clone(),
                 self.client_id.as_deref(),
             )
@@ -81,7 +79,7 @@ impl ConnectionAuthz {
     }
 
     pub fn certificate_id(&self) -> &str {
-        &self.certificate_id
+        &self.certificate.id
     }
 
     fn arn(&self, kind: &str, name: &str) -> String {
