@@ -30,9 +30,11 @@ def roost_binary() -> str:
 class Roost:
     """One Roost server process and the clients pointed at it."""
 
-    def __init__(self, data_dir: Path, extra_args=()):
+    def __init__(self, data_dir: Path, extra_args=(), nofile=None):
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        # The open-files limit (soft and hard) to run Roost under, if any.
+        self.nofile = nofile
         self.proc = None
         self.stdout = ""
 
@@ -51,6 +53,7 @@ class Roost:
             stdout=self.out,
             stderr=self.log,
             env={**os.environ, "ROOST_LOG": "info"},
+            preexec_fn=self._limits if self.nofile else None,
         )
         deadline = time.monotonic() + timeout
         while not endpoints.exists():
@@ -64,6 +67,11 @@ class Roost:
         self.mqtt_port = int(self.endpoints["mqtt"].rsplit(":", 1)[1])
         self.https_port = int(self.endpoints["https"].rsplit(":", 1)[1])
         return self
+
+    def _limits(self):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def metric_families(self) -> list:
         """GET /metrics, read with the Prometheus project's parser."""
@@ -197,8 +205,8 @@ def roost_factory(tmp_path):
     """Starts servers with extra arguments; stops them all at the end."""
     servers = []
 
-    def make(*extra_args, name="data"):
-        server = Roost(tmp_path / name, extra_args)
+    def make(*extra_args, name="data", nofile=None):
+        server = Roost(tmp_path / name, extra_args, nofile=nofile)
         servers.append(server)
         return server.start()
 

@@ -1,6 +1,8 @@
 """Small helpers shared by the gateway tests."""
 
 import queue
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -114,3 +116,16 @@ def close(*clients):
     for c in clients:
         c.disconnect()
         c.loop_stop()
+
+
+def tls_context(device):
+    """A client TLS context presenting `device`'s certificate and trusting Roost's CA."""
+    ctx = ssl.create_default_context(cafile=device.ca)
+    ctx.load_cert_chain(device.certfile, device.keyfile)
+    return ctx
+
+
+def tls_socket(device, port):
+    """A TLS connection to Roost on `port` with `device`'s certificate, handshake done."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return tls_context(device).wrap_socket(raw, server_hostname="localhost")

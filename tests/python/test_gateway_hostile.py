@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import make_device
-from mqtt_helpers import Inbox, paho_connect, wait_until
+from mqtt_helpers import Inbox, paho_connect, tls_context, tls_socket, wait_until
 
 
 def rss_kib(pid):
@@ -18,17 +18,6 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def tls_context(dev):
-    ctx = ssl.create_default_context(cafile=dev.ca)
-    ctx.load_cert_chain(dev.certfile, dev.keyfile)
-    return ctx
-
-
-def tls_socket(dev, port):
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return tls_context(dev).wrap_socket(raw, server_hostname="localhost")
 
 
 def closed_within(sock, seconds):

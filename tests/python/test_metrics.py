@@ -55,7 +55,8 @@ def test_metrics_count_what_devices_and_rules_did(roost, tmp_path):
 
     assert wait_until(after, 10), scrape(roost)[0]
     samples = after()
-    assert value(samples, "roost_gateway_connections_accepted_total") >= 1
+    assert value(samples, "roost_listener_connections_accepted_total", listener="mqtt") >= 1
+    assert value(samples, "roost_listener_connections_accepted_total", listener="api") >= 1
     # The three publishes and the device's connected and disconnected events.
     assert value(samples, "roost_gateway_messages_in_total") == 5
     assert value(samples, "roost_rule_matched_total", rule="CountMe") == 3

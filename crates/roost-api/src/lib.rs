@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 mod data;
-pub mod device_https;
 mod error;
 mod ops;
 mod request;
@@ -23,7 +22,6 @@ use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use request::ApiRequest;
 use roost_registry::Registry;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -97,15 +95,109 @@ pub fn router(state: ApiState) -> axum::Router {
     })
 }
 
-/// Serves the control plane on an already bound listener until `shutdown`.
+/// How the API port bounds its clients.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// Connections served at once; more are closed at once and counted.
+    pub max_connections: usize,
+    /// How long a request's headers may take to arrive, and how long a
+    /// kept-alive connection may wait idle for its next request.
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How long a connection may take to finish its request in flight once
+/// the server is stopping.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves the control plane on an already bound listener until `shutdown`:
+/// at most `limits.max_connections` at once, every read with a deadline.
+/// Returns once its connections have ended.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    limits: HttpLimits,
+    stats: Arc<roost_listener::ListenerStats>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let config = roost_listener::ListenerConfig {
+        name: "api",
+        max_connections: limits.max_connections,
+    };
+    let body_timeout = limits.body_timeout;
+    let app = router(state).layer(axum::middleware::from_fn(
+        move |req: Request<Body>, next: axum::middleware::Next| async move {
+            with_body_deadline(req, next, body_timeout).await
+        },
+    ));
+    let stop = shutdown.clone();
+    roost_listener::serve(listener, config, stats, stop, move |stream, peer| {
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let header_timeout = limits.header_timeout;
+        let mut shutdown = shutdown.clone();
+        async move {
+            let stop = async move {
+                let _ = shutdown.changed().await;
+            };
+            let served =
+                roost_listener::serve_http1(stream, service, header_timeout, stop, CLOSE_GRACE);
+            if let Err(e) = served.await {
+                tracing::debug!(%peer, error = %e, "API connection ended with an error");
+            }
+        }
+    })
+    .await
+}
+
+/// Reads the request body before the handler, within `timeout`: a client
+/// that announces a body and trickles it is answered 408 and closed instead
+/// of holding a connection and a task.
+async fn with_body_deadline(
+    req: Request<Body>,
+    next: axum::middleware::Next,
+    timeout: Duration,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return ApiError::new(
+                413,
+                "RequestEntityTooLargeException",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response_with_id(&uuid::Uuid::new_v4().to_string())
+        }
+        Err(_) => {
+            let mut response = ApiError::new(
+                408,
+                "RequestTimeoutException",
+                format!(
+                    "the request body did not arrive within {} seconds",
+                    timeout.as_secs()
+                ),
+            )
+            .into_response_with_id(&uuid::Uuid::new_v4().to_string());
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+            return response;
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<roost_sigv4::Verified> {

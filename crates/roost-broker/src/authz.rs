@@ -1,13 +1,26 @@
 //! Per-connection authorization: the connection's policies prepared once,
 //! and re-prepared after the registry's authorization generation moves, so a changed
 //! policy, default version, attachment or thing attribute applies from the
-//! next action.
+//! next action. Each preparation checks the certificate first: a
+//! certificate that left ACTIVE stops the connection at its next action,
+//! even before the revocation's broadcast has closed it.
 
 use roost_policy::{Action, Decision, PreparedPolicies, Request};
-use roost_registry::model::Certificate;
-use roost_registry::{Registry, RegistryError};
+use roost_registry::{CertificateRefusal, Registry, RegistryError};
+
+/// Why a connection's authorization could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    /// The certificate is no longer usable (revoked, inactive, deleted).
+    #[error("{0}")]
+    Refused(CertificateRefusal),
+    /// The registry did not answer.
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+}
 
 /// What one connection may do.
+#[derive(Clone)]
 pub struct ConnectionAuthz {
     registry: Registry,
     /// The certificate's policy variables, read once (not the whole record:
@@ -28,18 +41,17 @@ pub struct ConnectionAuthz {
 impl ConnectionAuthz {
     pub async fn new(
         registry: Registry,
-        certificate: Certificate,
+        certificate: roost_policy::CertificateContext,
         client_id: Option<&str>,
         source_ip: Option<std::net::IpAddr>,
-    ) -> Result<Self, RegistryError> {
-        let parsed = roost_registry::pki::parse_pem(&certificate.pem)?;
+    ) -> Result<Self, AuthzError> {
         let settings = registry.settings();
         let arn_prefix = format!("arn:aws:iot:{}:{}:", settings.region, settings.account);
         let watch = registry.authorization_watch(&certificate.id, client_id);
         let mut authz = Self {
             watch,
             registry,
-            certificate: roost_registry::pki::policy_context(&parsed),
+            certificate,
             client_id: client_id.map(str::to_string),
             source_ip,
             prepared: PreparedPolicies::default(),
@@ -52,8 +64,14 @@ impl ConnectionAuthz {
         Ok(authz)
     }
 
-    async fn refresh(&mut self) -> Result<(), RegistryError> {
+    async fn refresh(&mut self) -> Result<(), AuthzError> {
+        // Read before the checks: a change made while they run moves it
+        // again, and the next action refreshes once more.
         let at = self.registry.authorization_generation(&self.watch);
+        self.registry
+            .check_device_certificate(&self.certificate.id)
+            .await?
+            .map_err(AuthzError::Refused)?;
         let mut auth = self
             .registry
             .principal_authorization_for(
@@ -70,7 +88,7 @@ impl ConnectionAuthz {
 
     /// Re-prepares the policies if a change that may concern this
     /// connection was made since they were; `true` when it did.
-    pub async fn ensure_fresh(&mut self) -> Result<bool, RegistryError> {
+    pub async fn ensure_fresh(&mut self) -> Result<bool, AuthzError> {
         if self.registry.authorization_generation(&self.watch) == self.prepared_at {
             return Ok(false);
         }

@@ -12,10 +12,11 @@
 //! policies do not let it receive, drop a message without counting it, or
 //! acknowledge a QoS 1 message whose durable changes are not committed.
 
-use crate::authz::ConnectionAuthz;
+use crate::authz::{AuthzError, ConnectionAuthz};
 use crate::router::Message;
 use crate::session::{Outgoing, Session};
-use crate::{events, Broker, Kick, LiveConnection, Profile};
+use crate::tls::DeviceCertificate;
+use crate::{events, Broker, Kick, LiveEntry, Profile};
 use bytes::BytesMut;
 use roost_mqtt::{
     ConnAck, ConnAckProperties, Connect, Disconnect, Packet, ProtocolVersion, PubAck, PubComp,
@@ -23,7 +24,6 @@ use roost_mqtt::{
     Unsubscribe, Will,
 };
 use roost_policy::Decision;
-use roost_registry::model::Certificate;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -74,13 +74,20 @@ impl Close {
             Close::Forbidden => "FORBIDDEN_ACCESS",
             Close::StateNotSaved => "SERVER_INITIATED_DISCONNECT",
             Close::Kicked(Kick::TakenOver) => "DUPLICATE_CLIENTID",
-            Close::Kicked(Kick::CertificateRevoked) => "AUTH_ERROR",
+            Close::Kicked(Kick::CertificateRevoked | Kick::CertificateExpired) => "AUTH_ERROR",
             Close::Kicked(Kick::Shutdown) => "SERVER_INITIATED_DISCONNECT",
         }
     }
 
+    /// Whether the will may go out (if the policies still allow it then).
+    /// A connection closed because its certificate is no longer valid sends
+    /// none: nothing it asked for may happen any more.
     fn sends_will(self) -> bool {
-        !matches!(self, Close::ClientDisconnect { with_will: false })
+        !matches!(
+            self,
+            Close::ClientDisconnect { with_will: false }
+                | Close::Kicked(Kick::CertificateRevoked | Kick::CertificateExpired)
+        )
     }
 }
 
@@ -91,7 +98,8 @@ struct Conn<R, W> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     peer: SocketAddr,
-    conn_id: u64,
+    /// The connection's place in the live table (closing signal, id).
+    live: LiveEntry,
     protocol: ProtocolVersion,
     codec_limits: roost_mqtt::Limits,
     client_id: String,
@@ -105,7 +113,6 @@ struct Conn<R, W> {
     /// Topic aliases the client set (MQTT 5, client to server).
     aliases: HashMap<u16, String>,
     will: Option<Will>,
-    kick: Arc<crate::KickSignal>,
     /// PUBACKs (PUBRECs) waiting for their PUBLISH's durable changes to be
     /// committed, in the order the PUBLISHes came; empty for clean sessions.
     held_acks: VecDeque<HeldAck>,
@@ -188,7 +195,8 @@ pub(crate) async fn run<S>(
     broker: Broker,
     stream: S,
     peer: SocketAddr,
-    certificate: Certificate,
+    certificate: DeviceCertificate,
+    live: LiveEntry,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -197,7 +205,8 @@ pub(crate) async fn run<S>(
     // async fn's future is as large as its largest state, for as long as it
     // lives, and the phases differ a lot. What an idle connection keeps is
     // `Conn` and the small waiting state of `serve`.
-    let Some(mut conn) = Box::pin(open(broker, stream, peer, certificate, &mut shutdown)).await
+    let Some(mut conn) =
+        Box::pin(open(broker, stream, peer, certificate, live, &mut shutdown)).await
     else {
         return;
     };
@@ -211,7 +220,8 @@ async fn open<S>(
     broker: Broker,
     stream: S,
     peer: SocketAddr,
-    certificate: Certificate,
+    certificate: DeviceCertificate,
+    live: LiveEntry,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Conn<ReadHalf<S>, WriteHalf<S>>>
 where
@@ -222,8 +232,16 @@ where
     let mut rbuf = BytesMut::with_capacity(IDLE_READ_BUFFER);
     let mut wbuf = BytesMut::new();
     let limits = codec_limits(&broker);
+    // A revocation closes the connection while it waits for CONNECT too.
+    let kick = live.kick.clone();
     let first = tokio::select! {
         first = tokio::time::timeout(shared.config.limits.connect_timeout, read_packet(&mut reader, &mut rbuf, None, &limits)) => first,
+        kick = kick.received() => {
+            if matches!(kick, Kick::CertificateRevoked | Kick::CertificateExpired) {
+                tracing::info!(%peer, cert_id = %certificate.id(), "closed before CONNECT: certificate no longer valid");
+            }
+            return None;
+        }
         _ = shutdown.changed() => return None,
     };
     let connect = match first {
@@ -259,6 +277,7 @@ where
         wbuf,
         peer,
         certificate,
+        live,
         connect,
     )
     .await
@@ -295,7 +314,8 @@ async fn accept_connect<R, W>(
     rbuf: BytesMut,
     mut wbuf: BytesMut,
     peer: SocketAddr,
-    certificate: Certificate,
+    certificate: DeviceCertificate,
+    live: LiveEntry,
     connect: Connect,
 ) -> Option<Conn<R, W>>
 where
@@ -311,7 +331,7 @@ where
             .metrics
             .connects_refused
             .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%peer, client_id = %connect.client_id, cert_id = %certificate.id, why, reason = ?reason, "CONNECT refused");
+        tracing::info!(%peer, client_id = %connect.client_id, cert_id = %certificate.id(), why, reason = ?reason, "CONNECT refused");
     };
 
     // Client id: AWS allows 1–128 bytes; an empty one is assigned for MQTT 5
@@ -390,15 +410,29 @@ where
         }
     }
 
+    // The certificate's status is read again here: CONNECT sees a
+    // revocation made since the handshake.
     let authz = match ConnectionAuthz::new(
         shared.registry.clone(),
-        certificate.clone(),
+        certificate.context.clone(),
         Some(&client_id),
         Some(peer.ip()),
     )
     .await
     {
         Ok(a) => a,
+        Err(AuthzError::Refused(why)) => {
+            refused(&why.to_string(), ReasonCode::NotAuthorized);
+            refuse(
+                &mut writer,
+                &mut wbuf,
+                protocol,
+                ReasonCode::NotAuthorized,
+                limits.write_timeout,
+            )
+            .await;
+            return None;
+        }
         Err(e) => {
             tracing::error!(%peer, error = %e, "loading the connection's policies failed");
             refuse(
@@ -423,7 +457,7 @@ where
         != Decision::Allowed
     {
         refused("iot:Connect denied", ReasonCode::NotAuthorized);
-        tracing::info!(action = "iot:Connect", resource = %format!("client/{client_id}"), cert_id = %certificate.id, "denied");
+        tracing::info!(action = "iot:Connect", resource = %format!("client/{client_id}"), cert_id = %certificate.id(), "denied");
         refuse(
             &mut writer,
             &mut wbuf,
@@ -453,23 +487,8 @@ where
     }
 
     // Take over: an existing connection with this client id is closed.
-    let kick = Arc::new(crate::KickSignal::default());
-    let conn_id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
-    {
-        let mut live = shared.live.lock().expect("live connections lock");
-        for old in live.values().filter(|c| c.client_id == client_id) {
-            shared.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
-            old.kick.send(Kick::TakenOver);
-        }
-        live.insert(
-            conn_id,
-            LiveConnection {
-                client_id: client_id.clone(),
-                certificate_id: certificate.id.clone(),
-                kick: kick.clone(),
-            },
-        );
-    }
+    live.take_client_id(&client_id);
+    let conn_id = live.conn_id;
     // A clean start discards the old session; so does taking over a session
     // that was to end with its connection (expiry 0), which is over now. A
     // session whose expiry passed is over too, even if the housekeeping
@@ -530,11 +549,6 @@ where
         if session.detach(conn_id, shared.journal()) {
             shared.end_session(&session);
         }
-        shared
-            .live
-            .lock()
-            .expect("live connections lock")
-            .remove(&conn_id);
         return None;
     }
     shared
@@ -542,7 +556,7 @@ where
         .connections_current
         .fetch_add(1, Ordering::Relaxed);
     let session_identifier = uuid::Uuid::new_v4().simple().to_string();
-    tracing::info!(%peer, client_id = %client_id, cert_id = %certificate.id, protocol = ?protocol, session_present = resumed, "connected");
+    tracing::info!(%peer, client_id = %client_id, cert_id = %certificate.id(), protocol = ?protocol, session_present = resumed, "connected");
     let conn = Conn {
         broker: broker.clone(),
         reader,
@@ -550,7 +564,7 @@ where
         rbuf,
         wbuf,
         peer,
-        conn_id,
+        live,
         protocol,
         codec_limits: codec_limits(&broker),
         client_id,
@@ -566,7 +580,6 @@ where
         client_receive_max: usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX)),
         aliases: HashMap::new(),
         will: connect.will,
-        kick,
         held_acks: VecDeque::new(),
         wake_ticket: 0,
     };
@@ -659,7 +672,7 @@ where
             let room = self.rbuf.capacity() - self.rbuf.len();
             let deadline = self.keep_alive.map(|k| self.last_received + k);
             let session = self.session.clone();
-            let kick_signal = self.kick.clone();
+            let kick_signal = self.live.kick.clone();
             tokio::select! {
                 read = self.reader.read_buf(&mut self.rbuf) => {
                     match read {
@@ -1135,6 +1148,10 @@ where
                     .fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
+            Err(AuthzError::Refused(why)) => {
+                tracing::info!(client_id = %self.client_id, reason = %why, "closing: certificate no longer ACTIVE");
+                Err(Close::Kicked(Kick::CertificateRevoked))
+            }
             Err(e) => {
                 tracing::error!(client_id = %self.client_id, error = %e, "closing: the registry did not answer for this connection's policies");
                 Err(Close::Kicked(Kick::Shutdown))
@@ -1217,7 +1234,9 @@ where
                 Close::StateNotSaved => Some(ReasonCode::UnspecifiedError),
                 Close::KeepAliveTimeout => Some(ReasonCode::KeepAliveTimeout),
                 Close::Kicked(Kick::TakenOver) => Some(ReasonCode::SessionTakenOver),
-                Close::Kicked(Kick::CertificateRevoked) => Some(ReasonCode::NotAuthorized),
+                Close::Kicked(Kick::CertificateRevoked | Kick::CertificateExpired) => {
+                    Some(ReasonCode::NotAuthorized)
+                }
                 Close::Kicked(Kick::Shutdown) => Some(ReasonCode::ServerShuttingDown),
                 Close::ClientDisconnect { .. } | Close::ConnectionLost => None,
             };
@@ -1239,20 +1258,21 @@ where
                     .kicked_certificate
                     .fetch_add(1, Ordering::Relaxed);
             }
+            Close::Kicked(Kick::CertificateExpired) => {
+                shared
+                    .metrics
+                    .kicked_expired
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             _ => {}
         }
-        shared
-            .live
-            .lock()
-            .expect("live connections lock")
-            .remove(&self.conn_id);
         shared
             .metrics
             .connections_current
             .fetch_sub(1, Ordering::Relaxed);
 
         // Detach the session; end it now if it does not outlive the connection.
-        if self.session.detach(self.conn_id, shared.journal()) {
+        if self.session.detach(self.live.conn_id, shared.journal()) {
             shared.end_session(&self.session);
         }
         if close.sends_will() {
@@ -1286,14 +1306,22 @@ where
                     will.properties.will_delay_interval.unwrap_or(0),
                 ))
                 .min(session_left);
+                // The will is authorized when it is sent, not only at
+                // CONNECT: a certificate revoked or a policy detached since
+                // then stops it.
                 if delay.is_zero() {
-                    self.broker.publish(message);
+                    if will_allowed(&mut self.authz, &self.broker, &message).await {
+                        self.broker.publish(message);
+                    }
                 } else {
                     let broker = self.broker.clone();
                     let session = self.session.clone();
+                    let mut authz = self.authz.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
-                        if session.lock().owner.is_none() {
+                        if session.lock().owner.is_none()
+                            && will_allowed(&mut authz, &broker, &message).await
+                        {
                             broker.publish(message);
                         }
                     });
@@ -1315,6 +1343,24 @@ where
         }
         tracing::info!(client_id = %self.client_id, peer = %self.peer, reason = close.disconnect_reason(), "disconnected");
     }
+}
+
+/// Whether a will may go out now: the certificate still ACTIVE and
+/// iot:Publish (and iot:RetainPublish) on its topic allowed by the policies
+/// as they are now. A refusal is counted and logged.
+async fn will_allowed(authz: &mut ConnectionAuthz, broker: &Broker, will: &Message) -> bool {
+    let why = match authz.ensure_fresh().await {
+        Ok(_) if authz.publish(&will.topic, will.retain) == Decision::Allowed => return true,
+        Ok(_) => "the policies no longer allow publishing it".to_string(),
+        Err(e) => e.to_string(),
+    };
+    broker
+        .shared
+        .metrics
+        .wills_refused
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::info!(client_id = will.publisher.as_deref().unwrap_or(""), topic = %will.topic, reason = %why, "will not sent");
+    false
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -18,6 +18,7 @@
 mod authz;
 mod connection;
 mod events;
+mod https;
 mod journal;
 mod listener;
 pub mod metrics;
@@ -100,6 +101,14 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// Topic aliases a client may use towards the server (AWS: 8).
     pub topic_alias_maximum: u16,
+    /// How far a device's clock and ours may disagree when a client
+    /// certificate's validity is checked (at every handshake, and for live
+    /// connections, whose certificate expiring closes them).
+    pub certificate_clock_skew: Duration,
+    /// Device HTTPS: how long a request's headers (or the wait for the next
+    /// request on a kept-alive connection) and its body may take.
+    pub https_header_timeout: Duration,
+    pub https_body_timeout: Duration,
 }
 
 impl Limits {
@@ -119,6 +128,9 @@ impl Limits {
             max_keep_alive: 1200,
             max_payload_bytes: roost_mqtt::AWS_MAX_PAYLOAD_BYTES,
             topic_alias_maximum: 8,
+            certificate_clock_skew: Duration::from_secs(5 * 60),
+            https_header_timeout: Duration::from_secs(30),
+            https_body_timeout: Duration::from_secs(30),
         };
         match profile {
             Profile::Aws => aws,
@@ -155,6 +167,8 @@ pub(crate) enum Kick {
     TakenOver,
     /// The certificate left ACTIVE or was deleted.
     CertificateRevoked,
+    /// The certificate's validity ended.
+    CertificateExpired,
     /// The server is shutting down.
     Shutdown,
 }
@@ -173,6 +187,7 @@ impl KickSignal {
             Kick::TakenOver => 1,
             Kick::CertificateRevoked => 2,
             Kick::Shutdown => 3,
+            Kick::CertificateExpired => 4,
         };
         self.reason.store(code, Ordering::Release);
         // notify_one keeps a permit when nobody waits yet: no lost wake-up.
@@ -185,16 +200,56 @@ impl KickSignal {
                 1 => return Kick::TakenOver,
                 2 => return Kick::CertificateRevoked,
                 3 => return Kick::Shutdown,
+                4 => return Kick::CertificateExpired,
                 _ => self.notify.notified().await,
             }
         }
     }
 }
 
+/// A device connection the gateway can close: registered as soon as its
+/// TLS handshake completes (before its certificate is even looked up), so
+/// that no revocation can miss it.
 struct LiveConnection {
-    client_id: String,
+    /// Set at CONNECT (MQTT); HTTPS connections have none.
+    client_id: Option<String>,
     certificate_id: String,
+    /// When the certificate stops being valid, Unix ms.
+    certificate_not_after: i64,
     kick: Arc<KickSignal>,
+}
+
+/// A connection's place in the live table, left when dropped.
+pub(crate) struct LiveEntry {
+    shared: Arc<Shared>,
+    pub(crate) conn_id: u64,
+    pub(crate) kick: Arc<KickSignal>,
+}
+
+impl LiveEntry {
+    /// Gives the connection its client id, closing any other connection
+    /// that has it (session takeover).
+    pub(crate) fn take_client_id(&self, client_id: &str) {
+        let mut live = self.shared.live();
+        for (id, old) in live.iter() {
+            if *id != self.conn_id && old.client_id.as_deref() == Some(client_id) {
+                self.shared
+                    .metrics
+                    .takeovers
+                    .fetch_add(1, Ordering::Relaxed);
+                old.kick.send(Kick::TakenOver);
+            }
+        }
+        if let Some(me) = live.get_mut(&self.conn_id) {
+            me.client_id = Some(client_id.to_string());
+        }
+    }
+}
+
+impl Drop for LiveEntry {
+    fn drop(&mut self) {
+        self.shared.live().remove(&self.conn_id);
+    }
 }
 
 /// Receives every accepted message after it was routed (the rules engine).
@@ -278,22 +333,37 @@ impl Broker {
     }
 
     fn kick_certificate(&self, certificate_id: &str) {
-        let live = self.shared.live.lock().expect("live connections lock");
+        let live = self.shared.live();
         for conn in live.values().filter(|c| c.certificate_id == certificate_id) {
-            tracing::info!(client_id = %conn.client_id, cert_id = %certificate_id, "closing connection: certificate no longer ACTIVE");
+            tracing::info!(client_id = conn.client_id.as_deref().unwrap_or(""), cert_id = %certificate_id, "closing connection: certificate no longer ACTIVE");
             conn.kick.send(Kick::CertificateRevoked);
+        }
+    }
+
+    /// Closes the connections whose certificate's validity (plus the
+    /// allowed clock skew) ended before `now_ms`.
+    fn kick_expired_certificates(&self, now_ms: i64) {
+        let skew = i64::try_from(self.shared.config.limits.certificate_clock_skew.as_millis())
+            .unwrap_or(i64::MAX);
+        let live = self.shared.live();
+        for conn in live
+            .values()
+            .filter(|c| c.certificate_not_after.saturating_add(skew) < now_ms)
+        {
+            tracing::info!(client_id = conn.client_id.as_deref().unwrap_or(""), cert_id = %conn.certificate_id, "closing connection: certificate expired");
+            conn.kick.send(Kick::CertificateExpired);
         }
     }
 
     async fn recheck_live_certificates(&self) {
         let ids: Vec<String> = {
-            let live = self.shared.live.lock().expect("live connections lock");
+            let live = self.shared.live();
             live.values().map(|c| c.certificate_id.clone()).collect()
         };
         for id in ids {
             let active = matches!(
-                self.shared.registry.describe_certificate(&id).await,
-                Ok(c) if c.status == roost_registry::model::CertificateStatus::Active
+                self.shared.registry.check_device_certificate(&id).await,
+                Ok(Ok(()))
             );
             if !active {
                 self.kick_certificate(&id);
@@ -301,8 +371,31 @@ impl Broker {
         }
     }
 
-    /// Removes detached persistent sessions whose expiry has passed, every
-    /// `every`, until `shutdown`.
+    /// Admits a device connection whose TLS handshake just completed: it is
+    /// registered first, so that a revocation can close it from now on, and
+    /// its certificate is checked after (a revocation between the two cannot
+    /// be missed). Dropping the entry unregisters it.
+    pub(crate) async fn admit_device(
+        &self,
+        certificate: &tls::DeviceCertificate,
+    ) -> Result<LiveEntry, tls::DeviceRefusal> {
+        let entry = self.shared.register_live(certificate);
+        match Box::pin(
+            self.shared
+                .registry
+                .check_device_certificate(certificate.id()),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(entry),
+            Ok(Err(refusal)) => Err(tls::DeviceRefusal::Certificate(refusal)),
+            Err(e) => Err(tls::DeviceRefusal::Lookup(e)),
+        }
+    }
+
+    /// Every `every`, until `shutdown`: closes connections whose certificate
+    /// expired, and removes detached persistent sessions whose expiry has
+    /// passed.
     pub async fn run_housekeeping(&self, every: Duration, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -310,6 +403,7 @@ impl Broker {
                 _ = shutdown.changed() => return,
                 _ = tick.tick() => {}
             }
+            self.kick_expired_certificates(roost_registry::model::now_millis());
             for session in self.shared.sessions.expired(std::time::Instant::now()) {
                 if self.shared.end_session(&session) {
                     self.shared
@@ -339,7 +433,7 @@ impl Broker {
 
     /// Closes every connection (server shutdown).
     pub fn close_all(&self) {
-        let live = self.shared.live.lock().expect("live connections lock");
+        let live = self.shared.live();
         for conn in live.values() {
             conn.kick.send(Kick::Shutdown);
         }
@@ -351,12 +445,14 @@ impl Broker {
         &self,
         listener: tokio::net::TcpListener,
         tls: Arc<rustls::ServerConfig>,
+        stats: Arc<roost_listener::ListenerStats>,
         shutdown: watch::Receiver<bool>,
     ) {
         listener::serve(
             self.clone(),
             listener,
             listener::Transport::Tls(tokio_rustls::TlsAcceptor::from(tls)),
+            stats,
             shutdown,
         )
         .await
@@ -368,12 +464,14 @@ impl Broker {
         &self,
         listener: tokio::net::TcpListener,
         principal: PlainPrincipal,
+        stats: Arc<roost_listener::ListenerStats>,
         shutdown: watch::Receiver<bool>,
     ) {
         listener::serve(
             self.clone(),
             listener,
             listener::Transport::Plain(principal),
+            stats,
             shutdown,
         )
         .await
@@ -390,6 +488,34 @@ impl Broker {
 pub use router::Message;
 
 impl Shared {
+    /// The live table. A panic elsewhere while it was held leaves it as it
+    /// was (each change is one insert or remove), so a poisoned lock is
+    /// taken as is rather than stopping every later connection.
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, LiveConnection>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register_live(self: &Arc<Self>, certificate: &tls::DeviceCertificate) -> LiveEntry {
+        let conn_id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let kick = Arc::new(KickSignal::default());
+        self.live().insert(
+            conn_id,
+            LiveConnection {
+                client_id: None,
+                certificate_id: certificate.id().to_string(),
+                certificate_not_after: certificate.not_after,
+                kick: kick.clone(),
+            },
+        );
+        LiveEntry {
+            shared: self.clone(),
+            conn_id,
+            kick,
+        }
+    }
+
     /// Routes an accepted message: how many subscribers matched, and the
     /// journal ticket of the durable changes it made (queued for persistent
     /// sessions, retained), if any, which a QoS 1 answer waits for.

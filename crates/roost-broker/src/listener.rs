@@ -1,17 +1,16 @@
-//! Accept loops. The loop only accepts: the TLS handshake, the certificate
-//! lookup and the whole MQTT conversation run in the connection's own task,
-//! with a permit from a semaphore that caps connections and handshakes in
-//! progress together.
+//! The MQTT listeners. Accepting (the cap, backoff, drain) is
+//! `roost_listener`'s; here each accepted connection runs its TLS handshake,
+//! is admitted (registered so revocation can close it, then its certificate
+//! checked) and served, all in its own task.
 
-use crate::tls::DeviceRefusal;
-use crate::{connection, Broker};
-use roost_registry::model::{Certificate, CertificateStatus};
+use crate::tls::{DeviceCertificate, DeviceRefusal};
+use crate::{connection, Broker, LiveEntry};
+use roost_listener::{ListenerConfig, ListenerStats};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// The principal plain-TCP connections act under: a registered certificate,
 /// whose policies (and thing, when the client id names one attached to it)
@@ -30,60 +29,23 @@ pub(crate) async fn serve(
     broker: Broker,
     listener: TcpListener,
     transport: Transport,
-    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<ListenerStats>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let max_connections = broker.shared.config.limits.max_connections;
-    let permits = Arc::new(Semaphore::new(max_connections));
+    let config = ListenerConfig {
+        name: match transport {
+            Transport::Tls(_) => "mqtt",
+            Transport::Plain(_) => "mqtt_plain",
+        },
+        max_connections: broker.shared.config.limits.max_connections,
+    };
     let transport = Arc::new(transport);
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => {
-                // Returns once every connection has ended (and written its
-                // last changes), so that the caller can stop what they use.
-                let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-                let _ = permits.acquire_many(all).await;
-                return;
-            }
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => {
-                backoff = Duration::from_millis(5);
-                pair
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        broker
-            .shared
-            .metrics
-            .connections_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            broker
-                .shared
-                .metrics
-                .connections_refused_capacity
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, "connection refused: max_connections reached");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let broker = broker.clone();
-        let transport = transport.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            handle(broker, stream, peer, &transport, shutdown).await;
-            drop(permit);
-        });
-    }
+    let stop = shutdown.clone();
+    roost_listener::serve(listener, config, stats, stop, move |stream, peer| {
+        let (broker, transport, shutdown) = (broker.clone(), transport.clone(), shutdown.clone());
+        async move { handle(broker, stream, peer, &transport, shutdown).await }
+    })
+    .await
 }
 
 async fn handle(
@@ -93,82 +55,98 @@ async fn handle(
     transport: &Transport,
     shutdown: watch::Receiver<bool>,
 ) {
-    let shared = &broker.shared;
     match transport {
         Transport::Tls(acceptor) => {
-            let limits = &shared.config.limits;
-            let accepted = crate::tls::accept_device(
-                acceptor,
-                stream,
-                limits.handshake_timeout,
-                &shared.registry,
-            )
-            .await;
-            let (tls, certificate) = match accepted {
-                Ok(pair) => pair,
+            let timeout = broker.shared.config.limits.handshake_timeout;
+            let admitted = match crate::tls::handshake(acceptor, stream, timeout).await {
+                Ok((tls, certificate)) => admit(&broker, &certificate, peer)
+                    .await
+                    .map(|live| (tls, certificate, live)),
                 Err(refusal) => {
-                    let counter = match &refusal {
-                        DeviceRefusal::HandshakeFailed(_) => {
-                            Some(&shared.metrics.tls_handshake_failures)
-                        }
-                        DeviceRefusal::HandshakeTimeout => {
-                            Some(&shared.metrics.tls_handshake_timeouts)
-                        }
-                        DeviceRefusal::NoCertificate | DeviceRefusal::Certificate(_) => {
-                            Some(&shared.metrics.certificates_refused)
-                        }
-                        DeviceRefusal::Lookup(_) => None,
-                    };
-                    match counter {
-                        Some(c) => {
-                            c.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(%peer, reason = %refusal, "connection refused");
-                        }
-                        None => tracing::error!(%peer, reason = %refusal, "connection refused"),
-                    }
-                    return;
+                    count_refusal(&broker, &refusal, peer);
+                    None
                 }
             };
-            Box::pin(connection::run(
-                broker.clone(),
-                tls,
-                peer,
-                certificate,
-                shutdown,
-            ))
-            .await;
+            if let Some((tls, certificate, live)) = admitted {
+                Box::pin(connection::run(
+                    broker.clone(),
+                    tls,
+                    peer,
+                    certificate,
+                    live,
+                    shutdown,
+                ))
+                .await;
+            }
         }
         Transport::Plain(principal) => {
-            let certificate = match Box::pin(plain_principal(&broker, principal)).await {
-                Some(c) => c,
-                None => return,
+            let Some(certificate) = plain_principal(&broker, principal).await else {
+                return;
             };
-            Box::pin(connection::run(
-                broker.clone(),
-                stream,
-                peer,
-                certificate,
-                shutdown,
-            ))
-            .await;
+            if let Some(live) = admit(&broker, &certificate, peer).await {
+                Box::pin(connection::run(
+                    broker.clone(),
+                    stream,
+                    peer,
+                    certificate,
+                    live,
+                    shutdown,
+                ))
+                .await;
+            }
         }
     }
 }
 
-async fn plain_principal(broker: &Broker, principal: &PlainPrincipal) -> Option<Certificate> {
-    match broker
+async fn admit(
+    broker: &Broker,
+    certificate: &DeviceCertificate,
+    peer: SocketAddr,
+) -> Option<LiveEntry> {
+    match broker.admit_device(certificate).await {
+        Ok(live) => Some(live),
+        Err(refusal) => {
+            count_refusal(broker, &refusal, peer);
+            None
+        }
+    }
+}
+
+/// Counts and logs why a device was not let in.
+pub(crate) fn count_refusal(broker: &Broker, refusal: &DeviceRefusal, peer: SocketAddr) {
+    let metrics = &broker.shared.metrics;
+    let counter = match refusal {
+        DeviceRefusal::Lookup(_) => None,
+        _ if refusal.is_certificate() => Some(&metrics.certificates_refused),
+        DeviceRefusal::HandshakeTimeout => Some(&metrics.tls_handshake_timeouts),
+        _ => Some(&metrics.tls_handshake_failures),
+    };
+    match counter {
+        Some(c) => {
+            c.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, reason = %refusal, "connection refused");
+        }
+        None => tracing::error!(%peer, reason = %refusal, "connection refused"),
+    }
+}
+
+async fn plain_principal(broker: &Broker, principal: &PlainPrincipal) -> Option<DeviceCertificate> {
+    let record = match broker
         .shared
         .registry
         .describe_certificate(&principal.certificate_id)
         .await
     {
-        Ok(c) if c.status == CertificateStatus::Active => Some(c),
-        Ok(c) => {
-            tracing::warn!(cert_id = %c.id, status = c.status.as_str(), "plain listener principal is not ACTIVE: connection refused");
-            None
-        }
+        Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "plain listener principal not found: connection refused");
+            return None;
+        }
+    };
+    match DeviceCertificate::from_pem(&record.pem) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(cert_id = %record.id, error = %e, "plain listener principal's certificate does not parse: connection refused");
             None
         }
     }

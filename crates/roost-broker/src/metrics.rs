@@ -45,18 +45,18 @@ pub struct Field {
 const GAUGES: &[&str] = &["connections_current", "state_largest_batch"];
 
 counters! {
-    connections_accepted: "TCP connections accepted",
     connections_current: "connections past CONNACK, now open",
-    connections_refused_capacity: "connections refused because max_connections was reached",
     tls_handshake_failures: "TLS handshakes that failed",
     tls_handshake_timeouts: "TLS handshakes cut for taking too long",
-    certificates_refused: "handshakes with an unknown, inactive or revoked certificate",
+    certificates_refused: "handshakes with an unknown, inactive, revoked, expired or not yet valid certificate",
     connect_timeouts: "connections that sent no CONNECT in time",
     connects_refused: "CONNECTs refused (not authorized, bad client id, bad will)",
     protocol_errors: "connections closed for a malformed packet or a protocol violation",
     keepalive_timeouts: "connections closed for keep-alive timeout",
     takeovers: "connections closed because another took over the client id",
     kicked_certificate: "connections closed because their certificate left ACTIVE",
+    kicked_expired: "connections closed because their certificate's validity ended",
+    wills_refused: "wills not sent because the certificate was no longer ACTIVE or the policies no longer allowed the will",
     messages_in: "messages accepted for routing",
     messages_delivered: "messages written to subscribers",
     publish_denied: "PUBLISHes refused by policy",

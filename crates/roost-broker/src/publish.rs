@@ -5,7 +5,6 @@ use crate::authz::ConnectionAuthz;
 use crate::router::Message;
 use crate::{Broker, Profile};
 use roost_policy::Decision;
-use roost_registry::model::Certificate;
 
 /// Why a publish was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,27 +82,24 @@ impl Broker {
         Ok(())
     }
 
-    /// Publishes on behalf of a device authenticated by `certificate` outside
-    /// MQTT (HTTPS publish): the same topic rules, and iot:Publish (plus
-    /// iot:RetainPublish) under its policies. Thing policy variables do not
-    /// resolve here, as in AWS: there is no client id. Answers, for QoS 1,
-    /// once what the message changed in the gateway state is saved.
-    pub async fn publish_as_device(
+    /// Publishes on behalf of a device outside MQTT (HTTPS publish) whose
+    /// connection's authorization is `authz`: the same topic rules, and
+    /// iot:Publish (plus iot:RetainPublish) under its policies. Thing policy
+    /// variables do not resolve here, as in AWS: there is no client id.
+    /// Answers, for QoS 1, once what the message changed in the gateway
+    /// state is saved.
+    pub(crate) async fn publish_as_device(
         &self,
-        certificate: &Certificate,
+        authz: &ConnectionAuthz,
         message: Message,
     ) -> Result<usize, PublishRefusal> {
         self.check_message(&message)?;
-        let shared = &self.shared;
-        let authz = ConnectionAuthz::new(shared.registry.clone(), certificate.clone(), None, None)
-            .await
-            .map_err(|e| PublishRefusal::Unavailable(e.to_string()))?;
         if authz.publish(&message.topic, message.retain) != Decision::Allowed {
-            shared
+            self.shared
                 .metrics
                 .publish_denied
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(cert_id = %certificate.id, action = "iot:Publish", resource = %format!("topic/{}", message.topic), "denied (HTTPS)");
+            tracing::info!(cert_id = %authz.certificate_id(), action = "iot:Publish", resource = %format!("topic/{}", message.topic), "denied (HTTPS)");
             return Err(PublishRefusal::NotAuthorized);
         }
         self.publish_durably(message).await

@@ -17,6 +17,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// ALPN protocols the MQTT listener accepts: AWS IoT's for MQTT over port
 /// 443, and plain `mqtt`. Clients that offer none are served as well.
@@ -43,6 +44,7 @@ pub fn server_config(
     cert_chain: &Path,
     key: &Path,
     alpn: &[&[u8]],
+    clock_skew: Duration,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let read_err = |path: &Path| {
         let path = path.display().to_string();
@@ -59,6 +61,7 @@ pub fn server_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AnyClientCertificate {
         algorithms: provider.signature_verification_algorithms,
+        clock_skew,
     });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -68,11 +71,15 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Requires a client certificate and proof of its key; leaves trust to the
-/// registry (see the module documentation).
+/// Requires a client certificate that is valid now (within `clock_skew`)
+/// and proof of its key; leaves trust to the registry (see the module
+/// documentation).
 #[derive(Debug)]
 struct AnyClientCertificate {
     algorithms: WebPkiSupportedAlgorithms,
+    /// How far the device's clock and ours may disagree: a certificate is
+    /// accepted from `notBefore - skew` until `notAfter + skew`.
+    clock_skew: Duration,
 }
 
 impl ClientCertVerifier for AnyClientCertificate {
@@ -92,13 +99,26 @@ impl ClientCertVerifier for AnyClientCertificate {
         &self,
         end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        // Parse it now so that garbage is refused during the handshake.
+        // Parse it now so that garbage is refused during the handshake, and
+        // refuse it (with TLS's own alert) outside its validity, as AWS does.
+        use rustls::CertificateError;
         use x509_parser::prelude::FromDer;
-        x509_parser::certificate::X509Certificate::from_der(end_entity.as_ref())
-            .map(|_| ClientCertVerified::assertion())
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let skew = i64::try_from(self.clock_skew.as_secs()).unwrap_or(i64::MAX);
+        let validity = cert.validity();
+        if validity.not_after.timestamp().saturating_add(skew) < now {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        }
+        if validity.not_before.timestamp().saturating_sub(skew) > now {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYet,
+            ));
+        }
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -136,6 +156,39 @@ pub fn provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
+/// A device's client certificate, read once, right after the handshake.
+#[derive(Clone, Debug)]
+pub struct DeviceCertificate {
+    /// Its id and policy variables (`iot:Certificate.*`).
+    pub context: roost_policy::CertificateContext,
+    /// When it stops being valid, Unix ms.
+    pub not_after: i64,
+}
+
+impl DeviceCertificate {
+    pub fn from_der(der: Vec<u8>) -> Result<Self, roost_registry::RegistryError> {
+        let parsed = roost_registry::pki::parse_der(der)?;
+        Ok(Self::from_parsed(&parsed))
+    }
+
+    pub fn from_pem(pem: &str) -> Result<Self, roost_registry::RegistryError> {
+        let parsed = roost_registry::pki::parse_pem(pem)?;
+        Ok(Self::from_parsed(&parsed))
+    }
+
+    /// SHA-256 of the DER, hex: the certificate id AWS IoT uses.
+    pub fn id(&self) -> &str {
+        &self.context.id
+    }
+
+    fn from_parsed(parsed: &roost_registry::pki::ParsedCertificate) -> Self {
+        Self {
+            context: roost_registry::pki::policy_context(parsed),
+            not_after: parsed.not_after,
+        }
+    }
+}
+
 /// Why a device's TLS connection was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceRefusal {
@@ -151,19 +204,36 @@ pub enum DeviceRefusal {
     Lookup(roost_registry::RegistryError),
 }
 
+impl DeviceRefusal {
+    /// True when the client's certificate itself was refused (unknown,
+    /// inactive, revoked, expired, not yet valid, garbage), as opposed to a
+    /// failed handshake or a server fault.
+    pub fn is_certificate(&self) -> bool {
+        match self {
+            DeviceRefusal::NoCertificate | DeviceRefusal::Certificate(_) => true,
+            DeviceRefusal::HandshakeFailed(e) => e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_))),
+            DeviceRefusal::HandshakeTimeout | DeviceRefusal::Lookup(_) => false,
+        }
+    }
+}
+
 /// The device side of every TLS listener (MQTT and HTTPS): the handshake
-/// within `timeout`, then the registry's decision on the client certificate.
-/// The TLS stream comes back boxed: it is large, and its owner's task should
-/// not carry it inline.
-pub async fn accept_device(
+/// within `timeout`, and the client certificate read. Whether the registry
+/// accepts the certificate is the caller's next step
+/// ([`crate::Broker::admit_device`]), taken once the connection can be
+/// closed by a revocation. The TLS stream comes back boxed: it is large, and
+/// its owner's task should not carry it inline.
+pub async fn handshake(
     acceptor: &tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
     timeout: std::time::Duration,
-    registry: &roost_registry::Registry,
 ) -> Result<
     (
         Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-        roost_registry::model::Certificate,
+        DeviceCertificate,
     ),
     DeviceRefusal,
 > {
@@ -175,9 +245,7 @@ pub async fn accept_device(
         Err(_) => return Err(DeviceRefusal::HandshakeTimeout),
     };
     let der = peer_certificate(tls.get_ref().1).ok_or(DeviceRefusal::NoCertificate)?;
-    match Box::pin(registry.authenticate_device(der.as_ref())).await {
-        Ok(Ok(certificate)) => Ok((tls, certificate)),
-        Ok(Err(refusal)) => Err(DeviceRefusal::Certificate(refusal)),
-        Err(e) => Err(DeviceRefusal::Lookup(e)),
-    }
+    let certificate =
+        DeviceCertificate::from_der(der.as_ref().to_vec()).map_err(DeviceRefusal::Lookup)?;
+    Ok((tls, certificate))
 }

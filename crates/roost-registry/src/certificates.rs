@@ -414,20 +414,21 @@ pub enum CertificateRefusal {
 }
 
 impl Registry {
-    /// Decides whether a device presenting `der` may connect: the
-    /// certificate must be registered and ACTIVE, and so must the CA it was
-    /// registered with, if any.
-    pub async fn authenticate_device(
+    /// Decides whether the device certificate `id` may be used now: it must
+    /// be registered and ACTIVE, and so must the CA it was registered with,
+    /// if any. Asked at the handshake, at CONNECT, and whenever a live
+    /// connection's authorization is refreshed, so that a revocation applies
+    /// from the next thing a device does.
+    pub async fn check_device_certificate(
         &self,
-        der: &[u8],
-    ) -> Result<std::result::Result<Certificate, CertificateRefusal>> {
-        let id = pki::certificate_id(der);
-        let Some(cert) = self.store.get_certificate(&id).await? else {
-            return Ok(Err(CertificateRefusal::Unknown(id)));
+        id: &str,
+    ) -> Result<std::result::Result<(), CertificateRefusal>> {
+        let Some(cert) = self.store.get_certificate(id).await? else {
+            return Ok(Err(CertificateRefusal::Unknown(id.to_string())));
         };
         if cert.status != CertificateStatus::Active {
             return Ok(Err(CertificateRefusal::NotActive {
-                id,
+                id: cert.id,
                 status: cert.status.as_str(),
             }));
         }
@@ -439,7 +440,7 @@ impl Registry {
                 .map(|ca| ca.status);
             if status != Some(CertificateStatus::Active) {
                 return Ok(Err(CertificateRefusal::CaNotActive {
-                    id,
+                    id: cert.id.clone(),
                     ca_id: ca_id.clone(),
                     status: status
                         .map(CertificateStatus::as_str)
@@ -447,6 +448,6 @@ impl Registry {
                 }));
             }
         }
-        Ok(Ok(cert))
+        Ok(Ok(()))
     }
 }

@@ -278,9 +278,15 @@ pub fn parse_pem(pem: &str) -> Result<ParsedCertificate> {
             block.label
         )));
     }
-    let der = block.contents.clone();
-    let (_, cert) =
-        X509Certificate::from_der(&der).map_err(|e| invalid(format!("bad DER ({e})")))?;
+    parse_der(block.contents.clone())
+}
+
+/// Parses one DER certificate (a TLS peer's, say). Any failure is a
+/// `CertificateValidation` error.
+pub fn parse_der(der: Vec<u8>) -> Result<ParsedCertificate> {
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| {
+        RegistryError::CertificateValidation(format!("certificate is not valid: bad DER ({e})"))
+    })?;
     Ok(ParsedCertificate {
         id: certificate_id(&der),
         not_before: cert.validity().not_before.timestamp() * 1000,
@@ -288,7 +294,7 @@ pub fn parse_pem(pem: &str) -> Result<ParsedCertificate> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         is_ca: cert.is_ca(),
-        der: der.clone(),
+        der,
     })
 }
 

@@ -47,6 +47,25 @@ pub struct ServeArgs {
     /// Seconds a client may take to send CONNECT once connected.
     #[arg(long)]
     pub mqtt_connect_timeout_secs: Option<u64>,
+    /// Most connections the control plane (API port) serves at once; more
+    /// are closed at once and counted. Lowered to the API's share of the
+    /// process's open-files limit (docs/gateway.md, "Bounds").
+    #[arg(long)]
+    pub api_max_connections: Option<usize>,
+    /// Most device HTTPS connections served at once (likewise lowered).
+    #[arg(long)]
+    pub https_max_connections: Option<usize>,
+    /// Seconds an HTTP client (API and device HTTPS) may take to send a
+    /// request's headers, or stay idle between requests.
+    #[arg(long)]
+    pub http_header_timeout_secs: Option<u64>,
+    /// Seconds an HTTP client may take to send a request's body.
+    #[arg(long)]
+    pub http_body_timeout_secs: Option<u64>,
+    /// Seconds a device's clock may be off when its certificate's validity
+    /// is checked (default 300).
+    #[arg(long)]
+    pub certificate_clock_skew_secs: Option<u64>,
     /// S3-compatible endpoint for the `s3` rule action (e.g.
     /// http://127.0.0.1:9000 for MinIO); without it objects go to
     /// <data-dir>/objects/<bucket>/<key>.
@@ -121,6 +140,11 @@ struct FileConfig {
     sns_ca_file: Option<PathBuf>,
     mqtt_handshake_timeout_secs: Option<u64>,
     mqtt_connect_timeout_secs: Option<u64>,
+    api_max_connections: Option<usize>,
+    https_max_connections: Option<usize>,
+    http_header_timeout_secs: Option<u64>,
+    http_body_timeout_secs: Option<u64>,
+    certificate_clock_skew_secs: Option<u64>,
     region: Option<String>,
     account: Option<String>,
     hosts: Option<Vec<String>>,
@@ -139,6 +163,10 @@ pub struct Config {
     pub mqtt_profile: roost_broker::Profile,
     pub state_sync: roost_broker::StateSync,
     pub broker: roost_broker::BrokerConfig,
+    /// The API port's bounds; its cap before the descriptor budget.
+    pub api_limits: roost_api::HttpLimits,
+    /// The device HTTPS cap before the descriptor budget.
+    pub https_max_connections: usize,
     pub object_store: roost_rules::ObjectStoreConfig,
     /// Parsed SMTP URL (its Debug form hides the password).
     pub smtp: Option<roost_notify::mail::SmtpConfig>,
@@ -156,6 +184,7 @@ pub const DEFAULT_DATA_DIR: &str = "./roost-data";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9080";
 pub const DEFAULT_MQTT_LISTEN: &str = "0.0.0.0:8883";
 pub const DEFAULT_HTTPS_LISTEN: &str = "0.0.0.0:8443";
+pub const DEFAULT_HTTPS_MAX_CONNECTIONS: usize = 1024;
 
 impl Config {
     pub fn resolve(args: ServeArgs) -> Result<Self> {
@@ -239,6 +268,32 @@ impl Config {
         {
             broker.limits.connect_timeout = std::time::Duration::from_secs(s.max(1));
         }
+        let mut api_limits = roost_api::HttpLimits::default();
+        if let Some(n) = args.api_max_connections.or(file.api_max_connections) {
+            api_limits.max_connections = n.max(1);
+        }
+        if let Some(s) = args
+            .http_header_timeout_secs
+            .or(file.http_header_timeout_secs)
+        {
+            api_limits.header_timeout = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(s) = args.http_body_timeout_secs.or(file.http_body_timeout_secs) {
+            api_limits.body_timeout = std::time::Duration::from_secs(s.max(1));
+        }
+        broker.limits.https_header_timeout = api_limits.header_timeout;
+        broker.limits.https_body_timeout = api_limits.body_timeout;
+        if let Some(s) = args
+            .certificate_clock_skew_secs
+            .or(file.certificate_clock_skew_secs)
+        {
+            broker.limits.certificate_clock_skew = std::time::Duration::from_secs(s);
+        }
+        let https_max_connections = args
+            .https_max_connections
+            .or(file.https_max_connections)
+            .unwrap_or(DEFAULT_HTTPS_MAX_CONNECTIONS)
+            .max(1);
         let object_store = match args.s3_endpoint.or(file.s3_endpoint) {
             None => roost_rules::ObjectStoreConfig::Local,
             Some(endpoint) => {
@@ -283,6 +338,8 @@ impl Config {
             ),
         };
         Ok(Self {
+            api_limits,
+            https_max_connections,
             object_store,
             smtp,
             smtp_from,

@@ -8,6 +8,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
+use roost_listener::ListenerStats;
 use roost_rules::RuleStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,12 +56,62 @@ const RULE_FIELDS: &[RuleField] = &[
     ),
 ];
 
+/// Each listener's counters.
+#[derive(Clone, Debug, Default)]
+pub struct Listeners {
+    pub mqtt: Arc<ListenerStats>,
+    pub mqtt_plain: Arc<ListenerStats>,
+    pub https: Arc<ListenerStats>,
+    pub api: Arc<ListenerStats>,
+}
+
+impl Listeners {
+    fn each(&self) -> [(&'static str, &ListenerStats); 4] {
+        [
+            ("mqtt", &self.mqtt),
+            ("mqtt_plain", &self.mqtt_plain),
+            ("https", &self.https),
+            ("api", &self.api),
+        ]
+    }
+}
+
+/// Per-listener values: (metric name, help, the value, a gauge?).
+type ListenerField = (&'static str, &'static str, fn(&ListenerStats) -> u64, bool);
+const LISTENER_FIELDS: &[ListenerField] = &[
+    (
+        "listener_connections_accepted",
+        "TCP connections accepted",
+        |s| s.accepted.load(Ordering::Relaxed),
+        false,
+    ),
+    (
+        "listener_connections_refused_capacity",
+        "connections closed at once because the listener was at its cap",
+        |s| s.refused_capacity.load(Ordering::Relaxed),
+        false,
+    ),
+    (
+        "listener_accept_errors",
+        "errors accept returned (out of descriptors, say), each followed by a backoff",
+        |s| s.accept_errors.load(Ordering::Relaxed),
+        false,
+    ),
+    (
+        "listener_connections",
+        "connections being served now (TLS handshakes included)",
+        |s| s.current.load(Ordering::Relaxed),
+        true,
+    ),
+];
+
 /// Reads the counters of the running parts at each scrape.
 #[derive(Clone)]
 pub struct Exporter {
     pub broker: roost_broker::Broker,
     pub rules: roost_rules::RulesEngine,
     pub notifier: Arc<roost_notify::Notifier>,
+    pub listeners: Listeners,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -92,6 +143,25 @@ impl Collector for Exporter {
                 gauge(&mut encoder, &name, field.help, field.value)?;
             } else {
                 counter(&mut encoder, &name, field.help, field.value)?;
+            }
+        }
+
+        for (name, help, value, is_gauge) in LISTENER_FIELDS {
+            let kind = if *is_gauge {
+                MetricType::Gauge
+            } else {
+                MetricType::Counter
+            };
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (listener, stats) in self.listeners.each() {
+                let labels = [("listener", listener)];
+                let v = value(stats);
+                if *is_gauge {
+                    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+                        .encode(family.encode_family(&labels)?)?;
+                } else {
+                    ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
+                }
             }
         }
 

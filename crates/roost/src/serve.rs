@@ -45,8 +45,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .ca()
         .server_certificate(&data_dir, &cfg.hosts)
         .context("preparing the TLS server certificate")?;
-    let tls =
-        roost_broker::tls::server_config(&cert_path, &key_path, roost_broker::tls::MQTT_ALPN)?;
+    let skew = cfg.broker.limits.certificate_clock_skew;
+    let tls = roost_broker::tls::server_config(
+        &cert_path,
+        &key_path,
+        roost_broker::tls::MQTT_ALPN,
+        skew,
+    )?;
 
     let api = TcpListener::bind(cfg.api_listen)
         .await
@@ -60,8 +65,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding HTTPS to {}", cfg.https_listen))?;
     let https_addr = https.local_addr()?;
-    let https_tls =
-        roost_broker::tls::server_config(&cert_path, &key_path, roost_broker::tls::HTTP_ALPN)?;
+    let https_tls = roost_broker::tls::server_config(
+        &cert_path,
+        &key_path,
+        roost_broker::tls::HTTP_ALPN,
+        skew,
+    )?;
     let mut endpoints = serde_json::json!({
         "api": api_addr.to_string(),
         "mqtt": mqtt_addr.to_string(),
@@ -109,8 +118,32 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("(the profile sets the region and endpoint_url; or pass --endpoint-url http://{api_addr})");
     }
 
+    // Every listener draws on one descriptor table: each gets its share, so
+    // a flood on one port cannot starve the others.
+    let budget = roost_listener::DescriptorBudget::of_process();
+    let shares = budget.shares(roost_listener::ListenerShares {
+        mqtt: cfg.broker.limits.max_connections,
+        https: cfg.https_max_connections,
+        api: cfg.api_limits.max_connections,
+    });
+    tracing::info!(
+        open_files = budget.limit(),
+        reserve = budget.reserve(),
+        mqtt = shares.mqtt,
+        https = shares.https,
+        api = shares.api,
+        "connection caps"
+    );
+    let mut broker_config = cfg.broker.clone();
+    broker_config.limits.max_connections = shares.mqtt;
+    let api_limits = roost_api::HttpLimits {
+        max_connections: shares.api,
+        ..cfg.api_limits.clone()
+    };
+    let listeners = crate::metrics::Listeners::default();
+
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let broker = roost_broker::Broker::new(registry.clone(), cfg.broker.clone());
+    let broker = roost_broker::Broker::new(registry.clone(), broker_config);
     // The rules engine installs its rule validator in the registry and its
     // tap in the broker before any listener opens.
     let notifier = std::sync::Arc::new(
@@ -169,13 +202,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tasks.spawn(async move { b.watch_registry(s).await });
         let (b, s) = (broker.clone(), stop.clone());
         tasks.spawn(async move { b.run_housekeeping(Duration::from_secs(5), s).await });
-        let (b, s) = (broker.clone(), stop.clone());
-        tasks.spawn(async move { b.serve_tls(mqtt, tls, s).await });
-        let (b, s, r) = (broker.clone(), stop.clone(), registry.clone());
-        tasks.spawn(async move { roost_api::device_https::serve(https, https_tls, r, b, s).await });
+        let (b, s, n) = (broker.clone(), stop.clone(), listeners.mqtt.clone());
+        tasks.spawn(async move { b.serve_tls(mqtt, tls, n, s).await });
+        let (b, s, n) = (broker.clone(), stop.clone(), listeners.https.clone());
+        let cap = shares.https;
+        tasks.spawn(async move { b.serve_https(https, https_tls, cap, n, s).await });
         if let Some((listener, principal)) = plain {
-            let (b, s) = (broker.clone(), stop.clone());
-            tasks.spawn(async move { b.serve_plain(listener, principal, s).await });
+            let (b, s, n) = (broker.clone(), stop.clone(), listeners.mqtt_plain.clone());
+            tasks.spawn(async move { b.serve_plain(listener, principal, n, s).await });
         }
     }
     let state = roost_api::ApiState::new(
@@ -188,15 +222,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                     broker: broker.clone(),
                     rules,
                     notifier: notifier.clone(),
+                    listeners: listeners.clone(),
                 },
             ))),
             sns: Some(notifier),
         },
     );
-    let mut api_stop = stop.clone();
-    let api_task = tokio::spawn(roost_api::serve(api, state, async move {
-        let _ = api_stop.changed().await;
-    }));
+    let api_task = tokio::spawn(roost_api::serve(
+        api,
+        state,
+        api_limits,
+        listeners.api.clone(),
+        stop.clone(),
+    ));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     broker.close_all();
@@ -208,10 +246,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // The connections' last changes (sessions detached) are committed.
     state_writer.finish().await;
     tracing::info!("gateway state saved");
-    api_task
-        .await
-        .context("control plane task")?
-        .context("serving the control plane")?;
+    api_task.await.context("control plane task")?;
     tracing::info!("roost stopped");
     Ok(())
 }
