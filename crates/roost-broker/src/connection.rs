@@ -41,6 +41,9 @@ const DELIVERY_BATCH: usize = 64;
 const IDLE_READ_BUFFER: usize = 512;
 const BUSY_READ_BUFFER: usize = 16 * 1024;
 
+/// How long the last words to a closing client may take.
+const CLOSING_WRITE: Duration = Duration::from_secs(1);
+
 /// A write buffer larger than this is released after it is flushed.
 const KEPT_WRITE_BUFFER: usize = 4 * 1024;
 
@@ -75,6 +78,7 @@ impl Close {
             Close::StateNotSaved => "SERVER_INITIATED_DISCONNECT",
             Close::Kicked(Kick::TakenOver) => "DUPLICATE_CLIENTID",
             Close::Kicked(Kick::CertificateRevoked | Kick::CertificateExpired) => "AUTH_ERROR",
+            Close::Kicked(Kick::SlowConsumer) => "THROTTLED",
             Close::Kicked(Kick::Shutdown) => "SERVER_INITIATED_DISCONNECT",
         }
     }
@@ -118,6 +122,13 @@ struct Conn<R, W> {
     held_acks: VecDeque<HeldAck>,
     /// The ticket the journal wakes this connection for, if any is pending.
     wake_ticket: u64,
+    /// Subscribers' sessions this connection's publishes left past their
+    /// queue's mark: until each has room, the socket is not read.
+    waiting_for_room: Vec<Arc<Session>>,
+    /// Since when it has been waiting (for the slow-consumer timeout).
+    slowed_since: Option<Instant>,
+    /// The socket is left unread until the subscribers have room.
+    read_paused: bool,
 }
 
 /// An answer to a QoS 1/2 PUBLISH held until `ticket` is committed.
@@ -582,6 +593,9 @@ where
         will: connect.will,
         held_acks: VecDeque::new(),
         wake_ticket: 0,
+        waiting_for_room: Vec::new(),
+        slowed_since: None,
+        read_paused: false,
     };
     conn.lifecycle_connected();
     Some(conn)
@@ -630,8 +644,17 @@ where
             return Ok(());
         }
         let timeout = self.shared().config.limits.write_timeout;
-        if !write_all(&mut self.writer, &mut self.wbuf, timeout).await {
-            return Err(Close::ConnectionLost);
+        // A client that stopped reading can block a write for the whole
+        // timeout: a kick (revocation, slow consumer, takeover) must not
+        // wait for it.
+        let kick = self.live.kick.clone();
+        tokio::select! {
+            written = write_all(&mut self.writer, &mut self.wbuf, timeout) => {
+                if !written {
+                    return Err(Close::ConnectionLost);
+                }
+            }
+            kick = kick.received() => return Err(Close::Kicked(kick)),
         }
         if self.wbuf.capacity() > KEPT_WRITE_BUFFER {
             self.wbuf = BytesMut::new();
@@ -658,6 +681,11 @@ where
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
         let mut last_read_filled = false;
         loop {
+            if !self.waiting_for_room.is_empty() {
+                if let Err(close) = Box::pin(self.check_room()).await {
+                    return close;
+                }
+            }
             if !self.held_acks.is_empty() {
                 if let Err(close) = self.release_acks() {
                     return close;
@@ -670,11 +698,20 @@ where
             }
             self.prepare_read_buffer(last_read_filled);
             let room = self.rbuf.capacity() - self.rbuf.len();
-            let deadline = self.keep_alive.map(|k| self.last_received + k);
+            // While the socket is not read, the client's keep-alive cannot
+            // be seen: the slow-consumer timeout bounds the wait instead.
+            let deadline = match self.read_paused {
+                false => self.keep_alive.map(|k| self.last_received + k),
+                true => None,
+            };
+            let slow_deadline = self
+                .slowed_since
+                .map(|at| at + self.shared().config.limits.slow_consumer_timeout);
+            let waiting_on = self.waiting_for_room.first().cloned();
             let session = self.session.clone();
             let kick_signal = self.live.kick.clone();
             tokio::select! {
-                read = self.reader.read_buf(&mut self.rbuf) => {
+                read = self.reader.read_buf(&mut self.rbuf), if !self.read_paused => {
                     match read {
                         Ok(0) | Err(_) => return Close::ConnectionLost,
                         Ok(n) => {
@@ -687,6 +724,8 @@ where
                     }
                 }
                 _ = session.wake.notified() => {}
+                _ = room_in(waiting_on) => {}
+                _ = sleep_until(slow_deadline) => self.cut_slow_consumers(),
                 _ = sleep_until(deadline) => {
                     self.shared().metrics.keepalive_timeouts.fetch_add(1, Ordering::Relaxed);
                     return Close::KeepAliveTimeout;
@@ -698,7 +737,8 @@ where
     }
 
     async fn handle_buffered(&mut self) -> Result<(), Close> {
-        loop {
+        // Paused, the rest of the buffer waits (it is read again on resume).
+        while !self.read_paused {
             match roost_mqtt::decode(&mut self.rbuf, Some(self.protocol), &self.codec_limits) {
                 Ok(Some(packet)) => self.handle(packet).await?,
                 Ok(None) => break,
@@ -862,7 +902,9 @@ where
             principal: Some(self.authz.certificate_id().to_string()),
             expires_at,
         };
-        let (delivered, ticket) = self.shared().route(message);
+        let routed = self.shared().route(message);
+        let (delivered, ticket) = (routed.matched, routed.ticket);
+        self.slow_down(routed.full);
         let Some(packet_id) = publish.packet_id else {
             // QoS 0 waits for nothing but room in the journal.
             if ticket.is_some() {
@@ -953,6 +995,74 @@ where
             }
         }
         Ok(())
+    }
+
+    /// A publish left the sessions `full` past their queue's mark: this
+    /// publisher's socket is not read until they have room, so each
+    /// publisher adds at most the one message that crossed the mark (its
+    /// answer goes out: it is queued). Its own session never slows it: it
+    /// could not drain while this connection waits.
+    fn slow_down(&mut self, full: Vec<Arc<Session>>) {
+        let mut added = false;
+        for session in full {
+            if Arc::ptr_eq(&session, &self.session)
+                || self
+                    .waiting_for_room
+                    .iter()
+                    .any(|s| Arc::ptr_eq(s, &session))
+            {
+                continue;
+            }
+            self.waiting_for_room.push(session);
+            added = true;
+        }
+        if self.waiting_for_room.is_empty() {
+            return;
+        }
+        if added && self.slowed_since.is_none() {
+            self.slowed_since = Some(Instant::now());
+            self.shared()
+                .metrics
+                .publishers_slowed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.read_paused = true;
+    }
+
+    /// Drops the sessions that have room again; once none is left, reading
+    /// resumes with what was left buffered.
+    async fn check_room(&mut self) -> Result<(), Close> {
+        self.waiting_for_room.retain(|s| !s.has_room());
+        if !self.waiting_for_room.is_empty() {
+            return Ok(());
+        }
+        self.slowed_since = None;
+        if std::mem::take(&mut self.read_paused) {
+            // The client's silence while unread was ours, not its.
+            self.last_received = Instant::now();
+            self.handle_buffered().await?;
+        }
+        Ok(())
+    }
+
+    /// The slow-consumer timeout passed: the subscribers still without room
+    /// are disconnected (the documented policy: a persistent session keeps
+    /// what was queued for the client's return).
+    fn cut_slow_consumers(&mut self) {
+        let shared = self.broker.shared.clone();
+        for session in &self.waiting_for_room {
+            let owner = session.lock().owner;
+            if let (Some(conn_id), false) = (owner, session.has_room()) {
+                shared
+                    .metrics
+                    .slow_consumers_disconnected
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(client_id = %session.client_id, publisher = %self.client_id, "disconnecting a slow consumer: its queue stayed full past the slow-consumer timeout");
+                shared.kick(conn_id, Kick::SlowConsumer);
+            }
+        }
+        // Waits on for them to detach (which gives room); not again.
+        self.slowed_since = None;
     }
 
     /// Backpressure: waits while the journal's queue is full.
@@ -1166,7 +1276,9 @@ where
             .min(usize::from(self.shared().config.limits.max_inflight));
         self.fresh_authorization().await?;
         let mut batch = 0;
-        while let Some(outgoing) = self.session.next_to_send(window) {
+        let limits = &self.broker.shared.config.limits;
+        let resume_below = (limits.max_queued_messages / 2, limits.max_queued_bytes / 2);
+        while let Some(outgoing) = self.session.next_to_send(window, resume_below) {
             let now = Instant::now();
             let journal = self.broker.shared.journal();
             if outgoing.message.expired(now) {
@@ -1238,16 +1350,18 @@ where
                     Some(ReasonCode::NotAuthorized)
                 }
                 Close::Kicked(Kick::Shutdown) => Some(ReasonCode::ServerShuttingDown),
+                Close::Kicked(Kick::SlowConsumer) => Some(ReasonCode::QuotaExceeded),
                 Close::ClientDisconnect { .. } | Close::ConnectionLost => None,
             };
             if let Some(reason) = reason {
                 self.wbuf.clear();
                 if self.encode(&Packet::Disconnect(Disconnect::new(reason))) {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
+                    write_all(&mut self.writer, &mut self.wbuf, CLOSING_WRITE).await;
                 }
             }
-        } else if !self.wbuf.is_empty() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
+        } else if !self.wbuf.is_empty() && !matches!(close, Close::Kicked(_)) {
+            // (Kicked, the buffer may be half written already.)
+            write_all(&mut self.writer, &mut self.wbuf, CLOSING_WRITE).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.shutdown()).await;
         match close {
@@ -1361,6 +1475,20 @@ async fn will_allowed(authz: &mut ConnectionAuthz, broker: &Broker, will: &Messa
         .fetch_add(1, Ordering::Relaxed);
     tracing::info!(client_id = will.publisher.as_deref().unwrap_or(""), topic = %will.topic, reason = %why, "will not sent");
     false
+}
+
+/// Completes when `session`, if any, has room for its publishers again.
+async fn room_in(session: Option<Arc<Session>>) {
+    let Some(session) = session else {
+        return std::future::pending().await;
+    };
+    let notified = session.room.notified();
+    tokio::pin!(notified);
+    // Registered before the check: a wake-up between the two is not lost.
+    notified.as_mut().enable();
+    if !session.has_room() {
+        notified.await;
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

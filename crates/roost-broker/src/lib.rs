@@ -83,10 +83,19 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// Unacknowledged QoS 1 messages in flight to one client (AWS: 100).
     pub max_inflight: u16,
-    /// Messages queued for one session (online backlog or offline).
+    /// The mark of a session's queue: past it, the publishers feeding a
+    /// connected session are slowed (their sockets no longer read) until it
+    /// has drained to half. A queue holds at most twice the mark (room for
+    /// the message each slowed publisher adds before it stops, and for what
+    /// a slow consumer's persistent session keeps once disconnected); only
+    /// past that is a message dropped, counted (offline, as AWS does).
     pub max_queued_messages: usize,
-    /// Payload bytes queued for one session.
+    /// Payload bytes queued for one session, the same way.
     pub max_queued_bytes: usize,
+    /// How long a connected subscriber may keep a publisher waiting for room
+    /// in its queue before it is disconnected as a slow consumer (its
+    /// persistent session, if any, keeps what was queued).
+    pub slow_consumer_timeout: Duration,
     /// Subscriptions one session may hold (AWS: 50).
     pub max_subscriptions: usize,
     /// Session expiry for persistent sessions when the client sets none
@@ -121,6 +130,7 @@ impl Limits {
             max_inflight: 100,
             max_queued_messages: 1_000,
             max_queued_bytes: 16 * 1024 * 1024,
+            slow_consumer_timeout: Duration::from_secs(30),
             max_subscriptions: 50,
             default_session_expiry: Duration::from_secs(3600),
             max_session_expiry: Duration::from_secs(7 * 24 * 3600),
@@ -169,6 +179,9 @@ pub(crate) enum Kick {
     CertificateRevoked,
     /// The certificate's validity ended.
     CertificateExpired,
+    /// The client kept a publisher waiting for room in its queue for longer
+    /// than the slow-consumer timeout.
+    SlowConsumer,
     /// The server is shutting down.
     Shutdown,
 }
@@ -188,6 +201,7 @@ impl KickSignal {
             Kick::CertificateRevoked => 2,
             Kick::Shutdown => 3,
             Kick::CertificateExpired => 4,
+            Kick::SlowConsumer => 5,
         };
         self.reason.store(code, Ordering::Release);
         // notify_one keeps a permit when nobody waits yet: no lost wake-up.
@@ -201,6 +215,7 @@ impl KickSignal {
                 2 => return Kick::CertificateRevoked,
                 3 => return Kick::Shutdown,
                 4 => return Kick::CertificateExpired,
+                5 => return Kick::SlowConsumer,
                 _ => self.notify.notified().await,
             }
         }
@@ -481,7 +496,7 @@ impl Broker {
     /// wills) without waiting for the gateway state to be saved.
     /// Authorization is the caller's business.
     pub fn publish(&self, message: router::Message) -> usize {
-        self.shared.route(message).0
+        self.shared.route(message).matched
     }
 }
 
@@ -495,6 +510,13 @@ impl Shared {
         self.live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the connection `conn_id`, if it is still live, to close.
+    pub(crate) fn kick(&self, conn_id: u64, kick: Kick) {
+        if let Some(conn) = self.live().get(&conn_id) {
+            conn.kick.send(kick);
+        }
     }
 
     fn register_live(self: &Arc<Self>, certificate: &tls::DeviceCertificate) -> LiveEntry {
@@ -516,10 +538,11 @@ impl Shared {
         }
     }
 
-    /// Routes an accepted message: how many subscribers matched, and the
+    /// Routes an accepted message: how many subscribers matched, the
     /// journal ticket of the durable changes it made (queued for persistent
-    /// sessions, retained), if any, which a QoS 1 answer waits for.
-    pub(crate) fn route(&self, message: router::Message) -> (usize, Option<u64>) {
+    /// sessions, retained), if any, which a QoS 1 answer waits for, and the
+    /// sessions it left past their queue's mark.
+    pub(crate) fn route(&self, message: router::Message) -> router::Routed {
         self.metrics.messages_in.fetch_add(1, Ordering::Relaxed);
         let message = Arc::new(message);
         let journal = self.journal();
@@ -527,17 +550,18 @@ impl Shared {
         if message.retain {
             ticket = self.router.retain(&message, journal);
         }
-        let (matched, queued) = self.router.route(
+        let mut routed = self.router.route(
             &message,
             &self.sessions,
             &self.config.limits,
             &self.metrics,
             journal,
         );
+        routed.ticket = routed.ticket.max(ticket);
         if let Some(tap) = self.tap.get() {
             tap.offer(&message);
         }
-        (matched, ticket.max(queued))
+        routed
     }
 
     /// Ends a session that is still the table's for its client id: it
@@ -546,6 +570,12 @@ impl Shared {
     pub(crate) fn end_session(&self, session: &Arc<session::Session>) -> bool {
         if !self.sessions.remove_if(session) {
             return false;
+        }
+        let queued = session.lock().queue.len() as u64;
+        if queued > 0 {
+            self.metrics
+                .dropped_session_ended
+                .fetch_add(queued, Ordering::Relaxed);
         }
         session.end(self.journal());
         self.router.remove_subscriber(&session.client_id);

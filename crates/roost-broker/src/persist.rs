@@ -622,8 +622,9 @@ impl Shared {
         message: Message,
     ) -> Result<usize, StateUnavailable> {
         let qos = message.qos;
-        let (matched, ticket) = self.route(message);
-        if let (Some(ticket), Some(journal)) = (ticket, self.journal()) {
+        let routed = self.route(message);
+        let matched = routed.matched;
+        if let (Some(ticket), Some(journal)) = (routed.ticket, self.journal()) {
             if qos == QoS::AtMostOnce {
                 journal.wait_room(&self.metrics).await?;
             } else {

@@ -3,7 +3,7 @@
 
 use crate::journal::{Journal, Op};
 use crate::metrics::Metrics;
-use crate::session::{unix_ms, Outgoing, SessionTable};
+use crate::session::{unix_ms, Outgoing, Session, SessionTable};
 use crate::Limits;
 use bytes::Bytes;
 use roost_mqtt::{PublishProperties, QoS, SubscriptionOptions};
@@ -47,6 +47,17 @@ impl Message {
     pub(crate) fn expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+}
+
+/// What routing one message did.
+#[derive(Default)]
+pub(crate) struct Routed {
+    /// Subscribers that matched.
+    pub matched: usize,
+    /// The journal ticket its durable changes wait for, if any.
+    pub ticket: Option<u64>,
+    /// Sessions whose queue it left past the mark.
+    pub full: Vec<Arc<Session>>,
 }
 
 pub(crate) struct Router {
@@ -152,8 +163,10 @@ impl Router {
 
     /// Offers `message` to every matching session; returns how many
     /// subscribers matched (whether or not their session queued it: an
-    /// offline QoS 0 subscription still matches, for PUBACK's 0x10), and the
-    /// highest journal ticket of the durable sessions that queued it.
+    /// offline QoS 0 subscription still matches, for PUBACK's 0x10), the
+    /// highest journal ticket of the durable sessions that queued it, and
+    /// the sessions now past their queue's mark (the publisher should wait
+    /// for room in them).
     pub fn route(
         &self,
         message: &Arc<Message>,
@@ -161,7 +174,7 @@ impl Router {
         limits: &Limits,
         metrics: &Metrics,
         journal: Option<&Journal>,
-    ) -> (usize, Option<u64>) {
+    ) -> Routed {
         // One delivery per subscriber, at the highest QoS of its matching
         // subscriptions (MQTT allows this, and it spares clients duplicates).
         let mut targets: HashMap<String, SubscriptionOptions> = HashMap::new();
@@ -182,8 +195,10 @@ impl Router {
                     .or_insert(*options);
             });
         }
-        let matched = targets.len();
-        let mut ticket = None;
+        let mut routed = Routed {
+            matched: targets.len(),
+            ..Routed::default()
+        };
         for (client_id, options) in targets {
             let Some(session) = sessions.get(&client_id) else {
                 continue;
@@ -196,8 +211,12 @@ impl Router {
                 dup: false,
                 seq: 0,
             };
-            ticket = ticket.max(session.enqueue(outgoing, limits, metrics, journal));
+            let enqueued = session.enqueue(outgoing, limits, metrics, journal);
+            routed.ticket = routed.ticket.max(enqueued.ticket);
+            if enqueued.full {
+                routed.full.push(session);
+            }
         }
-        (matched, ticket)
+        routed
     }
 }

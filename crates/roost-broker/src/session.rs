@@ -65,6 +65,9 @@ pub(crate) struct SessionState {
     pub durable: bool,
     /// The `seq` the next journaled message gets.
     pub next_seq: u64,
+    /// The queue went past its mark while connected: publishers feeding it
+    /// wait for room until it has drained to half (or its connection ends).
+    pub pressured: bool,
 }
 
 impl SessionState {
@@ -104,6 +107,17 @@ pub(crate) struct Session {
     /// Wakes the attached connection when something was queued (or, for a
     /// publisher, when the changes its answers wait for are committed).
     pub wake: Notify,
+    /// Wakes the publishers waiting for room in this session's queue.
+    pub room: Notify,
+}
+
+/// What became of a message offered to a session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Enqueued {
+    /// The journal ticket, when the message was journaled.
+    pub ticket: Option<u64>,
+    /// The queue is past its mark: the publisher should wait for room.
+    pub full: bool,
 }
 
 impl Session {
@@ -113,6 +127,7 @@ impl Session {
             client_id: client_id.to_string(),
             state: Mutex::new(SessionState::default()),
             wake: Notify::new(),
+            room: Notify::new(),
         }
     }
 
@@ -137,28 +152,45 @@ impl Session {
         Some(journal.push(Op::SessionEnded { id: self.id }))
     }
 
+    /// The session's state. Each critical section is a few field updates
+    /// with no await and nothing that can panic midway, so a lock poisoned
+    /// by a panic elsewhere is taken as it is rather than stopping every
+    /// later connection.
     pub fn lock(&self) -> std::sync::MutexGuard<'_, SessionState> {
-        self.state.lock().expect("session lock")
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a message for delivery. A detached session keeps only QoS 1
-    /// messages (as AWS does); a full queue refuses the message, counted.
-    /// Returns the journal ticket when the message was journaled.
+    /// Whether a publisher slowed by this session may go on: its queue has
+    /// drained to half its mark, or no connection is reading it any more.
+    pub fn has_room(&self) -> bool {
+        let state = self.lock();
+        !state.pressured || state.owner.is_none()
+    }
+
+    /// Queues a message for delivery, up to twice the queue's mark; past
+    /// the mark, a connected session says so, so that the publisher slows
+    /// down. A detached session keeps only QoS 1 messages (as AWS does).
+    /// What does not fit is dropped, counted.
     pub fn enqueue(
         &self,
         mut outgoing: Outgoing,
         limits: &Limits,
         metrics: &Metrics,
         journal: Option<&Journal>,
-    ) -> Option<u64> {
-        let ticket = {
+    ) -> Enqueued {
+        let (ticket, full) = {
             let mut state = self.lock();
             if state.owner.is_none() && outgoing.qos == QoS::AtMostOnce {
-                return None;
+                return Enqueued::default();
             }
             let size = outgoing.message.payload.len();
-            if state.queue.len() >= limits.max_queued_messages
-                || state.queued_bytes + size > limits.max_queued_bytes
+            // Room past the mark: for the message each slowed publisher adds
+            // before it stops, and for what a slow consumer's persistent
+            // session keeps once it is disconnected.
+            if state.queue.len() >= 2 * limits.max_queued_messages
+                || state.queued_bytes + size > 2 * limits.max_queued_bytes
             {
                 let counter = if outgoing.qos == QoS::AtMostOnce {
                     &metrics.dropped_qos0_backlog
@@ -167,7 +199,7 @@ impl Session {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(client_id = %self.client_id, queued = state.queue.len(), "session queue full: message dropped");
-                return None;
+                return Enqueued::default();
             }
             let ticket = match Self::journal(&state, journal) {
                 Some(journal) if outgoing.qos != QoS::AtMostOnce => {
@@ -182,10 +214,14 @@ impl Session {
             };
             state.queued_bytes += size;
             state.queue.push_back(outgoing);
-            ticket
+            let full = state.owner.is_some()
+                && (state.queue.len() >= limits.max_queued_messages
+                    || state.queued_bytes >= limits.max_queued_bytes);
+            state.pressured |= full;
+            (ticket, full)
         };
         self.wake.notify_one();
-        ticket
+        Enqueued { ticket, full }
     }
 
     /// A queued message will not be delivered (expired, or the client may
@@ -205,7 +241,9 @@ impl Session {
 
     /// Takes the next message to send, if the in-flight window allows
     /// (QoS 0 messages need no window).
-    pub fn next_to_send(&self, window: usize) -> Option<Outgoing> {
+    /// Once the queue is back under `resume_below` (messages, bytes), the
+    /// publishers slowed by it are woken.
+    pub fn next_to_send(&self, window: usize, resume_below: (usize, usize)) -> Option<Outgoing> {
         let mut state = self.lock();
         if state.inflight.len() >= window
             && state
@@ -217,6 +255,15 @@ impl Session {
         }
         let next = state.queue.pop_front()?;
         state.queued_bytes -= next.message.payload.len();
+        // Drained to half its mark: the publishers waiting may go on. (Half,
+        // not the mark itself: it spares them a wake-up per message.)
+        if state.pressured
+            && state.queue.len() <= resume_below.0
+            && state.queued_bytes <= resume_below.1
+        {
+            state.pressured = false;
+            self.room.notify_waiters();
+        }
         Some(next)
     }
 
@@ -351,6 +398,10 @@ impl Session {
         }
         state.owner = None;
         state.disconnected_at = Some(Instant::now());
+        // Nobody reads the queue now: publishers waiting for room go on
+        // (what the session keeps offline is bounded as it always is).
+        state.pressured = false;
+        self.room.notify_waiters();
         if let Some(journal) = Self::journal(&state, journal) {
             journal.push(self.session_op(&state, Some(unix_ms(SystemTime::now()))));
         }
@@ -484,5 +535,85 @@ impl SessionTable {
             .filter(|s| s.lock().expired(now))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, Profile};
+
+    fn limits(mark: usize) -> Limits {
+        Limits {
+            max_queued_messages: mark,
+            ..Limits::for_profile(Profile::Aws)
+        }
+    }
+
+    fn outgoing(qos: QoS) -> Outgoing {
+        Outgoing {
+            message: Arc::new(Message::new("t", "x", qos)),
+            qos,
+            retain: false,
+            dup: false,
+            seq: 0,
+        }
+    }
+
+    fn connected() -> Session {
+        let session = Session::new(1, "sub");
+        session.attach(7, Duration::ZERO, None);
+        session
+    }
+
+    #[test]
+    fn past_its_mark_a_connected_queue_holds_publishers_until_half_drained() {
+        let (limits, metrics) = (limits(4), Metrics::default());
+        let session = connected();
+        for _ in 0..3 {
+            let e = session.enqueue(outgoing(QoS::AtLeastOnce), &limits, &metrics, None);
+            assert!(!e.full);
+        }
+        assert!(session.has_room());
+        let e = session.enqueue(outgoing(QoS::AtLeastOnce), &limits, &metrics, None);
+        assert!(e.full, "the fourth message reaches the mark");
+        assert!(!session.has_room());
+        let resume_below = (2, usize::MAX);
+        session.next_to_send(100, resume_below);
+        assert!(!session.has_room(), "three left: above half the mark");
+        session.next_to_send(100, resume_below);
+        assert!(session.has_room(), "two left: publishers go on");
+    }
+
+    #[test]
+    fn a_queue_holds_twice_its_mark_and_counts_what_does_not_fit() {
+        let (limits, metrics) = (limits(4), Metrics::default());
+        let session = connected();
+        for _ in 0..8 {
+            session.enqueue(outgoing(QoS::AtLeastOnce), &limits, &metrics, None);
+        }
+        assert_eq!(session.lock().queue.len(), 8);
+        session.enqueue(outgoing(QoS::AtLeastOnce), &limits, &metrics, None);
+        session.enqueue(outgoing(QoS::AtMostOnce), &limits, &metrics, None);
+        assert_eq!(session.lock().queue.len(), 8);
+        assert_eq!(metrics.dropped_queue_full.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.dropped_qos0_backlog.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_detached_session_never_holds_a_publisher() {
+        let (limits, metrics) = (limits(2), Metrics::default());
+        let session = connected();
+        session.enqueue(outgoing(QoS::AtLeastOnce), &limits, &metrics, None);
+        session.enqueue(outgoing(QoS::AtLeastOnce), &limits, &metrics, None);
+        assert!(!session.has_room());
+        session.detach(7, None);
+        assert!(session.has_room());
+        // Offline it keeps QoS 1 up to twice the mark and never asks to wait.
+        let e = session.enqueue(outgoing(QoS::AtLeastOnce), &limits, &metrics, None);
+        assert!(!e.full);
+        assert_eq!(session.lock().queue.len(), 3);
+        let e = session.enqueue(outgoing(QoS::AtMostOnce), &limits, &metrics, None);
+        assert_eq!(e, Enqueued::default());
     }
 }

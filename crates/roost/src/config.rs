@@ -62,6 +62,16 @@ pub struct ServeArgs {
     /// Seconds an HTTP client may take to send a request's body.
     #[arg(long)]
     pub http_body_timeout_secs: Option<u64>,
+    /// Messages queued for one session: an offline session keeps at most
+    /// this many; past it, a connected one's publishers are slowed.
+    /// Default 1000.
+    #[arg(long)]
+    pub mqtt_max_queued_messages: Option<usize>,
+    /// Seconds a connected subscriber may keep a publisher waiting for room
+    /// in its queue before it is disconnected as a slow consumer (its
+    /// persistent session keeps what was queued). Default 30.
+    #[arg(long)]
+    pub slow_consumer_timeout_secs: Option<u64>,
     /// Seconds a device's clock may be off when its certificate's validity
     /// is checked (default 300).
     #[arg(long)]
@@ -145,6 +155,8 @@ struct FileConfig {
     http_header_timeout_secs: Option<u64>,
     http_body_timeout_secs: Option<u64>,
     certificate_clock_skew_secs: Option<u64>,
+    slow_consumer_timeout_secs: Option<u64>,
+    mqtt_max_queued_messages: Option<usize>,
     region: Option<String>,
     account: Option<String>,
     hosts: Option<Vec<String>>,
@@ -288,6 +300,18 @@ impl Config {
             .or(file.certificate_clock_skew_secs)
         {
             broker.limits.certificate_clock_skew = std::time::Duration::from_secs(s);
+        }
+        if let Some(s) = args
+            .slow_consumer_timeout_secs
+            .or(file.slow_consumer_timeout_secs)
+        {
+            broker.limits.slow_consumer_timeout = std::time::Duration::from_secs(s.max(1));
+        }
+        if let Some(n) = args
+            .mqtt_max_queued_messages
+            .or(file.mqtt_max_queued_messages)
+        {
+            broker.limits.max_queued_messages = n.max(1);
         }
         let https_max_connections = args
             .https_max_connections
