@@ -114,6 +114,30 @@ def test_bonus_rule_warns_that_its_from_can_never_match(roost, scenario_device):
     close(client)
 
 
+def test_scenario_rule_gets_no_unreachable_from_warning(roost, scenario_device, tmp_path):
+    """The scenario's own rule: its FROM has a literal tenant where the policy
+    has ${iot:Connection.Thing.Attributes[Owner]}, and devices do publish
+    there, so Roost must not say no device can."""
+    payload = {
+        "sql": "SELECT * FROM 'abcde-12345/+/audit'",
+        "actions": [{"s3": {"bucketName": "iot-webinar-audits", "key": "${topic()}/${timestamp()}-${newuuid()}",
+                             "roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-webinar-s3-role"}}],
+    }
+    f = tmp_path / "rule.json"
+    f.write_text(json.dumps(payload))
+    roost.aws("iot", "create-topic-rule", "--rule-name", "IotWebinarRule", "--topic-rule-payload", f"file://{f}")
+    # The check ran and is live: the bonus rule, created next, is still warned
+    # about, and that warning is the only one of its kind in the log.
+    bonus = {"sql": "SELECT message as msg, topic(1) as tenant_id FROM '+/audit'", "actions": []}
+    roost.aws("iot", "create-topic-rule", "--rule-name", "BonusRule", "--topic-rule-payload", json.dumps(bonus))
+    assert wait_until(lambda: "FROM '+/audit' matches no topic" in roost.read_log(), 5)
+    warned = [line for line in roost.read_log().splitlines() if "matches no topic" in line]
+    assert len(warned) == 1 and "BonusRule" in warned[0], warned
+    # And devices do reach the scenario rule.
+    publish(scenario_device, roost.mqtt_port, f"abcde-12345/{THING}/audit", [json.dumps(AUDIT)])
+    assert wait_until(lambda: len(objects(roost, "iot-webinar-audits")) == 1, 10)
+
+
 def file_modes(root):
     """{path relative to root: mode & 0o777} of root and everything below it."""
     return {str(p.relative_to(root.parent)): p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
