@@ -128,3 +128,34 @@ def test_test_authorization_with_the_aws_cli(device, roost):
         "--auth-infos", json.dumps([{"actionType": "PUBLISH", "resources": [f"{ARN}:topic/abcde-12345/{THING}/audit"]}]),
     )
     assert out["authResults"][0]["authDecision"] == "ALLOWED"
+
+
+def test_certificate_id_variable_names_the_own_certificate(roost):
+    """AWS's certificate policy example: a device may publish to the topic
+    named after its own certificate id, and to no other certificate's."""
+    iot = roost.boto()
+    mine = iot.create_keys_and_certificate(setAsActive=True)
+    theirs = iot.create_keys_and_certificate(setAsActive=True)
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["iot:Publish"], "Resource": [f"{ARN}:topic/${{iot:CertificateId}}"]},
+            {"Effect": "Allow", "Action": ["iot:Connect"], "Resource": [f"{ARN}:client/client1"]},
+        ],
+    }
+    roost.aws("iot", "create-policy", "--policy-name", "cert-id-topic", "--policy-document", json.dumps(doc))
+    roost.aws("iot", "attach-policy", "--policy-name", "cert-id-topic", "--target", mine["certificateArn"])
+
+    def decide_cli(topic):
+        _, out, _ = roost.aws(
+            "iot", "test-authorization", "--principal", mine["certificateArn"], "--client-id", "client1",
+            "--auth-infos", json.dumps([{"actionType": "PUBLISH", "resources": [f"{ARN}:topic/{topic}"]}]),
+        )
+        return out["authResults"][0]
+
+    own = decide_cli(mine["certificateId"])
+    assert own["authDecision"] == "ALLOWED", own
+    assert [p["policyName"] for p in own["allowed"]["policies"]] == ["cert-id-topic"]
+    assert own.get("missingContextValues", []) == []
+    for topic in [theirs["certificateId"], "${iot:CertificateId}", f"{mine['certificateId']}/more"]:
+        assert decide_cli(topic)["authDecision"] == "IMPLICIT_DENY", topic

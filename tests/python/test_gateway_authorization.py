@@ -248,3 +248,29 @@ def test_receive_is_checked_at_each_delivery(roost, tmp_path):
     for c in (client, pub):
         c.disconnect()
         c.loop_stop()
+
+
+def test_certificate_id_variable_on_a_live_connection(roost, tmp_path):
+    """`${iot:CertificateId}` resolves to the connecting certificate's id in
+    the gateway's own per-connection authorization, not only in
+    TestAuthorization."""
+    policy = json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}"},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN}:topic/certs/${{iot:CertificateId}}"},
+        ],
+    })
+    device = make_device(roost, tmp_path, "cert-id-device", policy=policy)
+    admin = make_device(roost, tmp_path, "cert-id-admin")
+    admin_client, admin_inbox, _ = connect(admin, roost.mqtt_port)
+    subscribe(admin_client, "certs/#")
+    client, _, result = connect(device, roost.mqtt_port, protocol=mqtt.MQTTv5)
+    assert result["rc"] == 0
+    client.publish(f"certs/{admin.cert_id}", b"denied", qos=1).wait_for_publish(10)
+    client.publish(f"certs/{device.cert_id}", b"allowed", qos=1).wait_for_publish(10)
+    assert [(t, p) for t, p, _, _ in admin_inbox.take(1)] == [(f"certs/{device.cert_id}", b"allowed")]
+    assert admin_inbox.empty_for(0.5)
+    for c in (client, admin_client):
+        c.disconnect()
+        c.loop_stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import ACCOUNT, REGION, make_device, scenario_policy
+from conftest import ACCOUNT, REGION, Roost, make_device, scenario_policy
 from mqtt_helpers import Inbox, close, paho_connect, subscribe_wait, wait_until
 
 THING = "iot-webinar-device"
@@ -112,6 +112,76 @@ def test_bonus_rule_warns_that_its_from_can_never_match(roost, scenario_device):
     [(topic, body, _, _)] = inbox.take(1)
     assert json.loads(body) == {"msg": "intrusion attempt", "tenant_id": "abcde-12345"}
     close(client)
+
+
+def test_scenario_rule_gets_no_unreachable_from_warning(roost, scenario_device, tmp_path):
+    """The scenario's own rule: its FROM has a literal tenant where the policy
+    has ${iot:Connection.Thing.Attributes[Owner]}, and devices do publish
+    there, so Roost must not say no device can."""
+    payload = {
+        "sql": "SELECT * FROM 'abcde-12345/+/audit'",
+        "actions": [{"s3": {"bucketName": "iot-webinar-audits", "key": "${topic()}/${timestamp()}-${newuuid()}",
+                             "roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-webinar-s3-role"}}],
+    }
+    f = tmp_path / "rule.json"
+    f.write_text(json.dumps(payload))
+    roost.aws("iot", "create-topic-rule", "--rule-name", "IotWebinarRule", "--topic-rule-payload", f"file://{f}")
+    # The check ran and is live: the bonus rule, created next, is still warned
+    # about, and that warning is the only one of its kind in the log.
+    bonus = {"sql": "SELECT message as msg, topic(1) as tenant_id FROM '+/audit'", "actions": []}
+    roost.aws("iot", "create-topic-rule", "--rule-name", "BonusRule", "--topic-rule-payload", json.dumps(bonus))
+    assert wait_until(lambda: "FROM '+/audit' matches no topic" in roost.read_log(), 5)
+    warned = [line for line in roost.read_log().splitlines() if "matches no topic" in line]
+    assert len(warned) == 1 and "BonusRule" in warned[0], warned
+    # And devices do reach the scenario rule.
+    publish(scenario_device, roost.mqtt_port, f"abcde-12345/{THING}/audit", [json.dumps(AUDIT)])
+    assert wait_until(lambda: len(objects(roost, "iot-webinar-audits")) == 1, 10)
+
+
+def file_modes(root):
+    """{path relative to root: mode & 0o777} of root and everything below it."""
+    return {str(p.relative_to(root.parent)): p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
+
+
+def test_rule_outputs_are_private_to_roosts_user(tmp_path):
+    """Objects, log events and the error action's copies of payloads are the
+    devices' data: 0600 files in 0700 folders, whatever the umask lets through."""
+    old = os.umask(0o022)  # the usual umask, which left them world-readable
+    try:
+        roost = Roost(tmp_path / "data").start()
+    finally:
+        os.umask(old)
+    try:
+        dev = make_device(roost, tmp_path, "modes-device")
+        role = "arn:aws:iam::0:role/r"
+        roost.boto().create_topic_rule(ruleName="modes_rule", topicRulePayload={
+            "sql": "SELECT * FROM 'modes/+'",
+            "actions": [
+                {"s3": {"bucketName": "modes-objects", "key": "${topic()}/deep/${newuuid()}", "roleArn": role}},
+                {"cloudwatchLogs": {"logGroupName": "/roost/modes", "roleArn": role}},
+            ],
+        })
+        # Every try of this action is refused (nothing listens on port 9), so
+        # the error action stores its copy of the payload.
+        roost.boto().create_topic_rule(ruleName="modes_failing_rule", topicRulePayload={
+            "sql": "SELECT * FROM 'modes/+'",
+            "actions": [{"http": {"url": "http://127.0.0.1:9/"}}],
+            "errorAction": {"s3": {"bucketName": "modes-errors", "key": "errors/${newuuid()}", "roleArn": role}},
+        })
+        publish(dev, roost.mqtt_port, "modes/a", [b'{"secret": 1}'], client_id="modes-device")
+        assert wait_until(lambda: objects(roost, "modes-objects") and objects(roost, "modes-errors"), 15)
+        logs = roost.data_dir / "logs"
+        assert wait_until(lambda: logs.exists() and any(logs.iterdir()), 5)
+        [error_copy] = objects(roost, "modes-errors")
+        assert base64.b64decode(json.loads(error_copy.read_text())["base64OriginalPayload"]) == b'{"secret": 1}'
+        modes = {**file_modes(roost.data_dir / "objects"), **file_modes(logs)}
+        files = {p for p in modes if (roost.data_dir / p).is_file()}
+        assert {"objects/modes-objects", "objects/modes-objects/modes/a/deep", "objects/modes-errors/errors", "logs"} <= set(modes)
+        assert {"logs/roost_modes.log"} <= files and len(files) == 3, files
+        wrong = {p: oct(m) for p, m in modes.items() if m != (0o600 if p in files else 0o700)}
+        assert not wrong, wrong
+    finally:
+        roost.stop()
 
 
 def test_error_action_receives_failures_and_the_rule_recovers(roost, tmp_path):

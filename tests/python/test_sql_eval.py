@@ -59,3 +59,15 @@ def test_template_rendering_and_exit_codes(tmp_path):
     assert bad.returncode == 2 and "column" in bad.stderr
     other = subprocess.run(base[:6] + ["other/topic", "--payload", "{}"], capture_output=True, text=True)
     assert other.returncode == 1 and "does not match FROM" in other.stderr
+
+
+def test_account_sets_accountid():
+    base = [roost_binary(), "sql", "eval", "--sql", "SELECT accountid() AS a FROM 'a/b'", "--topic", "a/b", "--payload", "{}"]
+    out = subprocess.run(base + ["--account", "123456789012"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"a": "123456789012"}
+    # Without it, the account `roost serve` plays by default.
+    default = subprocess.run(base, capture_output=True, text=True, timeout=30)
+    assert default.returncode == 0 and json.loads(default.stdout) == {"a": "000000000000"}, default.stderr
+    bad = subprocess.run(base + ["--account", "1234"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "12 digits" in bad.stderr, (bad.returncode, bad.stderr)

@@ -40,8 +40,8 @@ pub struct ThingContext {
 /// The client certificate's fields that AWS exposes as policy variables.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CertificateContext {
-    /// The certificate id (SHA-256 of the DER, hex). AWS has no policy variable for
-    /// it; it is carried for the callers' logs and TestAuthorization.
+    /// The certificate id (SHA-256 of the DER, lowercase hex): the value of
+    /// `${iot:CertificateId}`. Empty means unknown (the variable has no value).
     pub id: String,
     /// The serial number as a decimal string.
     pub serial_number: String,

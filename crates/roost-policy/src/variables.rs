@@ -90,6 +90,9 @@ pub(crate) enum Variable {
     ThingTypeName,
     ThingAttribute(String),
     ThingIsAttached,
+    /// `iot:CertificateId`: the id of the certificate the connection
+    /// authenticated with (AWS's certificate policy examples name topics after it).
+    CertificateId,
     CertificateSerialNumber,
     CertificateAvailableKeys,
     Certificate {
@@ -112,6 +115,7 @@ impl Variable {
             "iot:connection.thing.thingname" => return Variable::ThingName,
             "iot:connection.thing.thingtypename" => return Variable::ThingTypeName,
             "iot:connection.thing.isattached" => return Variable::ThingIsAttached,
+            "iot:certificateid" => return Variable::CertificateId,
             "iot:certificate.serialnumber" => return Variable::CertificateSerialNumber,
             "iot:certificate.availablekeys" => return Variable::CertificateAvailableKeys,
             _ => {}
@@ -167,6 +171,13 @@ impl Variable {
                 one(ctx.thing.as_ref().and_then(|t| t.attributes.get(attribute)))
             }
             Variable::ThingIsAttached => Some(vec![ctx.thing.is_some().to_string()]),
+            // An empty id is a context built without one (never a real
+            // certificate): it must not turn `topic/${iot:CertificateId}` into `topic/`.
+            Variable::CertificateId => one(ctx
+                .certificate
+                .as_ref()
+                .map(|c| &c.id)
+                .filter(|id| !id.is_empty())),
             Variable::CertificateSerialNumber => {
                 let cert = ctx.certificate.as_ref()?;
                 usable(&cert.serial_number).then(|| vec![cert.serial_number.clone()])
@@ -424,6 +435,28 @@ mod tests {
             sub("iot:Certificate.Subject.Country.99999999999999999999999"),
             None
         );
+    }
+
+    #[test]
+    fn certificate_id() {
+        let id = "ab".repeat(32);
+        assert_eq!(sub("iot:CertificateId").as_deref(), Some(id.as_str()));
+        assert_eq!(sub("IOT:certificateid").as_deref(), Some(id.as_str()));
+        assert_eq!(
+            Variable::parse("iot:CertificateId"),
+            Variable::CertificateId
+        );
+        assert!(Variable::CertificateId.is_connection_key());
+        let no_cert = ConnectionContext {
+            certificate: None,
+            ..ctx()
+        };
+        assert_eq!(Variable::CertificateId.substitute(&no_cert), None);
+        let mut no_id = ctx();
+        if let Some(cert) = no_id.certificate.as_mut() {
+            cert.id.clear();
+        }
+        assert_eq!(Variable::CertificateId.substitute(&no_id), None);
     }
 
     #[test]

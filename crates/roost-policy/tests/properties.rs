@@ -1,5 +1,6 @@
 //! Property tests: the parser and the evaluator never panic, `decide` and `evaluate`
-//! agree, resource matching agrees with a naive matcher, and a Deny always wins.
+//! agree, resource matching agrees with a naive matcher, a Deny always wins, and
+//! `${iot:CertificateId}` names the connection's own certificate and no other.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -84,6 +85,7 @@ fn path_piece() -> impl Strategy<Value = &'static str> {
         "${iot:Connection.Thing.Attributes[Owner]}",
         "${iot:Certificate.Subject.CommonName}",
         "${iot:Certificate.Subject.Country.List}",
+        "${iot:CertificateId}",
         "${aws:SourceIp}",
         "${*}",
         "$(?)",
@@ -476,5 +478,42 @@ proptest! {
         let p: Vec<char> = pattern.chars().collect();
         let t: Vec<char> = text.chars().collect();
         prop_assert_eq!(allowed, reference_glob(&p, &t), "{} vs {}", pattern, text);
+    }
+    #[test]
+    fn certificate_id_allows_the_own_certificate_topic_only(
+        id in "[0-9a-f]{64}",
+        other in "[0-9a-f]{64}",
+        prefix in prop::sample::select(vec!["", "certs/", "a/b/"]),
+        suffix in prop::sample::select(vec!["", "/telemetry", "/*"]),
+    ) {
+        // AWS's certificate policy example: one topic per certificate id.
+        let doc = json!({"Version": "2012-10-17", "Statement": {
+            "Effect": "Allow", "Action": "iot:Publish",
+            "Resource": format!("arn:aws:iot:us-east-1:000000000000:topic/{prefix}${{iot:CertificateId}}{suffix}"),
+        }});
+        let policy = parse_policy(&doc.to_string()).unwrap();
+        let ctx = ConnectionContext {
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            client_id: Some("dev-1".into()),
+            certificate: Some(CertificateContext { id: id.clone(), ..Default::default() }),
+            ..Default::default()
+        };
+        let prepared = PreparedPolicies::prepare(vec![named("p", policy.clone())], &ctx);
+        let tail = suffix.replace('*', "x");
+        let topic = |cert: &str| format!("arn:aws:iot:us-east-1:000000000000:topic/{prefix}{cert}{tail}");
+        prop_assert_eq!(prepared.decide(&Request::new(Action::Publish, &topic(&id))), Decision::Allowed);
+        if other != id {
+            prop_assert_eq!(prepared.decide(&Request::new(Action::Publish, &topic(&other))), Decision::ImplicitDeny);
+        }
+        // The variable's own text is never a topic that matches.
+        prop_assert_eq!(
+            prepared.decide(&Request::new(Action::Publish, &topic("${iot:CertificateId}"))),
+            Decision::ImplicitDeny
+        );
+        // Without a certificate the variable has no value: nothing is allowed.
+        let anonymous = ConnectionContext { certificate: None, ..ctx };
+        let prepared = PreparedPolicies::prepare(vec![named("p", policy)], &anonymous);
+        prop_assert_eq!(prepared.decide(&Request::new(Action::Publish, &topic(&id))), Decision::ImplicitDeny);
     }
 }

@@ -96,7 +96,10 @@ pub(crate) fn neg<'a>(a: &Value<'a>, v2: bool) -> Value<'a> {
             Some(n) => Value::Int(n),
             None => Dec::from_i128(i).map_or(Value::Undefined, |d| Value::dec(d.neg(), v2)),
         },
-        Some(Num::Dec(d)) => Value::dec(d.neg(), v2),
+        // A Decimal stays one (`-(10.0) / 4` is -2.5, as `-10.0 / 4` is):
+        // in 2016-03-23 the only whole Decimals are literals, which leave as
+        // Ints anyway (see `Value::to_json`).
+        Some(Num::Dec(d)) => Value::Dec(d.neg()),
         None => Value::Undefined,
     }
 }

@@ -579,13 +579,12 @@ impl<'s> Parser<'s> {
                 return Ok(Expr::Int(i));
             }
         }
-        let d = Dec::parse(text).ok_or_else(invalid)?;
-        if self.v2() {
-            if let Some(i) = d.to_i128_exact() {
-                return Ok(Expr::Int(i));
-            }
-        }
-        Ok(Expr::Dec(d))
+        // A literal written with a decimal point or an exponent is a Decimal
+        // in both versions, even when it is whole: `10.0 / 4` is 2.5, the
+        // Decimal division the author asked for. 2016-03-23's "whole numbers
+        // are Ints" applies to the values a statement reads and produces
+        // (payload numbers, results, output), not to how a literal is typed.
+        Dec::parse(text).map(Expr::Dec).ok_or_else(invalid)
     }
 
     fn word(&mut self, word: &'s str, at: usize) -> Parsed {

@@ -285,7 +285,10 @@ impl<'a> Value<'a> {
         match self {
             Value::Str(s) => Some(s.clone()),
             Value::Int(i) => Some(Cow::Owned(i.to_string())),
-            Value::Dec(d) => Some(Cow::Owned(d.to_string())),
+            Value::Dec(d) => Some(Cow::Owned(match whole_in_v2(*d, v2) {
+                Some(i) => i.to_string(),
+                None => d.to_string(),
+            })),
             Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
             Value::Array(_) | Value::Object(_) => {
                 let mut out = String::new();
@@ -307,7 +310,10 @@ impl<'a> Value<'a> {
             Value::Null => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => int_json(*i),
-            Value::Dec(d) => dec_json(*d),
+            Value::Dec(d) => match whole_in_v2(*d, v2) {
+                Some(i) => int_json(i),
+                None => dec_json(*d),
+            },
             Value::Str(s) => serde_json::Value::String(s.clone().into_owned()),
             Value::Array(Arr::Json(a)) => {
                 let mut json = serde_json::Value::Array(a.to_vec());
@@ -332,6 +338,18 @@ impl<'a> Value<'a> {
                     .collect(),
             ),
         })
+    }
+}
+
+/// In 2016-03-23 a whole Decimal leaves as an Int. Results are made Ints
+/// when computed ([`Value::dec`]); a whole Decimal literal (`10.0`) stays a
+/// Decimal while it is an operand, so its text and JSON forms are where it
+/// becomes `10`.
+fn whole_in_v2(d: Dec, v2: bool) -> Option<i128> {
+    if v2 {
+        d.to_i128_exact()
+    } else {
+        None
     }
 }
 
@@ -441,7 +459,10 @@ pub(crate) fn write_json(v: &Value<'_>, out: &mut String, v2: bool) {
             let _ = write!(out, "{i}");
         }
         Value::Dec(d) => {
-            let _ = write!(out, "{d}");
+            let _ = match whole_in_v2(*d, v2) {
+                Some(i) => write!(out, "{i}"),
+                None => write!(out, "{d}"),
+            };
         }
         Value::Str(s) => write_json_string(s, out),
         Value::Array(_) => {

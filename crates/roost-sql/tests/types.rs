@@ -36,6 +36,50 @@ fn whole_decimals_are_ints_in_2016_03_23() {
 }
 
 #[test]
+fn a_literal_with_a_decimal_point_is_a_decimal_in_both_versions() {
+    // Issue #9: `10.0 / 4` was Int division (2) in 2016-03-23. The literal is
+    // a Decimal, so Int/Decimal arithmetic is Decimal, as AWS documents.
+    for version in [V1, V2] {
+        let e = |expr: &str| eval_in(version, expr, r#"{"x": 10, "d": 2.5}"#);
+        assert_eq!(e("10.0 / 4"), Some(json!(2.5)), "{version}");
+        assert_eq!(e("10 / 4.0"), Some(json!(2.5)), "{version}");
+        assert_eq!(e("x / 4.0"), Some(json!(2.5)), "{version}");
+        assert_eq!(e("-10.0 / 4"), Some(json!(-2.5)), "{version}");
+        assert_eq!(e("-(10.0) / 4"), Some(json!(-2.5)), "{version}");
+        assert_eq!(e("1.0e1 / 4"), Some(json!(2.5)), "{version}");
+        assert_eq!(e("1e1 / 4"), Some(json!(2.5)), "{version}");
+        assert_eq!(e("7.0 % 2 = 1"), Some(json!(true)), "{version}");
+        assert_eq!(e("10.0 = 10"), Some(json!(true)), "{version}");
+        // Int literals stay Ints.
+        assert_eq!(e("10 / 4"), Some(json!(2)), "{version}");
+    }
+}
+
+#[test]
+fn a_whole_decimal_literal_leaves_as_its_version_says() {
+    // 2015-10-08 keeps it a Decimal.
+    assert_eq!(v1("10.0"), Some(json!(10.0)));
+    assert_eq!(v1("10.0 * 1"), Some(json!(10.0)));
+    assert_eq!(v1("-3.0"), Some(json!(-3.0)));
+    assert_eq!(v1("cast(10.0 AS String)"), Some(json!("10.0")));
+    assert_eq!(v1("concat(10.0, '')"), Some(json!("10.0")));
+    // 2016-03-23 emits every whole number as an Int (AWS's documented quirk),
+    // in JSON and in text alike, literals included.
+    assert_eq!(v2("10.0"), Some(json!(10)));
+    assert_eq!(v2("10.0 * 1"), Some(json!(10)));
+    assert_eq!(v2("-3.0"), Some(json!(-3)));
+    assert_eq!(v2("-(3.0)"), Some(json!(-3)));
+    assert_eq!(v2("cast(10.0 AS String)"), Some(json!("10")));
+    assert_eq!(v2("concat(10.0, '')"), Some(json!("10")));
+    assert_eq!(v2("[10.0, 2.5]"), Some(json!([10, 2.5])));
+    assert_eq!(v2("cast([10.0] AS String)"), Some(json!("[10]")));
+    assert_eq!(v2("{'a': 10.0}"), Some(json!({"a": 10})));
+    // In both, a fraction stays.
+    assert_eq!(v1("10.5"), Some(json!(10.5)));
+    assert_eq!(v2("10.5"), Some(json!(10.5)));
+}
+
+#[test]
 fn decimals_are_exact_to_34_digits() {
     assert_eq!(v1("0.1 + 0.2 = 0.3"), Some(json!(true)));
     assert_eq!(

@@ -191,6 +191,15 @@ pub struct Config {
     pub thing_type_deletion_wait_secs: u64,
 }
 
+/// The account Roost plays when none is configured: `serve`'s ARNs and
+/// `sql eval`'s `accountid()`.
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+
+/// An AWS account id: exactly 12 digits.
+pub fn is_account_id(account: &str) -> bool {
+    account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+}
+
 pub const DEFAULT_SMTP_FROM: &str = "roost@localhost";
 pub const DEFAULT_DATA_DIR: &str = "./roost-data";
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9080";
@@ -211,8 +220,8 @@ impl Config {
         let account = args
             .account
             .or(file.account)
-            .unwrap_or_else(|| "000000000000".into());
-        if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+            .unwrap_or_else(|| DEFAULT_ACCOUNT.into());
+        if !is_account_id(&account) {
             anyhow::bail!("account '{account}' must be 12 digits");
         }
         if region.is_empty()

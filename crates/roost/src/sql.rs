@@ -26,6 +26,10 @@ pub struct EvalArgs {
     /// The publisher's principal, for principal().
     #[arg(long)]
     principal: Option<String>,
+    /// The account id accountid() returns (12 digits); by default the
+    /// account `roost serve` plays.
+    #[arg(long, default_value = crate::config::DEFAULT_ACCOUNT)]
+    account: String,
     /// 2015-10-08 (default) or 2016-03-23.
     #[arg(long, default_value = "2015-10-08")]
     sql_version: String,
@@ -54,6 +58,12 @@ fn run(args: EvalArgs) -> Result<bool, String> {
             args.sql_version
         )
     })?;
+    if !crate::config::is_account_id(&args.account) {
+        return Err(format!(
+            "--account '{}' is not valid: an account id is 12 digits",
+            args.account
+        ));
+    }
     let payload = match (&args.payload, &args.payload_file) {
         (Some(p), _) => p.clone().into_bytes(),
         (None, Some(path)) => {
@@ -71,6 +81,7 @@ fn run(args: EvalArgs) -> Result<bool, String> {
         topic: &args.topic,
         client_id: args.client_id.as_deref(),
         principal: args.principal.as_deref(),
+        account_id: Some(&args.account),
         timestamp_ms: now,
         trace_id: Some(&trace_id),
         ..Default::default()

@@ -47,16 +47,23 @@ impl LogsAction {
             Output::Bytes(_) => String::from_utf8_lossy(&output.to_bytes()).into_owned(),
         };
         let line = json!({ "timestamp": ctx.timestamp_ms, "message": message }).to_string() + "\n";
-        tokio::fs::create_dir_all(&shared.config.logs_dir)
+        super::private_dir_all(&shared.config.logs_dir)
             .await
             .map_err(|e| ActionError::transient(e.to_string()))?;
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).append(true);
+        // Log events carry the devices' payloads: owner-only, like the objects.
+        // (The mode applies when the file is created; an existing file keeps its own.)
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut f = options
             .open(&file)
             .await
             .map_err(|e| ActionError::transient(e.to_string()))?;
         f.write_all(line.as_bytes())
+            .await
+            .map_err(|e| ActionError::transient(e.to_string()))?;
+        f.flush()
             .await
             .map_err(|e| ActionError::transient(e.to_string()))
     }

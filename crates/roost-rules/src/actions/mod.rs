@@ -67,6 +67,18 @@ const AWS_ONLY: &[&str] = &[
     "influxDB",
 ];
 
+/// Creates `dir` and its missing parents as 0700. What the actions write
+/// under the data directory (objects, log events, the error action's copies)
+/// is the devices' data, and the data directory may sit where other local
+/// users can look. Directories that already exist keep their mode.
+pub(crate) async fn private_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await
+}
+
 pub(crate) fn template(
     value: &Value,
     field: &str,

@@ -1,7 +1,7 @@
 //! `s3`: store the payload as an object. By default the object store is a
 //! folder under the data directory: bucket = folder, key = path below it.
 
-use super::{template, ActionError};
+use super::{private_dir_all, template, ActionError};
 use crate::{ObjectStoreConfig, Shared};
 use roost_sql::{Context, Output, SqlVersion, Template};
 use serde_json::Value;
@@ -82,10 +82,10 @@ impl S3Action {
     ) -> Result<(), ActionError> {
         let path = object_path(&shared.config.objects_dir, &self.bucket, key)?;
         let bytes = output.to_bytes();
+        let failed =
+            |e: std::io::Error| ActionError::transient(format!("Failed to put S3 object: {e}"));
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| ActionError::transient(format!("Failed to put S3 object: {e}")))?;
+            private_dir_all(parent).await.map_err(failed)?;
         }
         // Write to a temporary name and rename, so a reader never sees half an object.
         let tmp = path.with_file_name(format!(
@@ -95,14 +95,35 @@ impl S3Action {
                 .unwrap_or("object"),
             uuid::Uuid::new_v4().simple()
         ));
-        tokio::fs::write(&tmp, &bytes)
-            .await
-            .map_err(|e| ActionError::transient(format!("Failed to put S3 object: {e}")))?;
+        write_private(&tmp, &bytes).await.map_err(failed)?;
         tokio::fs::rename(&tmp, &path).await.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            ActionError::transient(format!("Failed to put S3 object: {e}"))
+            failed(e)
         })
     }
+}
+
+/// Writes `bytes` to a new file created 0600. The mode is given at creation,
+/// not set afterwards, so no other user can open the file in between;
+/// `create_new` refuses to follow anything already at the (random) name.
+async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    // tokio hands writes to a blocking thread: flush so every byte is in the
+    // file before it is renamed into place.
+    let written = match file.write_all(bytes).await {
+        Ok(()) => file.flush().await,
+        Err(e) => Err(e),
+    };
+    if written.is_err() {
+        drop(file);
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    written
 }
 
 /// The S3-compatible client for `bucket`, built once.
