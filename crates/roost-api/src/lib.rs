@@ -235,7 +235,7 @@ async fn authenticate(state: &ApiState, req: &ApiRequest) -> ApiResult<roost_sig
             .map(|(_, s)| s.clone())
     };
     roost_sigv4::verify_any(&signed, &options, &lookup).map_err(|e| {
-        tracing::info!(error = %e, method = %req.method, path = %req.raw_path, "request refused: signature");
+        tracing::info!(error = %e, method = %req.method, path = %req.loggable_path(), "request refused: signature");
         ApiError::new(e.http_status(), e.aws_error_code(), e.to_string())
     })
 }
@@ -329,15 +329,21 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             }
         };
     }
-    let result = match authenticate(&state, &req).await {
-        Ok(verified) if verified.service == "iotdata" => data::dispatch(&state, &req).await,
-        Ok(verified) if verified.service == "sns" => Err(ApiError::new(
-            400,
-            "InvalidAction",
-            "SNS requests are POST / with a form-encoded body",
-        )),
-        Ok(_) => routes::dispatch(&state, &req).await,
-        Err(e) => Err(e),
+    // A topic rule destination's enableUrl is opened by its owner, who does
+    // not sign: the token it carries is the credential (as in AWS).
+    let result = if req.is_unsigned_destination_confirmation() {
+        routes::dispatch(&state, &req).await
+    } else {
+        match authenticate(&state, &req).await {
+            Ok(verified) if verified.service == "iotdata" => data::dispatch(&state, &req).await,
+            Ok(verified) if verified.service == "sns" => Err(ApiError::new(
+                400,
+                "InvalidAction",
+                "SNS requests are POST / with a form-encoded body",
+            )),
+            Ok(_) => routes::dispatch(&state, &req).await,
+            Err(e) => Err(e),
+        }
     };
     match result {
         Ok(value) => {
@@ -353,7 +359,7 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             response
         }
         Err(e) => {
-            tracing::debug!(code = e.code, message = %e.message, method = %req.method, path = %req.raw_path, "request failed");
+            tracing::debug!(code = e.code, message = %e.message, method = %req.method, path = %req.loggable_path(), "request failed");
             e.into_response_with_id(&request_id)
         }
     }

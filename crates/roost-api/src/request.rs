@@ -70,6 +70,25 @@ impl ApiRequest {
         })
     }
 
+    /// The path as logs may show it: a confirmation token (the credential of
+    /// ConfirmTopicRuleDestination and its unsigned enableUrl) is replaced.
+    pub fn loggable_path(&self) -> String {
+        match self.segments.first().map(String::as_str) {
+            Some("confirmdestination") => "/confirmdestination/<token>".into(),
+            _ => self.raw_path.clone(),
+        }
+    }
+
+    /// The unsigned GET of a destination's enableUrl (no Authorization
+    /// header, no presigned query): the token alone confirms.
+    pub fn is_unsigned_destination_confirmation(&self) -> bool {
+        self.method == "GET"
+            && self.segments.len() >= 2
+            && self.segments[0] == "confirmdestination"
+            && self.header("authorization").is_none()
+            && self.query("X-Amz-Signature").is_none()
+    }
+
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()

@@ -2,6 +2,7 @@
 //! file is reading the `iot` API surface Roost serves.
 
 use crate::error::{ApiError, ApiResult};
+use crate::ops::destinations::{self, greedy};
 use crate::ops::{certificates, groups, misc, policies, rules, things};
 use crate::request::ApiRequest;
 use crate::ApiState;
@@ -107,7 +108,24 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         ("POST", ["rules", name, "enable"]) => rules::set_disabled(state, name, false).await,
         ("POST", ["rules", name, "disable"]) => rules::set_disabled(state, name, true).await,
 
-        (method, _) => Err(unknown_route(method, &req.raw_path)),
+        ("GET", ["destinations"]) => destinations::list_topic_rule_destinations(state, req).await,
+        ("POST", ["destinations"]) => destinations::create_topic_rule_destination(state, req).await,
+        ("PATCH", ["destinations"]) => {
+            destinations::update_topic_rule_destination(state, req).await
+        }
+        // `{arn+}`: the ARN's own slashes (ruledestination/http/<id>) are
+        // path separators on the wire.
+        ("GET", ["destinations", arn @ ..]) => {
+            destinations::get_topic_rule_destination(state, &greedy(arn)).await
+        }
+        ("DELETE", ["destinations", arn @ ..]) => {
+            destinations::delete_topic_rule_destination(state, &greedy(arn)).await
+        }
+        ("GET", ["confirmdestination", token @ ..]) if !token.is_empty() => {
+            destinations::confirm_topic_rule_destination(state, &greedy(token)).await
+        }
+
+        (method, _) => Err(unknown_route(method, &req.loggable_path())),
     }
 }
 

@@ -334,7 +334,7 @@ impl Broker {
                             self.kick_certificate(&certificate_id);
                         }
                     }
-                    Ok(RegistryEvent::AuthorizationChanged | RegistryEvent::RulesChanged) => {}
+                    Ok(RegistryEvent::AuthorizationChanged | RegistryEvent::RulesChanged | RegistryEvent::DestinationsChanged) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                         // Events were lost: assume everything changed and re-check every live certificate.
                         tracing::warn!(missed, "registry events lagged; re-checking live connections");

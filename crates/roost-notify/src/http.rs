@@ -24,11 +24,14 @@ pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 /// SNS's `Content-Type`, even for JSON bodies.
 pub const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 
-/// One POST to make.
-#[derive(Clone, Debug)]
+/// One POST to make. (No `Debug`: the URL and body may carry a
+/// confirmation token.)
+#[derive(Clone)]
 pub struct Post {
     pub url: String,
-    /// The `x-amz-sns-*` headers.
+    /// [`CONTENT_TYPE`] for SNS's messages.
+    pub content_type: &'static str,
+    /// The `x-amz-sns-*` (or `x-amz-rules-engine-*`) headers.
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
 }
@@ -58,7 +61,9 @@ pub fn client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
 
 /// One attempt: Ok on any 2xx.
 pub async fn attempt(client: &reqwest::Client, post: &Post) -> Result<(), String> {
-    let mut request = client.post(&post.url).header("content-type", CONTENT_TYPE);
+    let mut request = client
+        .post(&post.url)
+        .header("content-type", post.content_type);
     for (name, value) in &post.headers {
         request = request.header(*name, value);
     }

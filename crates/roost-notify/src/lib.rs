@@ -1,6 +1,7 @@
 //! Delivery of notification-topic (SNS) messages to subscribers: email over
 //! SMTP, http/https POSTs, and the message signatures SNS puts on its JSON
-//! documents.
+//! documents; and of the confirmation messages of topic rule destinations
+//! (`destination`), through the same bounded http deliveries.
 //!
 //! The [`Notifier`] is the one place deliveries go through: it bounds how
 //! many sends run at once ([`MAX_CONCURRENT_SENDS`]) and how many
@@ -12,6 +13,7 @@
 //! a password or a URL's query in full.
 #![forbid(unsafe_code)]
 
+pub mod destination;
 pub mod envelope;
 pub mod http;
 pub mod mail;
@@ -60,6 +62,21 @@ pub struct Counters {
     pub http_sent: AtomicU64,
     /// http/https messages given up on (after the last retry, or dropped).
     pub http_failed: AtomicU64,
+    /// Topic rule destination confirmations the confirmation URL accepted.
+    pub destination_confirmations_sent: AtomicU64,
+    /// Topic rule destination confirmations given up on (the destination
+    /// goes to ERROR).
+    pub destination_confirmations_failed: AtomicU64,
+}
+
+/// What a background http delivery is, for its counters and its log lines.
+/// (No `Debug`: it holds a confirmation token.)
+enum Delivery {
+    /// An SNS message to an http/https subscriber.
+    Sns { subscription: String },
+    /// The confirmation message of a topic rule destination, with the token
+    /// it carries (to tell the registry which challenge failed).
+    Destination { arn: String, token: String },
 }
 
 /// Why a publish was not delivered.
@@ -229,6 +246,7 @@ impl Notifier {
     fn post(sub: &SnsSubscription, doc: &Envelope, body: String) -> http::Post {
         http::Post {
             url: sub.endpoint.clone(),
+            content_type: http::CONTENT_TYPE,
             headers: vec![
                 ("x-amz-sns-message-type", doc.kind.as_str().to_string()),
                 ("x-amz-sns-message-id", doc.message_id.clone()),
@@ -248,7 +266,11 @@ impl Notifier {
         version: Option<String>,
     ) {
         let (this, s) = (self.clone(), sub.clone());
-        self.spawn_http(&sub.arn, async move {
+        let delivery = Delivery::Sns {
+            subscription: sub.arn.clone(),
+        };
+        // A refused delivery is counted and logged already.
+        let _ = self.spawn_http(delivery, async move {
             let version = match version {
                 Some(v) => v,
                 None => this.signature_version(&doc.topic_arn).await,
@@ -260,38 +282,78 @@ impl Notifier {
 
     /// Runs an http delivery in the background: `prepare` builds the POST
     /// (signing may load the key), then it is tried with retries. Refused,
-    /// logged and counted when too many deliveries are waiting already.
-    fn spawn_http<F>(self: &Arc<Self>, subscription_arn: &str, prepare: F)
+    /// logged and counted (Err with the reason) when too many deliveries
+    /// are waiting already.
+    fn spawn_http<F>(self: &Arc<Self>, delivery: Delivery, prepare: F) -> Result<(), String>
     where
         F: std::future::Future<Output = Result<http::Post, String>> + Send + 'static,
     {
         let Ok(slot) = self.pending.clone().try_acquire_owned() else {
-            self.counters.http_failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                subscription = subscription_arn,
-                limit = MAX_PENDING_DELIVERIES,
-                "http delivery dropped: too many deliveries are waiting"
-            );
-            return;
+            let reason = "dropped: too many deliveries are waiting";
+            match &delivery {
+                Delivery::Sns { subscription } => {
+                    self.counters.http_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        subscription,
+                        limit = MAX_PENDING_DELIVERIES,
+                        "http delivery {reason}"
+                    );
+                }
+                Delivery::Destination { arn, .. } => {
+                    self.counters
+                        .destination_confirmations_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        arn,
+                        limit = MAX_PENDING_DELIVERIES,
+                        "destination confirmation {reason}"
+                    );
+                }
+            }
+            return Err(reason.into());
         };
         let this = self.clone();
-        let subscription = subscription_arn.to_string();
         tokio::spawn(async move {
             let _slot = slot;
             let result = match prepare.await {
                 Ok(post) => this.post_with_retries(&post).await,
                 Err(e) => Err(e),
             };
-            match result {
-                Ok(()) => {
-                    this.counters.http_sent.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    this.counters.http_failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(subscription, error = %e, "http delivery failed");
+            this.delivered(delivery, result).await;
+        });
+        Ok(())
+    }
+
+    /// Counts and logs how a background http delivery ended; a destination
+    /// whose confirmation never arrived goes to ERROR.
+    async fn delivered(&self, delivery: Delivery, result: Result<(), String>) {
+        let c = &self.counters;
+        match (delivery, result) {
+            (Delivery::Sns { .. }, Ok(())) => {
+                c.http_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            (Delivery::Sns { subscription }, Err(e)) => {
+                c.http_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(subscription, error = %e, "http delivery failed");
+            }
+            (Delivery::Destination { arn, .. }, Ok(())) => {
+                c.destination_confirmations_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(arn, "topic rule destination confirmation delivered");
+            }
+            (Delivery::Destination { arn, token }, Err(e)) => {
+                c.destination_confirmations_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(arn, error = %e, "topic rule destination confirmation could not be delivered");
+                if let Err(e) = self
+                    .registry
+                    .topic_rule_destination_unreachable(&arn, &token, &e)
+                    .await
+                {
+                    tracing::error!(arn, error = %e, "recording the failed confirmation failed");
                 }
             }
-        });
+        }
     }
 
     /// Tries a POST up to [`http::MAX_ATTEMPTS`] times. A send slot is held
@@ -502,6 +564,10 @@ impl Notifier {
         }
         let mut post = Self::post(sub, &doc, doc.message.clone());
         post.headers.push(("x-amz-sns-rawdelivery", "true".into()));
-        self.spawn_http(&sub.arn, async move { Ok(post) });
+        let delivery = Delivery::Sns {
+            subscription: sub.arn.clone(),
+        };
+        // A refused delivery is counted and logged already.
+        let _ = self.spawn_http(delivery, async move { Ok(post) });
     }
 }

@@ -1,6 +1,6 @@
 //! The AWS IoT registry: things, thing types, thing groups, certificates and
-//! their CA, IoT policies and their attachments, and the control plane's
-//! access keys.
+//! their CA, IoT policies and their attachments, topic rules and their
+//! destinations, and the control plane's access keys.
 //!
 //! `Registry` holds AWS's rules (names, limits, state transitions, idempotent
 //! creates) and answers in AWS's terms (`RegistryError` maps one-to-one onto
@@ -16,6 +16,7 @@ pub mod validate;
 
 mod authz;
 mod certificates;
+pub mod destinations;
 mod generations;
 mod groups;
 mod policies;
@@ -73,6 +74,8 @@ pub enum RegistryEvent {
     AuthorizationChanged,
     /// A topic rule was created, replaced, deleted, enabled or disabled.
     RulesChanged,
+    /// A topic rule destination was created, confirmed, updated or deleted.
+    DestinationsChanged,
 }
 
 /// How many registry events may wait for a slow receiver before it lags.
@@ -93,6 +96,10 @@ pub struct Registry {
     generations: Arc<generations::Generations>,
     /// Set once at start by the rules engine.
     rule_validator: Arc<std::sync::OnceLock<Arc<dyn rules::RuleValidator>>>,
+    /// Set once at start by whoever delivers http messages.
+    destination_confirmer: Arc<std::sync::OnceLock<Arc<dyn destinations::DestinationConfirmer>>>,
+    /// Bumped before a call that changed topic rule destinations returns.
+    destinations_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Registry {
@@ -126,6 +133,8 @@ impl Registry {
             events,
             generations: Arc::default(),
             rule_validator: Arc::new(std::sync::OnceLock::new()),
+            destination_confirmer: Arc::new(std::sync::OnceLock::new()),
+            destinations_generation: Arc::default(),
         }
     }
 

@@ -35,6 +35,11 @@ pub trait RuleValidator: Send + Sync {
     ) -> std::result::Result<Vec<String>, RegistryError>;
     /// The topic filter of the rule's FROM clause (ListTopicRules' topicPattern).
     fn topic_pattern(&self, payload: &Value) -> Option<String>;
+    /// The confirmation URLs (without templates) of the rule's http actions:
+    /// AWS creates a topic rule destination for each one that has none.
+    fn destination_urls(&self, _payload: &Value) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Rule names: `[a-zA-Z0-9_]+`, 1–128.
@@ -76,6 +81,16 @@ impl Registry {
         Ok((stored, disabled, warnings))
     }
 
+    /// Creates the destinations a stored rule's http actions need (after the
+    /// rule is stored, so a refused rule leaves no destination behind).
+    async fn rule_destinations(&self, payload: &Value) -> Result<()> {
+        let urls = self
+            .rule_validator()
+            .map(|v| v.destination_urls(payload))
+            .unwrap_or_default();
+        self.ensure_topic_rule_destinations(&urls).await
+    }
+
     /// CreateTopicRule; returns warnings (e.g. a FROM that no policy lets
     /// any device publish to) for the caller to log or show.
     pub async fn create_topic_rule(&self, name: &str, payload: &Value) -> Result<Vec<String>> {
@@ -88,6 +103,7 @@ impl Registry {
         };
         self.store.create_topic_rule(&rule).await?;
         self.emit(RegistryEvent::RulesChanged);
+        self.rule_destinations(&rule.payload).await?;
         Ok(warnings)
     }
 
@@ -97,6 +113,7 @@ impl Registry {
             .replace_topic_rule(name, &stored, disabled)
             .await?;
         self.emit(RegistryEvent::RulesChanged);
+        self.rule_destinations(&stored).await?;
         Ok(warnings)
     }
 

@@ -250,3 +250,174 @@ async fn group_hierarchy_rules() {
         Err(RegistryError::InvalidRequest(_))
     ));
 }
+
+/// Keeps the confirmation messages the registry asks to send.
+#[derive(Default)]
+struct Confirmations {
+    sent: std::sync::Mutex<Vec<(String, String)>>,
+    refuse: bool,
+}
+
+impl roost_registry::destinations::DestinationConfirmer for Confirmations {
+    fn send_confirmation(
+        &self,
+        destination: &roost_registry::destinations::TopicRuleDestination,
+        token: &str,
+    ) -> Result<(), String> {
+        if self.refuse {
+            return Err("dropped: too many deliveries are waiting".into());
+        }
+        self.sent
+            .lock()
+            .unwrap()
+            .push((destination.arn.clone(), token.to_string()));
+        Ok(())
+    }
+}
+
+impl Confirmations {
+    fn last_token(&self) -> String {
+        self.sent.lock().unwrap().last().unwrap().1.clone()
+    }
+}
+
+#[tokio::test]
+async fn topic_rule_destinations_are_confirmed_by_their_latest_token_and_survive_reopening() {
+    use roost_registry::destinations::DestinationStatus::*;
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    let sent = std::sync::Arc::new(Confirmations::default());
+    reg.set_destination_confirmer(sent.clone());
+    let url = "https://collector.example.com/iot/";
+    let generation = reg.topic_rule_destinations_generation();
+    let d = reg.create_topic_rule_destination(url).await.unwrap();
+    assert_eq!(d.status, InProgress);
+    assert!(d
+        .status_reason
+        .as_deref()
+        .unwrap()
+        .starts_with("Awaiting confirmation"));
+    assert_ne!(reg.topic_rule_destinations_generation(), generation);
+    let first = sent.last_token();
+    assert_eq!(first.len(), 64);
+    // Only a hash is stored: the token appears nowhere in the database.
+    let db = std::fs::read(dir.path().join("roost.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("roost.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(first.len()).any(|w| w == first.as_bytes()));
+    }
+
+    match reg.create_topic_rule_destination(url).await {
+        Err(RegistryError::AlreadyExists { resource_arn, .. }) => {
+            assert_eq!(resource_arn.as_deref(), Some(d.arn.as_str()))
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = reg
+        .update_topic_rule_destination(&d.arn, "ENABLED")
+        .await
+        .unwrap_err();
+    assert_eq!(e.aws_code(), "InvalidRequestException");
+    assert!(reg
+        .enabled_topic_rule_destination_urls()
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A new challenge replaces the token; a late failure report of the old
+    // one changes nothing.
+    reg.update_topic_rule_destination(&d.arn, "IN_PROGRESS")
+        .await
+        .unwrap();
+    let second = sent.last_token();
+    assert_ne!(first, second);
+    reg.topic_rule_destination_unreachable(&d.arn, &first, "timed out")
+        .await
+        .unwrap();
+    assert_eq!(
+        reg.get_topic_rule_destination(&d.arn).await.unwrap().status,
+        InProgress
+    );
+    let e = reg
+        .confirm_topic_rule_destination(&first)
+        .await
+        .unwrap_err();
+    assert_eq!(e.aws_code(), "InvalidRequestException");
+    assert!(!e.to_string().contains(&first));
+
+    reg.topic_rule_destination_unreachable(
+        &d.arn,
+        &second,
+        "POST https://collector.example.com/iot/ answered 404 Not Found",
+    )
+    .await
+    .unwrap();
+    let failed = reg.get_topic_rule_destination(&d.arn).await.unwrap();
+    assert_eq!(failed.status, Error);
+    assert!(failed.status_reason.unwrap().contains("answered 404"));
+    reg.confirm_topic_rule_destination(&second).await.unwrap();
+    reg.confirm_topic_rule_destination(&second).await.unwrap();
+    assert_eq!(
+        reg.enabled_topic_rule_destination_urls().await.unwrap(),
+        vec![url.to_string()]
+    );
+
+    reg.update_topic_rule_destination(&d.arn, "DISABLED")
+        .await
+        .unwrap();
+    assert!(reg
+        .enabled_topic_rule_destination_urls()
+        .await
+        .unwrap()
+        .is_empty());
+    // The old token cannot undo a deliberate DISABLE.
+    assert!(reg.confirm_topic_rule_destination(&second).await.is_err());
+    reg.update_topic_rule_destination(&d.arn, "ENABLED")
+        .await
+        .unwrap();
+    drop(reg);
+
+    let reg = open(dir.path()).await;
+    let again = reg.get_topic_rule_destination(&d.arn).await.unwrap();
+    assert_eq!(
+        (again.status, again.confirmation_url.as_str()),
+        (Enabled, url)
+    );
+    let page = reg
+        .list_topic_rule_destinations(None, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(page.next_token.is_none());
+    reg.delete_topic_rule_destination(&d.arn).await.unwrap();
+    for e in [
+        reg.get_topic_rule_destination(&d.arn).await.unwrap_err(),
+        reg.delete_topic_rule_destination(&d.arn).await.unwrap_err(),
+    ] {
+        assert_eq!(e.aws_code(), "ResourceNotFoundException");
+    }
+    let e = reg
+        .get_topic_rule_destination("arn:aws:iot:us-east-1:000000000000:rule/x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.aws_code(), "InvalidRequestException");
+}
+
+#[tokio::test]
+async fn a_confirmation_that_cannot_be_queued_leaves_the_destination_in_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = open(dir.path()).await;
+    reg.set_destination_confirmer(std::sync::Arc::new(Confirmations {
+        refuse: true,
+        ..Default::default()
+    }));
+    let d = reg
+        .create_topic_rule_destination("https://example.com/in")
+        .await
+        .unwrap();
+    assert_eq!(
+        d.status,
+        roost_registry::destinations::DestinationStatus::Error
+    );
+    assert!(d.status_reason.unwrap().contains("too many deliveries"));
+}

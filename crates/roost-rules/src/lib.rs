@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actions;
+mod destinations;
 mod validate;
 
 pub use validate::Validator;
@@ -144,6 +145,8 @@ pub struct Shared {
     /// S3-compatible clients, one per bucket a rule names (bounded by the rules).
     pub(crate) buckets:
         std::sync::Mutex<std::collections::HashMap<String, Arc<dyn object_store::ObjectStore>>>,
+    /// Where the http action may send.
+    pub(crate) destinations: destinations::Destinations,
 }
 
 struct Engine {
@@ -186,6 +189,7 @@ impl RulesEngine {
                 .build()
                 .unwrap_or_default(),
             buckets: Default::default(),
+            destinations: destinations::Destinations::new(registry.clone()),
         });
         let engine = Arc::new(Engine {
             shared,
@@ -213,6 +217,13 @@ impl RulesEngine {
                     Ok(RegistryEvent::RulesChanged) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         if let Err(e) = self.reload().await {
                             tracing::error!(error = %e, "reloading topic rules failed");
+                        }
+                    }
+                    // Read now so the next http action finds the copy fresh;
+                    // the action itself would reload it otherwise.
+                    Ok(RegistryEvent::DestinationsChanged) => {
+                        if let Err(e) = self.engine.shared.destinations.refresh().await {
+                            tracing::error!(error = %e, "reading topic rule destinations failed");
                         }
                     }
                     Ok(_) => {}

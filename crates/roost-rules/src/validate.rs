@@ -450,6 +450,22 @@ impl roost_registry::rules::RuleValidator for Validator {
         Ok(warnings)
     }
 
+    fn destination_urls(&self, payload: &Value) -> Vec<String> {
+        let Ok(version) = sql_version(payload) else {
+            return Vec::new();
+        };
+        let actions = payload["actions"].as_array().into_iter().flatten();
+        let error_action = payload.get("errorAction").filter(|e| !e.is_null());
+        let mut urls: Vec<String> = actions
+            .chain(error_action)
+            .filter_map(|entry| Action::parse(entry, version).ok())
+            .filter_map(|a| a.destination_url().map(str::to_string))
+            .collect();
+        urls.sort();
+        urls.dedup();
+        urls
+    }
+
     fn topic_pattern(&self, payload: &Value) -> Option<String> {
         let version = sql_version(payload).ok()?;
         let statement = roost_sql::parse(payload["sql"].as_str()?, version).ok()?;

@@ -200,6 +200,18 @@ impl Collector for Exporter {
             "http/https notifications given up on (after retries, or dropped)",
             load(&sns.http_failed),
         )?;
+        counter(
+            &mut encoder,
+            "rule_destination_confirmations_sent",
+            "topic rule destination confirmation messages the confirmation URL accepted",
+            load(&sns.destination_confirmations_sent),
+        )?;
+        counter(
+            &mut encoder,
+            "rule_destination_confirmations_failed",
+            "topic rule destination confirmation messages given up on (the destination goes to ERROR)",
+            load(&sns.destination_confirmations_failed),
+        )?;
         Ok(())
     }
 }

@@ -159,6 +159,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("setting up SNS delivery: {e}"))?,
     );
+    // Topic rule destinations' confirmation messages go through the same
+    // bounded http deliveries as SNS's.
+    registry.set_destination_confirmer(std::sync::Arc::new(
+        roost_notify::destination::DestinationConfirmations(notifier.clone()),
+    ));
     match &cfg.smtp {
         Some(smtp) => {
             tracing::info!(host = %smtp.host, port = smtp.port, tls = ?smtp.tls, from = %cfg.smtp_from, "SNS email delivery enabled")

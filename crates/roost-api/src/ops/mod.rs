@@ -2,6 +2,7 @@
 //! request, calls the registry, and shapes AWS's JSON answer.
 
 pub mod certificates;
+pub mod destinations;
 pub mod groups;
 pub mod misc;
 pub mod policies;

@@ -154,6 +154,37 @@ pub trait Store: Send + Sync + 'static {
     async fn set_topic_rule_disabled(&self, name: &str, disabled: bool) -> Result<()>;
     async fn list_topic_rules(&self, page: &PageRequest) -> Result<Vec<crate::rules::TopicRule>>;
 
+    // Topic rule destinations.
+    /// Inserts a destination; a destination with the same confirmation URL
+    /// is AlreadyExists (naming the one stored).
+    async fn insert_topic_rule_destination(
+        &self,
+        destination: &crate::destinations::TopicRuleDestination,
+    ) -> Result<()>;
+    async fn get_topic_rule_destination(
+        &self,
+        arn: &str,
+    ) -> Result<Option<crate::destinations::TopicRuleDestination>>;
+    /// The destination whose current token has this SHA-256 (hex).
+    async fn find_topic_rule_destination_by_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<crate::destinations::TopicRuleDestination>>;
+    /// Destinations by ARN, after `page.after`.
+    async fn list_topic_rule_destinations(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Vec<crate::destinations::TopicRuleDestination>>;
+    /// Applies `change` to the stored destination in one transaction
+    /// (NotFound when there is none) and returns it as written.
+    async fn update_topic_rule_destination(
+        &self,
+        arn: &str,
+        change: Change<crate::destinations::TopicRuleDestination>,
+    ) -> Result<crate::destinations::TopicRuleDestination>;
+    /// Returns false when no such destination existed.
+    async fn delete_topic_rule_destination(&self, arn: &str) -> Result<bool>;
+
     // SNS topics and subscriptions.
     /// Inserts the topic unless one of that name exists; returns the stored topic.
     async fn sns_create_topic(&self, topic: &crate::sns::SnsTopic) -> Result<crate::sns::SnsTopic>;

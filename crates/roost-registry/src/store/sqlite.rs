@@ -5,6 +5,7 @@
 //! their own pool and see the last committed state.
 
 use super::{Change, Created, Store, ThingFilter};
+use crate::destinations::{DestinationStatus, TopicRuleDestination};
 use crate::error::{RegistryError, Result};
 use crate::model::*;
 use async_trait::async_trait;
@@ -165,6 +166,20 @@ fn rule_row(row: &SqliteRow) -> crate::rules::TopicRule {
         payload: serde_json::from_str(row.get::<&str, _>("payload")).unwrap_or_default(),
         disabled: row.get::<i64, _>("disabled") != 0,
         created_at: row.get("created_at"),
+    }
+}
+
+fn destination_row(row: &SqliteRow) -> TopicRuleDestination {
+    TopicRuleDestination {
+        arn: row.get("arn"),
+        confirmation_url: row.get("confirmation_url"),
+        // Only this crate writes the column; an unknown value reads as the
+        // status that carries no traffic.
+        status: DestinationStatus::parse(row.get("status")).unwrap_or(DestinationStatus::Error),
+        status_reason: row.get("status_reason"),
+        token_sha256: row.get("token_sha256"),
+        created_at: row.get("created_at"),
+        last_updated_at: row.get("last_updated_at"),
     }
 }
 
@@ -1476,6 +1491,110 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         Ok(rows.iter().map(rule_row).collect())
+    }
+
+    async fn insert_topic_rule_destination(&self, d: &TopicRuleDestination) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO topic_rule_destinations (arn, confirmation_url, status, status_reason, token_sha256, created_at, last_updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (confirmation_url) DO NOTHING",
+        )
+        .bind(&d.arn)
+        .bind(&d.confirmation_url)
+        .bind(d.status.as_str())
+        .bind(&d.status_reason)
+        .bind(&d.token_sha256)
+        .bind(d.created_at)
+        .bind(d.last_updated_at)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT arn FROM topic_rule_destinations WHERE confirmation_url = ?",
+            )
+            .bind(&d.confirmation_url)
+            .fetch_optional(&self.write)
+            .await?;
+            return Err(RegistryError::AlreadyExists {
+                message: format!(
+                    "A topic rule destination with confirmation URL {} already exists",
+                    d.confirmation_url
+                ),
+                resource_id: None,
+                resource_arn: existing,
+            });
+        }
+        Ok(())
+    }
+
+    async fn get_topic_rule_destination(&self, arn: &str) -> Result<Option<TopicRuleDestination>> {
+        Ok(
+            sqlx::query("SELECT * FROM topic_rule_destinations WHERE arn = ?")
+                .bind(arn)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| destination_row(&r)),
+        )
+    }
+
+    async fn find_topic_rule_destination_by_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<TopicRuleDestination>> {
+        Ok(
+            sqlx::query("SELECT * FROM topic_rule_destinations WHERE token_sha256 = ?")
+                .bind(token_sha256)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| destination_row(&r)),
+        )
+    }
+
+    async fn list_topic_rule_destinations(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Vec<TopicRuleDestination>> {
+        let rows = sqlx::query(
+            "SELECT * FROM topic_rule_destinations WHERE (?1 IS NULL OR arn > ?1) ORDER BY arn LIMIT ?2",
+        )
+        .bind(&page.after)
+        .bind(limit(page))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(destination_row).collect())
+    }
+
+    async fn update_topic_rule_destination(
+        &self,
+        arn: &str,
+        change: Change<TopicRuleDestination>,
+    ) -> Result<TopicRuleDestination> {
+        let mut tx = self.write.begin().await?;
+        let mut d = sqlx::query("SELECT * FROM topic_rule_destinations WHERE arn = ?")
+            .bind(arn)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| destination_row(&r))
+            .ok_or_else(|| {
+                RegistryError::not_found(format!("Topic rule destination {arn} does not exist"))
+            })?;
+        change(&mut d)?;
+        sqlx::query("UPDATE topic_rule_destinations SET status = ?, status_reason = ?, token_sha256 = ?, last_updated_at = ? WHERE arn = ?")
+            .bind(d.status.as_str())
+            .bind(&d.status_reason)
+            .bind(&d.token_sha256)
+            .bind(d.last_updated_at)
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(d)
+    }
+
+    async fn delete_topic_rule_destination(&self, arn: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM topic_rule_destinations WHERE arn = ?")
+            .bind(arn)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn insert_access_key(

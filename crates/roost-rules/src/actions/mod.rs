@@ -124,6 +124,15 @@ impl Action {
         }
     }
 
+    /// The confirmation URL (without templates) of an http action: the
+    /// topic rule destination CreateTopicRule makes sure exists.
+    pub fn destination_url(&self) -> Option<&str> {
+        match self {
+            Action::Http(a) => a.destination_url.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The resource the error action reports (bucket, topic, URL, log group).
     pub fn resource(&self) -> String {
         match self {
