@@ -6,6 +6,7 @@ import resource
 import socket
 import threading
 import time
+import pytest
 
 from conftest import make_device
 from mqtt_helpers import close, connect_with_inbox, subscribe_wait
@@ -56,6 +57,7 @@ def closed_by_server(s):
         return True
 
 
+@pytest.mark.xdist_group("heavy")
 def test_hostile_api_connections_do_not_starve_devices(roost_factory, tmp_path):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))

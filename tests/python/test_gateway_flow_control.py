@@ -7,7 +7,7 @@ everything on reconnect."""
 import threading
 import time
 
-import paho.mqtt.client as mqtt
+import pytest
 
 from conftest import make_device
 from mqtt_helpers import close, paho_connect, subscribe_wait, wait_until
@@ -79,6 +79,7 @@ def all_acked(publishers, count):
     return all(len(p.acked) == count for p in publishers)
 
 
+@pytest.mark.xdist_group("heavy")
 def test_unpaced_publishers_into_a_stalled_subscriber_lose_nothing(roost, tmp_path):
     dev = make_device(roost, tmp_path, "fanin")
     receiver = Receiver(dev, roost.mqtt_port, "fanin-sub", stall=3)
@@ -100,6 +101,7 @@ def test_unpaced_publishers_into_a_stalled_subscriber_lose_nothing(roost, tmp_pa
     close(receiver.client, *(p.client for p in publishers))
 
 
+@pytest.mark.xdist_group("heavy")
 def test_a_subscriber_slow_past_the_limit_is_disconnected_and_its_session_keeps_everything(roost_factory, tmp_path):
     # A small queue mark (100), so that what is queued when the subscriber
     # is cut (at most twice the mark, besides the 100 in flight) is all kept.

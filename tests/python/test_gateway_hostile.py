@@ -124,6 +124,7 @@ def test_stalled_tls_handshakes_are_cut(fast, tmp_path):
     assert time.monotonic() - start < 8
 
 
+@pytest.mark.xdist_group("heavy")
 def test_a_thousand_connections_that_never_send_connect(fast, tmp_path):
     dev = make_device(fast, tmp_path, "idle")
     pid = fast.proc.pid

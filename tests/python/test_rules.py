@@ -340,3 +340,22 @@ def test_republish_sets_mqtt5_headers_from_templates(roost, tmp_path):
     bad = {**payload, "actions": [{"republish": {"topic": "x", "roleArn": "r", "headers": {"contentType": "${topic(}"}}}]}
     rc, _, err = roost.aws("iot", "create-topic-rule", "--rule-name", "bad_headers", "--topic-rule-payload", json.dumps(bad), check=False)
     assert rc != 0 and "(InvalidRequestException)" in err and "contentType" in err, err
+
+
+def test_accountid_is_the_account_roost_runs_as(roost_factory, tmp_path):
+    roost = roost_factory("--account", "123456789012")
+    dev = make_device(roost, tmp_path, "account-device")
+    roost.boto().create_topic_rule(ruleName="whose", topicRulePayload={
+        "sql": "SELECT accountid() AS account FROM 'who/am/i'",
+        "awsIotSqlVersion": "2016-03-23",
+        "actions": [{"republish": {"topic": "who/answer", "qos": 1, "roleArn": "arn:aws:iam::0:role/r"}}],
+    })
+    client = dev.paho("account-watcher")
+    inbox = Inbox()
+    client.on_message = lambda c, u, m: inbox.put(m.topic, m.payload)
+    paho_connect(client, roost.mqtt_port)
+    subscribe_wait(client, "who/answer")
+    roost.boto("iot-data").publish(topic="who/am/i", payload=b"{}", qos=1)
+    topic, payload, _, _ = inbox.get()
+    assert json.loads(payload) == {"account": "123456789012"}
+    close(client)

@@ -147,6 +147,8 @@ pub struct Shared {
         std::sync::Mutex<std::collections::HashMap<String, Arc<dyn object_store::ObjectStore>>>,
     /// Where the http action may send.
     pub(crate) destinations: destinations::Destinations,
+    /// `accountid()`: the account in Roost's ARNs.
+    pub(crate) account: String,
 }
 
 struct Engine {
@@ -190,6 +192,7 @@ impl RulesEngine {
                 .unwrap_or_default(),
             buckets: Default::default(),
             destinations: destinations::Destinations::new(registry.clone()),
+            account: registry.settings().account.clone(),
         });
         let engine = Arc::new(Engine {
             shared,
@@ -374,6 +377,7 @@ impl Worker {
             principal: message.principal.as_deref(),
             timestamp_ms: now_millis(),
             trace_id: Some(&trace_id),
+            account_id: Some(&self.shared.account),
             ..Context::default()
         };
         let output = match rule.statement.evaluate(&message.payload, &ctx) {
