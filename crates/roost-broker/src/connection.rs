@@ -13,6 +13,7 @@
 //! acknowledge a QoS 1 message whose durable changes are not committed.
 
 use crate::authz::{AuthzError, ConnectionAuthz};
+use crate::connect::ConnectRefusal;
 use crate::router::Message;
 use crate::session::{Outgoing, Session};
 use crate::tls::DeviceCertificate;
@@ -337,165 +338,39 @@ where
     let config = &shared.config;
     let limits = &config.limits;
     let protocol = connect.protocol;
-    let refused = |why: &str, reason: ReasonCode| {
-        shared
-            .metrics
-            .connects_refused
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(%peer, client_id = %connect.client_id, cert_id = %certificate.id(), why, reason = ?reason, "CONNECT refused");
-    };
-
-    // Client id: AWS allows 1–128 bytes; an empty one is assigned for MQTT 5
-    // (and for 3.1.1 clean sessions in the full profile, as the spec allows).
-    let mut assigned = None;
-    let client_id = if connect.client_id.is_empty() {
-        if protocol == ProtocolVersion::V5 || config.profile == Profile::Full {
-            let id = format!("roost-{}", uuid::Uuid::new_v4().simple());
-            assigned = Some(id.clone());
-            id
-        } else {
-            refused("empty client id", ReasonCode::ClientIdentifierNotValid);
-            refuse(
-                &mut writer,
-                &mut wbuf,
-                protocol,
-                ReasonCode::ClientIdentifierNotValid,
-                limits.write_timeout,
-            )
-            .await;
-            return None;
-        }
-    } else {
-        connect.client_id.clone()
-    };
-
-    // Persistence: MQTT 5 says it with Session Expiry; 3.1.1 with Clean Session.
-    let requested_expiry = match protocol {
-        ProtocolVersion::V5 => Duration::from_secs(u64::from(
-            connect.properties.session_expiry_interval.unwrap_or(0),
-        )),
-        _ if connect.clean_start => Duration::ZERO,
-        _ => limits.default_session_expiry,
-    };
-    let expiry = requested_expiry.min(limits.max_session_expiry);
-
-    // Keep alive: AWS clamps into 30–1200 s and treats 0 as the maximum.
-    let (keep_alive, server_keep_alive) = match config.profile {
-        Profile::Full => (connect.keep_alive, None),
-        Profile::Aws => {
-            let wanted = if connect.keep_alive == 0 {
-                limits.max_keep_alive
+    let granted = match crate::connect::decide(&shared, &certificate, peer, &connect).await {
+        Ok(granted) => granted,
+        Err(refusal) => {
+            let reason = refusal.reason_code();
+            if let ConnectRefusal::Unavailable(e) = &refusal {
+                tracing::error!(%peer, error = %e, "CONNECT refused: the registry did not answer");
             } else {
-                connect.keep_alive
-            };
-            let granted = wanted.clamp(limits.min_keep_alive, limits.max_keep_alive);
-            (granted, (granted != connect.keep_alive).then_some(granted))
-        }
-    };
-
-    // Will: a valid topic name the policies let this client publish to.
-    if let Some(will) = &connect.will {
-        if roost_topic::validate_topic_name(&will.topic, &topic_limits(config.profile)).is_err() {
-            refused("invalid will topic", ReasonCode::TopicNameInvalid);
+                shared
+                    .metrics
+                    .connects_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%peer, client_id = %connect.client_id, cert_id = %certificate.id(), why = %refusal, ?reason, "CONNECT refused");
+            }
             refuse(
                 &mut writer,
                 &mut wbuf,
                 protocol,
-                ReasonCode::TopicNameInvalid,
-                limits.write_timeout,
-            )
-            .await;
-            return None;
-        }
-        if config.profile == Profile::Aws && will.qos == QoS::ExactlyOnce {
-            refused("will QoS 2", ReasonCode::QoSNotSupported);
-            refuse(
-                &mut writer,
-                &mut wbuf,
-                protocol,
-                ReasonCode::QoSNotSupported,
-                limits.write_timeout,
-            )
-            .await;
-            return None;
-        }
-    }
-
-    // The certificate's status is read again here: CONNECT sees a
-    // revocation made since the handshake.
-    let authz = match ConnectionAuthz::new(
-        shared.registry.clone(),
-        certificate.context.clone(),
-        Some(&client_id),
-        Some(peer.ip()),
-    )
-    .await
-    {
-        Ok(a) => a,
-        Err(AuthzError::Refused(why)) => {
-            refused(&why.to_string(), ReasonCode::NotAuthorized);
-            refuse(
-                &mut writer,
-                &mut wbuf,
-                protocol,
-                ReasonCode::NotAuthorized,
-                limits.write_timeout,
-            )
-            .await;
-            return None;
-        }
-        Err(e) => {
-            tracing::error!(%peer, error = %e, "loading the connection's policies failed");
-            refuse(
-                &mut writer,
-                &mut wbuf,
-                protocol,
-                ReasonCode::ServerUnavailable,
+                reason,
                 limits.write_timeout,
             )
             .await;
             return None;
         }
     };
-    let mut attributes = Vec::new();
-    if !expiry.is_zero() {
-        attributes.push("PersistentConnect");
-    }
-    if connect.will.is_some() {
-        attributes.push("LastWill");
-    }
-    if authz.connect(&attributes, connect.will.as_ref().map(|w| w.topic.as_str()))
-        != Decision::Allowed
-    {
-        refused("iot:Connect denied", ReasonCode::NotAuthorized);
-        tracing::info!(action = "iot:Connect", resource = %format!("client/{client_id}"), cert_id = %certificate.id(), "denied");
-        refuse(
-            &mut writer,
-            &mut wbuf,
-            protocol,
-            ReasonCode::NotAuthorized,
-            limits.write_timeout,
-        )
-        .await;
-        return None;
-    }
-    if let Some(will) = &connect.will {
-        if authz.publish(&will.topic, will.retain) != Decision::Allowed {
-            refused(
-                "will topic not authorized for iot:Publish",
-                ReasonCode::NotAuthorized,
-            );
-            refuse(
-                &mut writer,
-                &mut wbuf,
-                protocol,
-                ReasonCode::NotAuthorized,
-                limits.write_timeout,
-            )
-            .await;
-            return None;
-        }
-    }
+    let crate::connect::Granted {
+        client_id,
+        assigned_client_id: assigned,
+        requested_expiry,
+        expiry,
+        keep_alive,
+        server_keep_alive,
+        authz,
+    } = granted;
 
     // Take over: an existing connection with this client id is closed.
     live.take_client_id(&client_id);

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod authz;
+mod connect;
 mod connection;
 mod events;
 mod https;
