@@ -250,7 +250,7 @@ where
         first = tokio::time::timeout(shared.config.limits.connect_timeout, read_packet(&mut reader, &mut rbuf, None, &limits)) => first,
         kick = kick.received() => {
             if matches!(kick, Kick::CertificateRevoked | Kick::CertificateExpired) {
-                tracing::info!(%peer, cert_id = %certificate.id(), "closed before CONNECT: certificate no longer valid");
+                tracing::info!("closed before CONNECT: certificate no longer valid");
             }
             return None;
         }
@@ -264,7 +264,7 @@ where
                 .metrics
                 .protocol_errors
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%peer, error = %e, "refused CONNECT");
+            tracing::info!(error = %e, "refused CONNECT");
             if let Some((answer, protocol)) = e.answer() {
                 if roost_mqtt::encode(&answer, protocol, &mut wbuf).is_ok() {
                     write_all(&mut writer, &mut wbuf, shared.config.limits.write_timeout).await;
@@ -277,7 +277,7 @@ where
                 .metrics
                 .connect_timeouts
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%peer, "no CONNECT in time");
+            tracing::info!("no CONNECT in time");
             return None;
         }
     };
@@ -343,13 +343,13 @@ where
         Err(refusal) => {
             let reason = refusal.reason_code();
             if let ConnectRefusal::Unavailable(e) = &refusal {
-                tracing::error!(%peer, error = %e, "CONNECT refused: the registry did not answer");
+                tracing::error!(error = %e, "CONNECT refused: the registry did not answer");
             } else {
                 shared
                     .metrics
                     .connects_refused
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%peer, client_id = %connect.client_id, cert_id = %certificate.id(), why = %refusal, ?reason, "CONNECT refused");
+                tracing::info!(client_id = %connect.client_id, why = %refusal, ?reason, "CONNECT refused");
             }
             refuse(
                 &mut writer,
@@ -371,6 +371,7 @@ where
         server_keep_alive,
         authz,
     } = granted;
+    tracing::Span::current().record("client_id", client_id.as_str());
 
     // Take over: an existing connection with this client id is closed.
     live.take_client_id(&client_id);
@@ -390,7 +391,7 @@ where
                     .metrics
                     .sessions_expired
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(client_id = %client_id, "persistent session expired");
+                tracing::info!("persistent session expired");
             }
         } else if connect.clean_start || ended {
             shared.end_session(&old);
@@ -442,7 +443,7 @@ where
         .connections_current
         .fetch_add(1, Ordering::Relaxed);
     let session_identifier = uuid::Uuid::new_v4().simple().to_string();
-    tracing::info!(%peer, client_id = %client_id, cert_id = %certificate.id(), protocol = ?protocol, session_present = resumed, "connected");
+    tracing::info!(protocol = ?protocol, session_present = resumed, "connected");
     let conn = Conn {
         broker: broker.clone(),
         reader,
@@ -508,7 +509,7 @@ where
         ) {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(client_id = %self.client_id, error = %e, "packet not sent: it does not fit the client's maximum packet size");
+                tracing::warn!(error = %e, "packet not sent: it does not fit the client's maximum packet size");
                 false
             }
         }
@@ -622,7 +623,7 @@ where
                         .metrics
                         .protocol_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(client_id = %self.client_id, error = %e, "closing: bad packet");
+                    tracing::info!(error = %e, "closing: bad packet");
                     return Err(Close::ProtocolError(e.reason_code()));
                 }
             }
@@ -717,12 +718,12 @@ where
                 return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid))
             }
             Err(why) => {
-                tracing::info!(client_id = %self.client_id, topic = %publish.topic, %why, "closing: publish to a reserved topic");
+                tracing::info!(topic = %publish.topic, %why, "closing: publish to a reserved topic");
                 return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
             }
         }
         if publish.qos == QoS::ExactlyOnce && profile == Profile::Aws {
-            tracing::info!(client_id = %self.client_id, "closing: QoS 2 PUBLISH (not supported in the aws profile)");
+            tracing::info!("closing: QoS 2 PUBLISH (not supported in the aws profile)");
             return Err(Close::ProtocolError(ReasonCode::QoSNotSupported));
         }
         self.fresh_authorization().await?;
@@ -731,7 +732,7 @@ where
                 .metrics
                 .publish_denied
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(client_id = %self.client_id, cert_id = %self.authz.certificate_id(), action = "iot:Publish", resource = %format!("topic/{}", publish.topic), "denied");
+            tracing::info!(action = "iot:Publish", resource = %format!("topic/{}", publish.topic), "denied");
             // MQTT 5 can say no; 3.1.1 cannot, and AWS closes the connection.
             return match (self.protocol, publish.packet_id) {
                 (ProtocolVersion::V5, Some(packet_id)) => {
@@ -850,7 +851,10 @@ where
                         .metrics
                         .state_answers_failed
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(client_id = %self.client_id, packet_id = held.packet_id, "publish not acknowledged: the gateway state could not be saved");
+                    tracing::warn!(
+                        packet_id = held.packet_id,
+                        "publish not acknowledged: the gateway state could not be saved"
+                    );
                     if self.protocol != ProtocolVersion::V5 {
                         return Err(Close::StateNotSaved);
                     }
@@ -932,7 +936,7 @@ where
                     .metrics
                     .slow_consumers_disconnected
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(client_id = %session.client_id, publisher = %self.client_id, "disconnecting a slow consumer: its queue stayed full past the slow-consumer timeout");
+                tracing::warn!(subscriber = %session.client_id, "disconnecting a slow consumer: its queue stayed full past the slow-consumer timeout");
                 shared.kick(conn_id, Kick::SlowConsumer);
             }
         }
@@ -963,7 +967,7 @@ where
                 .metrics
                 .state_answers_failed
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(client_id = %self.client_id, "closing: subscriptions could not be saved");
+            tracing::warn!("closing: subscriptions could not be saved");
             return Err(Close::StateNotSaved);
         }
         // Answers held for earlier PUBLISHes are committed too: they go first.
@@ -1008,7 +1012,7 @@ where
                         .metrics
                         .subscribe_denied
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(client_id = %self.client_id, cert_id = %self.authz.certificate_id(), action = "iot:Subscribe", resource = %format!("topicfilter/{filter}"), "denied");
+                    tracing::info!(action = "iot:Subscribe", resource = %format!("topicfilter/{filter}"), "denied");
                     ReasonCode::NotAuthorized
                 }
                 Ok(parsed) => {
@@ -1134,11 +1138,11 @@ where
                 Ok(())
             }
             Err(AuthzError::Refused(why)) => {
-                tracing::info!(client_id = %self.client_id, reason = %why, "closing: certificate no longer ACTIVE");
+                tracing::info!(reason = %why, "closing: certificate no longer ACTIVE");
                 Err(Close::Kicked(Kick::CertificateRevoked))
             }
             Err(e) => {
-                tracing::error!(client_id = %self.client_id, error = %e, "closing: the registry did not answer for this connection's policies");
+                tracing::error!(error = %e, "closing: the registry did not answer for this connection's policies");
                 Err(Close::Kicked(Kick::Shutdown))
             }
         }
@@ -1169,7 +1173,7 @@ where
                     .metrics
                     .receive_denied
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(client_id = %self.client_id, topic = %outgoing.message.topic, "delivery skipped: iot:Receive denied");
+                tracing::debug!(topic = %outgoing.message.topic, "delivery skipped: iot:Receive denied");
                 self.session.discard(&outgoing, journal);
                 continue;
             }
@@ -1330,7 +1334,7 @@ where
             self.broker
                 .publish(Message::new(topic, body, QoS::AtLeastOnce));
         }
-        tracing::info!(client_id = %self.client_id, peer = %self.peer, reason = close.disconnect_reason(), "disconnected");
+        tracing::info!(reason = close.disconnect_reason(), "disconnected");
     }
 }
 

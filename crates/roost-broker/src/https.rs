@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Mutex};
+use tracing::Instrument;
 
 /// How long a closing connection may take to finish the answer in flight.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -50,7 +51,9 @@ impl Broker {
         let (broker, stop) = (self.clone(), shutdown.clone());
         roost_listener::serve(listener, config, stats, stop, move |stream, peer| {
             let (broker, acceptor, shutdown) = (broker.clone(), acceptor.clone(), shutdown.clone());
+            let span = tracing::info_span!("https", %peer, cert_id = tracing::field::Empty);
             async move { serve_connection(broker, acceptor, stream, peer, shutdown).await }
+                .instrument(span)
         })
         .await
     }
@@ -69,6 +72,7 @@ async fn serve_connection(
             Ok(pair) => pair,
             Err(refusal) => return count_refusal(&broker, &refusal, peer),
         };
+    tracing::Span::current().record("cert_id", certificate.id());
     let live = match broker.admit_device(&certificate).await {
         Ok(live) => live,
         Err(refusal) => return count_refusal(&broker, &refusal, peer),

@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::persist::BrokerStore;
 use crate::router::Message;
 use crate::session::{Outgoing, Session};
+use crate::sync::Locked;
 use roost_mqtt::SubscriptionOptions;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -169,7 +170,7 @@ impl Journal {
     /// the lock of the state the change describes.
     pub fn push(&self, op: Op) -> u64 {
         let (ticket, was_empty) = {
-            let mut queue = self.queue.lock().expect("journal lock");
+            let mut queue = self.queue.locked();
             let was_empty = queue.ops.is_empty();
             queue.ops.push_back(op);
             queue.pushed += 1;
@@ -229,7 +230,7 @@ impl Journal {
         // Checked under the waiters' lock: the writer moves progress before
         // it takes that lock, so either it finds this waiter or this check
         // sees its progress. No wake-up is lost.
-        let mut waiters = self.waiters.lock().expect("journal waiters lock");
+        let mut waiters = self.waiters.locked();
         if self.progress().outcome(ticket).is_some() {
             drop(waiters);
             session.wake.notify_one();
@@ -243,7 +244,7 @@ impl Journal {
     async fn take(&self, max: usize) -> Option<(Vec<Op>, u64)> {
         loop {
             {
-                let mut queue = self.queue.lock().expect("journal lock");
+                let mut queue = self.queue.locked();
                 if !queue.ops.is_empty() {
                     let n = queue.ops.len().min(max);
                     let batch: Vec<Op> = queue.ops.drain(..n).collect();
@@ -270,7 +271,7 @@ impl Journal {
             }
         });
         let progress = self.progress();
-        let mut waiters = self.waiters.lock().expect("journal waiters lock");
+        let mut waiters = self.waiters.locked();
         waiters.retain(|(ticket, session)| {
             if progress.outcome(*ticket).is_some() {
                 session.wake.notify_one();

@@ -27,6 +27,7 @@ pub mod persist;
 mod publish;
 mod router;
 mod session;
+mod sync;
 pub mod tls;
 
 pub use journal::StateUnavailable;
@@ -504,13 +505,10 @@ impl Broker {
 pub use router::Message;
 
 impl Shared {
-    /// The live table. A panic elsewhere while it was held leaves it as it
-    /// was (each change is one insert or remove), so a poisoned lock is
-    /// taken as is rather than stopping every later connection.
+    /// The live table (a lock that survives a panic: `crate::sync`).
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, LiveConnection>> {
-        self.live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        use crate::sync::Locked;
+        self.live.locked()
     }
 
     /// Tells the connection `conn_id`, if it is still live, to close.

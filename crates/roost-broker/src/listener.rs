@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// The principal plain-TCP connections act under: a registered certificate,
 /// whose policies (and thing, when the client id names one attached to it)
@@ -43,7 +44,14 @@ pub(crate) async fn serve(
     let stop = shutdown.clone();
     roost_listener::serve(listener, config, stats, stop, move |stream, peer| {
         let (broker, transport, shutdown) = (broker.clone(), transport.clone(), shutdown.clone());
-        async move { handle(broker, stream, peer, &transport, shutdown).await }
+        // Every line logged for this connection carries who it is.
+        let span = tracing::info_span!(
+            "mqtt",
+            %peer,
+            cert_id = tracing::field::Empty,
+            client_id = tracing::field::Empty
+        );
+        async move { handle(broker, stream, peer, &transport, shutdown).await }.instrument(span)
     })
     .await
 }
@@ -103,6 +111,7 @@ async fn admit(
     certificate: &DeviceCertificate,
     peer: SocketAddr,
 ) -> Option<LiveEntry> {
+    tracing::Span::current().record("cert_id", certificate.id());
     match broker.admit_device(certificate).await {
         Ok(live) => Some(live),
         Err(refusal) => {

@@ -4,6 +4,7 @@
 use crate::journal::{Journal, Op};
 use crate::metrics::Metrics;
 use crate::session::{unix_ms, Outgoing, Session, SessionTable};
+use crate::sync::{Locked, ReadWrite};
 use crate::Limits;
 use bytes::Bytes;
 use roost_mqtt::{PublishProperties, QoS, SubscriptionOptions};
@@ -77,19 +78,19 @@ impl Router {
     }
 
     pub fn subscribe(&self, filter: &str, client_id: &str, options: SubscriptionOptions) -> bool {
-        let mut index = self.index.write().expect("subscription index lock");
+        let mut index = self.index.writing();
         index
             .insert(filter, client_id.to_string(), options)
             .is_none()
     }
 
     pub fn unsubscribe(&self, filter: &str, client_id: &str) -> bool {
-        let mut index = self.index.write().expect("subscription index lock");
+        let mut index = self.index.writing();
         index.remove(filter, &client_id.to_string()).is_some()
     }
 
     pub fn remove_subscriber(&self, client_id: &str) {
-        let mut index = self.index.write().expect("subscription index lock");
+        let mut index = self.index.writing();
         index.remove_subscriber(&client_id.to_string());
     }
 
@@ -98,7 +99,7 @@ impl Router {
     /// journal ticket.
     pub fn retain(&self, message: &Arc<Message>, journal: Option<&Journal>) -> Option<u64> {
         let now = unix_ms(std::time::SystemTime::now());
-        let mut retained = self.retained.lock().expect("retained lock");
+        let mut retained = self.retained.locked();
         if message.payload.is_empty() {
             retained.remove(&message.topic);
         } else {
@@ -116,7 +117,7 @@ impl Router {
 
     /// Puts back a retained message read from the gateway state.
     pub fn restore_retained(&self, message: Arc<Message>, set_at: i64) {
-        let mut retained = self.retained.lock().expect("retained lock");
+        let mut retained = self.retained.locked();
         retained.insert(message.topic.clone(), (message, set_at));
     }
 
@@ -124,7 +125,7 @@ impl Router {
     /// them only when the filter is exactly the topic; MQTT for every match.
     pub fn retained_for(&self, filter: &str) -> Vec<Arc<Message>> {
         let now = Instant::now();
-        let mut retained = self.retained.lock().expect("retained lock");
+        let mut retained = self.retained.locked();
         retained.retain(|_, (m, _)| !m.expired(now));
         match self.mode {
             MatchMode::Aws => retained
@@ -143,7 +144,7 @@ impl Router {
     /// The retained message on `topic` and when it was set (Unix ms).
     pub fn retained_message(&self, topic: &str) -> Option<(Arc<Message>, i64)> {
         let now = Instant::now();
-        let retained = self.retained.lock().expect("retained lock");
+        let retained = self.retained.locked();
         retained
             .get(topic)
             .filter(|(m, _)| !m.expired(now))
@@ -153,7 +154,7 @@ impl Router {
     /// Every unexpired retained message, in topic order.
     pub fn retained_topics(&self) -> Vec<(Arc<Message>, i64)> {
         let now = Instant::now();
-        let retained = self.retained.lock().expect("retained lock");
+        let retained = self.retained.locked();
         retained
             .values()
             .filter(|(m, _)| !m.expired(now))
@@ -179,7 +180,7 @@ impl Router {
         // subscriptions (MQTT allows this, and it spares clients duplicates).
         let mut targets: HashMap<String, SubscriptionOptions> = HashMap::new();
         {
-            let index = self.index.read().expect("subscription index lock");
+            let index = self.index.reading();
             index.for_each_match(&message.topic, |_filter, client_id, options| {
                 if options.no_local && message.publisher.as_deref() == Some(client_id.as_str()) {
                     return;

@@ -11,6 +11,7 @@
 use crate::journal::{Journal, Op};
 use crate::metrics::Metrics;
 use crate::router::Message;
+use crate::sync::Locked;
 use crate::Limits;
 use roost_mqtt::{QoS, SubscriptionOptions};
 use std::collections::{HashMap, VecDeque};
@@ -152,14 +153,9 @@ impl Session {
         Some(journal.push(Op::SessionEnded { id: self.id }))
     }
 
-    /// The session's state. Each critical section is a few field updates
-    /// with no await and nothing that can panic midway, so a lock poisoned
-    /// by a panic elsewhere is taken as it is rather than stopping every
-    /// later connection.
+    /// The session's state (a lock that survives a panic: `crate::sync`).
     pub fn lock(&self) -> std::sync::MutexGuard<'_, SessionState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.locked()
     }
 
     /// Whether a publisher slowed by this session may go on: its queue has
@@ -480,17 +476,13 @@ pub(crate) struct SessionTable {
 
 impl SessionTable {
     pub fn get(&self, client_id: &str) -> Option<Arc<Session>> {
-        self.sessions
-            .lock()
-            .expect("session table lock")
-            .get(client_id)
-            .cloned()
+        self.sessions.locked().get(client_id).cloned()
     }
 
     /// The session for `client_id`: the existing one (true) unless
     /// `clean_start`, else a new one (false).
     pub fn open(&self, client_id: &str, clean_start: bool) -> (Arc<Session>, bool) {
-        let mut sessions = self.sessions.lock().expect("session table lock");
+        let mut sessions = self.sessions.locked();
         if !clean_start {
             if let Some(existing) = sessions.get(client_id) {
                 return (existing.clone(), true);
@@ -506,14 +498,14 @@ impl SessionTable {
     pub fn restore(&self, client_id: &str, id: u64) -> Arc<Session> {
         self.last_id.fetch_max(id, Ordering::Relaxed);
         let session = Arc::new(Session::new(id, client_id));
-        let mut sessions = self.sessions.lock().expect("session table lock");
+        let mut sessions = self.sessions.locked();
         sessions.insert(client_id.to_string(), session.clone());
         session
     }
 
     /// Removes the session if it is still this one.
     pub fn remove_if(&self, session: &Arc<Session>) -> bool {
-        let mut sessions = self.sessions.lock().expect("session table lock");
+        let mut sessions = self.sessions.locked();
         match sessions.get(&session.client_id) {
             Some(current) if Arc::ptr_eq(current, session) => {
                 sessions.remove(&session.client_id);
@@ -524,12 +516,12 @@ impl SessionTable {
     }
 
     pub fn len(&self) -> usize {
-        self.sessions.lock().expect("session table lock").len()
+        self.sessions.locked().len()
     }
 
     /// Detached persistent sessions whose expiry has passed.
     pub fn expired(&self, now: Instant) -> Vec<Arc<Session>> {
-        let sessions = self.sessions.lock().expect("session table lock");
+        let sessions = self.sessions.locked();
         sessions
             .values()
             .filter(|s| s.lock().expired(now))
