@@ -1,0 +1,330 @@
+//! PUBLISH from the client: topic aliases and checks, iot:Publish, routing,
+//! and the answer (at once, or held until its durable changes are
+//! committed). Flow control: a publish that leaves a subscriber's queue
+//! past its mark stops this connection reading until that queue has room,
+//! or until the slow-consumer timeout disconnects the subscriber.
+
+use super::*;
+
+/// An answer to a QoS 1/2 PUBLISH held until `ticket` is committed.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HeldAck {
+    packet_id: u16,
+    qos: QoS,
+    reason: ReasonCode,
+    ticket: u64,
+}
+
+/// Completes when `session`, if any, has room for its publishers again.
+pub(super) async fn room_in(session: Option<Arc<Session>>) {
+    let Some(session) = session else {
+        return std::future::pending().await;
+    };
+    let notified = session.room.notified();
+    tokio::pin!(notified);
+    // Registered before the check: a wake-up between the two is not lost.
+    notified.as_mut().enable();
+    if !session.has_room() {
+        notified.await;
+    }
+}
+
+impl<R, W> Conn<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    pub(super) async fn on_publish(&mut self, mut publish: Publish) -> Result<(), Close> {
+        let profile = self.shared().config.profile;
+        // Topic aliases (MQTT 5): set or resolve.
+        if let Some(alias) = publish.properties.topic_alias.take() {
+            if alias == 0 || alias > self.shared().config.limits.topic_alias_maximum {
+                return Err(Close::ProtocolError(ReasonCode::TopicAliasInvalid));
+            }
+            if publish.topic.is_empty() {
+                match self.aliases.get(&alias) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => return Err(Close::ProtocolError(ReasonCode::ProtocolError)),
+                }
+            } else {
+                self.aliases.insert(alias, publish.topic.clone());
+            }
+        }
+        match crate::publish::check_topic(profile, &publish.topic, publish.retain) {
+            Ok(()) => {}
+            Err(crate::PublishRefusal::InvalidTopic(_)) => {
+                return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid))
+            }
+            Err(why) => {
+                tracing::info!(topic = %publish.topic, %why, "closing: publish to a reserved topic");
+                return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
+            }
+        }
+        if publish.qos == QoS::ExactlyOnce && profile == Profile::Aws {
+            tracing::info!("closing: QoS 2 PUBLISH (not supported in the aws profile)");
+            return Err(Close::ProtocolError(ReasonCode::QoSNotSupported));
+        }
+        self.fresh_authorization().await?;
+        if self.authz.publish(&publish.topic, publish.retain) != Decision::Allowed {
+            self.shared()
+                .metrics
+                .publish_denied
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(action = "iot:Publish", resource = %format!("topic/{}", publish.topic), "denied");
+            // MQTT 5 can say no; 3.1.1 cannot, and AWS closes the connection.
+            return match (self.protocol, publish.packet_id) {
+                (ProtocolVersion::V5, Some(packet_id)) => {
+                    self.ack(publish.qos, packet_id, ReasonCode::NotAuthorized);
+                    Ok(())
+                }
+                (ProtocolVersion::V5, None) => Ok(()),
+                _ => Err(Close::Forbidden),
+            };
+        }
+        if publish.qos == QoS::ExactlyOnce {
+            let packet_id = publish.packet_id.unwrap_or_default();
+            if !self.session.lock().inbound_qos2.insert(packet_id) {
+                // A retransmission before PUBREL: already routed once. Its
+                // answer goes after any still held.
+                if self.held_acks.is_empty() {
+                    self.ack(QoS::ExactlyOnce, packet_id, ReasonCode::Success);
+                    return Ok(());
+                }
+                return self
+                    .hold_ack(HeldAck {
+                        packet_id,
+                        qos: QoS::ExactlyOnce,
+                        reason: ReasonCode::Success,
+                        ticket: 0,
+                    })
+                    .await;
+            }
+        }
+        let expires_at = publish
+            .properties
+            .message_expiry_interval
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
+        let mut properties = publish.properties;
+        properties.subscription_identifiers.clear();
+        let message = Message {
+            topic: publish.topic,
+            payload: publish.payload,
+            qos: publish.qos,
+            retain: publish.retain,
+            properties,
+            publisher: Some(self.client_id.clone()),
+            principal: Some(self.authz.certificate_id().to_string()),
+            expires_at,
+        };
+        let routed = self.shared().route(message);
+        let (delivered, ticket) = (routed.matched, routed.ticket);
+        self.slow_down(routed.full);
+        let Some(packet_id) = publish.packet_id else {
+            // QoS 0 waits for nothing but room in the journal.
+            if ticket.is_some() {
+                self.wait_for_room().await?;
+            }
+            return Ok(());
+        };
+        let reason = if delivered == 0 && self.protocol == ProtocolVersion::V5 {
+            ReasonCode::NoMatchingSubscribers
+        } else {
+            ReasonCode::Success
+        };
+        if ticket.is_none() && self.held_acks.is_empty() {
+            // Nothing durable changed (clean sessions): answer at once.
+            self.ack(publish.qos, packet_id, reason);
+            return Ok(());
+        }
+        self.hold_ack(HeldAck {
+            packet_id,
+            qos: publish.qos,
+            reason,
+            ticket: ticket.unwrap_or(0),
+        })
+        .await
+    }
+
+    /// Holds a PUBLISH's answer until its durable changes are committed
+    /// (answers go out in PUBLISH order, so one with nothing durable waits
+    /// behind the ones before it). At most the in-flight window is held;
+    /// past it, reading stops until the oldest is committed.
+    pub(super) async fn hold_ack(&mut self, mut held: HeldAck) -> Result<(), Close> {
+        if let Some(last) = self.held_acks.back() {
+            held.ticket = held.ticket.max(last.ticket);
+        }
+        self.held_acks.push_back(held);
+        self.release_acks()?;
+        let limit = usize::from(self.shared().config.limits.max_inflight.max(1));
+        if self.held_acks.len() >= limit {
+            if let (Some(oldest), Some(journal)) =
+                (self.held_acks.front(), self.broker.shared.journal())
+            {
+                // Its fate is reported either way; release_acks reads it.
+                let _ = journal.wait(oldest.ticket).await;
+            }
+            self.release_acks()?;
+        }
+        self.wait_for_room().await
+    }
+
+    /// Sends the held answers whose changes are committed, in order: PUBACK
+    /// as decided, or, when their transaction failed, PUBACK 0x80 (MQTT 5)
+    /// or a closed connection (3.1.1, which cannot say so). Asks the journal
+    /// to wake the session when the oldest still held is decided.
+    pub(super) fn release_acks(&mut self) -> Result<(), Close> {
+        let Some(progress) = self.broker.shared.journal().map(|j| j.progress()) else {
+            return Ok(());
+        };
+        while let Some(held) = self.held_acks.front().copied() {
+            match progress.outcome(held.ticket) {
+                None => break,
+                Some(Ok(())) => {
+                    self.held_acks.pop_front();
+                    self.ack(held.qos, held.packet_id, held.reason);
+                }
+                Some(Err(_)) => {
+                    self.held_acks.pop_front();
+                    self.shared()
+                        .metrics
+                        .state_answers_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        packet_id = held.packet_id,
+                        "publish not acknowledged: the gateway state could not be saved"
+                    );
+                    if self.protocol != ProtocolVersion::V5 {
+                        return Err(Close::StateNotSaved);
+                    }
+                    if held.qos == QoS::ExactlyOnce {
+                        // The flow ends here: a resend is a new message.
+                        self.session.lock().inbound_qos2.remove(&held.packet_id);
+                    }
+                    self.ack(held.qos, held.packet_id, ReasonCode::UnspecifiedError);
+                }
+            }
+        }
+        if let (Some(held), Some(journal)) = (self.held_acks.front(), self.broker.shared.journal())
+        {
+            if held.ticket > self.wake_ticket {
+                self.wake_ticket = held.ticket;
+                journal.wake_when_done(held.ticket, &self.session);
+            }
+        }
+        Ok(())
+    }
+
+    /// A publish left the sessions `full` past their queue's mark: this
+    /// publisher's socket is not read until they have room, so each
+    /// publisher adds at most the one message that crossed the mark (its
+    /// answer goes out: it is queued). Its own session never slows it: it
+    /// could not drain while this connection waits.
+    pub(super) fn slow_down(&mut self, full: Vec<Arc<Session>>) {
+        let mut added = false;
+        for session in full {
+            if Arc::ptr_eq(&session, &self.session)
+                || self
+                    .waiting_for_room
+                    .iter()
+                    .any(|s| Arc::ptr_eq(s, &session))
+            {
+                continue;
+            }
+            self.waiting_for_room.push(session);
+            added = true;
+        }
+        if self.waiting_for_room.is_empty() {
+            return;
+        }
+        if added && self.slowed_since.is_none() {
+            self.slowed_since = Some(Instant::now());
+            self.shared()
+                .metrics
+                .publishers_slowed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.read_paused = true;
+    }
+
+    /// Drops the sessions that have room again; once none is left, reading
+    /// resumes with what was left buffered.
+    pub(super) async fn check_room(&mut self) -> Result<(), Close> {
+        self.waiting_for_room.retain(|s| !s.has_room());
+        if !self.waiting_for_room.is_empty() {
+            return Ok(());
+        }
+        self.slowed_since = None;
+        if std::mem::take(&mut self.read_paused) {
+            // The client's silence while unread was ours, not its.
+            self.last_received = Instant::now();
+            self.handle_buffered().await?;
+        }
+        Ok(())
+    }
+
+    /// The slow-consumer timeout passed: the subscribers still without room
+    /// are disconnected (the documented policy: a persistent session keeps
+    /// what was queued for the client's return).
+    pub(super) fn cut_slow_consumers(&mut self) {
+        let shared = self.broker.shared.clone();
+        for session in &self.waiting_for_room {
+            let owner = session.lock().owner;
+            if let (Some(conn_id), false) = (owner, session.has_room()) {
+                shared
+                    .metrics
+                    .slow_consumers_disconnected
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(subscriber = %session.client_id, "disconnecting a slow consumer: its queue stayed full past the slow-consumer timeout");
+                shared.kick(conn_id, Kick::SlowConsumer);
+            }
+        }
+        // Waits on for them to detach (which gives room); not again.
+        self.slowed_since = None;
+    }
+
+    /// Backpressure: waits while the journal's queue is full.
+    pub(super) async fn wait_for_room(&self) -> Result<(), Close> {
+        let shared = &self.broker.shared;
+        match shared.journal() {
+            Some(journal) => journal
+                .wait_room(&shared.metrics)
+                .await
+                .map_err(|_| Close::StateNotSaved),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the subscription changes up to `ticket` are committed
+    /// (a SUBACK or UNSUBACK promises they survive a restart).
+    pub(super) async fn wait_saved(&mut self, ticket: Option<u64>) -> Result<(), Close> {
+        let (Some(ticket), Some(journal)) = (ticket, self.broker.shared.journal()) else {
+            return Ok(());
+        };
+        if journal.wait(ticket).await.is_err() {
+            self.shared()
+                .metrics
+                .state_answers_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("closing: subscriptions could not be saved");
+            return Err(Close::StateNotSaved);
+        }
+        // Answers held for earlier PUBLISHes are committed too: they go first.
+        self.release_acks()
+    }
+
+    pub(super) fn ack(&mut self, qos: QoS, packet_id: u16, reason_code: ReasonCode) {
+        let packet = match qos {
+            QoS::ExactlyOnce => Packet::PubRec(PubRec {
+                packet_id,
+                reason_code,
+                properties: Default::default(),
+            }),
+            _ => Packet::PubAck(PubAck {
+                packet_id,
+                reason_code,
+                properties: Default::default(),
+            }),
+        };
+        self.encode(&packet);
+    }
+}
