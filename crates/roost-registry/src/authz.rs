@@ -3,7 +3,6 @@
 
 use crate::error::{RegistryError, Result};
 use crate::model::*;
-use crate::policies::check_document;
 use crate::{pki, validate, Registry};
 use roost_policy::{
     Action, ConnectionContext, Decision, NamedPolicy, PreparedPolicies, Request, ThingContext,
@@ -103,10 +102,10 @@ impl Registry {
         for (policy, version) in self.store.attached_policies(&targets).await? {
             // Documents were validated when stored; one that no longer parses
             // (e.g. after a parser change) grants nothing rather than failing.
-            match check_document(&version.document) {
+            match self.policy_cache.get_or_parse(&version.document) {
                 Ok(parsed) => policies.push(NamedPolicy {
                     name: policy.name,
-                    policy: Arc::new(parsed),
+                    policy: parsed,
                 }),
                 Err(e) => {
                     tracing::warn!(policy = %policy.name, error = %e, "stored policy no longer parses; ignoring it")
@@ -173,7 +172,7 @@ impl Registry {
             let (_, version) = self.get_policy(name).await?;
             auth.policies.push(NamedPolicy {
                 name: name.clone(),
-                policy: Arc::new(check_document(&version.document)?),
+                policy: self.policy_cache.get_or_parse(&version.document)?,
             });
         }
         let names: Vec<String> = auth.policies.iter().map(|p| p.name.clone()).collect();

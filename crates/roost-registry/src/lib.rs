@@ -20,6 +20,7 @@ pub mod destinations;
 mod generations;
 mod groups;
 mod policies;
+mod policy_cache;
 pub mod rules;
 pub mod sns;
 mod things;
@@ -100,6 +101,9 @@ pub struct Registry {
     destination_confirmer: Arc<std::sync::OnceLock<Arc<dyn destinations::DestinationConfirmer>>>,
     /// Bumped before a call that changed topic rule destinations returns.
     destinations_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Parsed policy documents (bounded), shared by every connection's
+    /// authorization refresh.
+    policy_cache: Arc<policy_cache::PolicyCache>,
 }
 
 impl Registry {
@@ -135,7 +139,15 @@ impl Registry {
             rule_validator: Arc::new(std::sync::OnceLock::new()),
             destination_confirmer: Arc::new(std::sync::OnceLock::new()),
             destinations_generation: Arc::default(),
+            policy_cache: Arc::default(),
         }
+    }
+
+    /// Times the parsed-policy cache was full and emptied.
+    pub fn policy_cache_flushes(&self) -> u64 {
+        self.policy_cache
+            .flushes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Installs the rules engine's validator for CreateTopicRule and

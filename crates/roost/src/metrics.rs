@@ -112,6 +112,7 @@ pub struct Exporter {
     pub rules: roost_rules::RulesEngine,
     pub notifier: Arc<roost_notify::Notifier>,
     pub listeners: Listeners,
+    pub registry: roost_registry::Registry,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -193,6 +194,12 @@ impl Collector for Exporter {
             "sns_http_sent",
             "http/https notifications a subscriber accepted",
             load(&sns.http_sent),
+        )?;
+        counter(
+            &mut encoder,
+            "registry_policy_cache_flushes",
+            "times the parsed-policy cache was full and emptied (its documents are parsed again on demand)",
+            self.registry.policy_cache_flushes(),
         )?;
         counter(
             &mut encoder,

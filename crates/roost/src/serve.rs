@@ -218,7 +218,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     }
     let state = roost_api::ApiState::new(
-        registry,
+        registry.clone(),
         broker.clone(),
         roost_api::ApiConfig {
             endpoint_host: cfg.hosts[0].clone(),
@@ -228,6 +228,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                     rules,
                     notifier: notifier.clone(),
                     listeners: listeners.clone(),
+                    registry: registry.clone(),
                 },
             ))),
             sns: Some(notifier),
