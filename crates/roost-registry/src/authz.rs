@@ -7,7 +7,6 @@ use crate::{pki, validate, Registry};
 use roost_policy::{
     Action, ConnectionContext, Decision, NamedPolicy, PreparedPolicies, Request, ThingContext,
 };
-use std::sync::Arc;
 
 /// One TestAuthorization question: an action type and the resources to try.
 #[derive(Clone, Debug)]
