@@ -254,6 +254,16 @@ def self_signed_device(roost, tmp_path, name, not_before, not_after):
     return Device(roost, directory, name, registered)
 
 
+def assert_refused(device, port, client_id):
+    """The handshake fails, or the connection closes without accepting CONNECT."""
+    with pytest.raises((ssl.SSLError, OSError)):
+        sock = tls_socket(device, port)
+        sock.sendall(connect_packet(client_id))
+        got, closed = read_until_closed(sock, 2)
+        if closed and not got.startswith(CONNACK_ACCEPTED):
+            raise OSError("closed")
+
+
 def now():
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -269,12 +279,7 @@ def test_expired_and_not_yet_valid_certificates(roost_factory, tmp_path):
     refused_before = roost.metric("roost_gateway_certificates_refused_total")
 
     # Not yet valid: refused in the handshake.
-    with pytest.raises((ssl.SSLError, OSError)):
-        sock = tls_socket(future, roost.mqtt_port)
-        sock.sendall(connect_packet("future"))
-        got, closed = read_until_closed(sock, 2)
-        if closed and not got.startswith(CONNACK_ACCEPTED):
-            raise OSError("closed")
+    assert_refused(future, roost.mqtt_port, "future")
 
     # Valid now: connected, and closed when the validity ends.
     client = short.paho("short-lived")
@@ -285,12 +290,7 @@ def test_expired_and_not_yet_valid_certificates(roost_factory, tmp_path):
     assert roost.metric("roost_gateway_kicked_expired_total") == 1
 
     # Expired: refused in the handshake.
-    with pytest.raises((ssl.SSLError, OSError)):
-        sock = tls_socket(short, roost.mqtt_port)
-        sock.sendall(connect_packet("short-lived"))
-        got, closed = read_until_closed(sock, 2)
-        if closed and not got.startswith(CONNACK_ACCEPTED):
-            raise OSError("closed")
+    assert_refused(short, roost.mqtt_port, "short-lived")
     assert roost.metric("roost_gateway_certificates_refused_total") >= refused_before + 2
 
 
