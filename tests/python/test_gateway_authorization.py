@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from conftest import ACCOUNT, REGION, make_device, scenario_policy
-from mqtt_helpers import Inbox, paho_connect, subscribe_wait as subscribe, wait_until
+from mqtt_helpers import Inbox, close, paho_connect, subscribe_wait as subscribe, wait_until
 
 THING = "iot-webinar-device"
 ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}"
@@ -78,9 +78,7 @@ def test_tenant_isolation(roost, tenants):
     admin_client.publish(f"$aws/things/{THING}/jobs/notify", b"for you", qos=1).wait_for_publish(10)
     assert [(t, p) for t, p, _, _ in inbox.take(1)] == [(f"$aws/things/{THING}/jobs/notify", b"for you")]
     assert inbox.empty_for(0.5)
-    for c in (client, admin_client):
-        c.disconnect()
-        c.loop_stop()
+    close(client, admin_client)
 
 
 def test_denied_publish_on_mqtt311_closes_the_connection(roost, tenants):
@@ -108,9 +106,7 @@ def test_allowed_publish_reaches_subscribers_and_denied_ones_do_not(roost, tenan
     got = admin_inbox.take(1)
     assert [(t, p) for t, p, _, _ in got] == [(f"abcde-12345/{THING}/audit", b"allowed")]
     assert admin_inbox.empty_for(0.5)
-    for c in (client, admin_client):
-        c.disconnect()
-        c.loop_stop()
+    close(client, admin_client)
 
 
 def test_unregistered_inactive_and_revoked_certificates_are_refused(roost, tenants, tmp_path):
@@ -177,9 +173,7 @@ def test_policy_changes_apply_from_the_next_action(roost, tenants):
     iot.attach_policy(policyName="deny-all", target=device.cert_arn)
     client.publish(f"fghij-67890/{THING}/audit", b"after deny", qos=1).wait_for_publish(10)
     assert admin_inbox.empty_for(0.5)
-    for c in (client, admin_client):
-        c.disconnect()
-        c.loop_stop()
+    close(client, admin_client)
 
 
 def test_provisioning_other_devices_leaves_a_connections_policies_alone(roost, tenants, tmp_path):
@@ -271,6 +265,4 @@ def test_certificate_id_variable_on_a_live_connection(roost, tmp_path):
     client.publish(f"certs/{device.cert_id}", b"allowed", qos=1).wait_for_publish(10)
     assert [(t, p) for t, p, _, _ in admin_inbox.take(1)] == [(f"certs/{device.cert_id}", b"allowed")]
     assert admin_inbox.empty_for(0.5)
-    for c in (client, admin_client):
-        c.disconnect()
-        c.loop_stop()
+    close(client, admin_client)

@@ -71,14 +71,13 @@ where
         // A client that stopped reading can block a write for the whole
         // timeout: a kick (revocation, slow consumer, takeover) must not
         // wait for it.
-        let kick = self.live.kick.clone();
         tokio::select! {
             written = write_all(&mut self.writer, &mut self.wbuf, timeout) => {
                 if !written {
                     return Err(Close::ConnectionLost);
                 }
             }
-            kick = kick.received() => return Err(Close::Kicked(kick)),
+            kick = self.live.kick.received() => return Err(Close::Kicked(kick)),
         }
         if self.wbuf.capacity() > KEPT_WRITE_BUFFER {
             self.wbuf = BytesMut::new();
