@@ -128,3 +128,37 @@ def test_a_subscriber_slow_past_the_limit_is_disconnected_and_its_session_keeps_
         f"{len(acked - receiver.got - again.got)} acknowledged messages never arrived"
     assert roost.metric("roost_gateway_dropped_queue_full_total") == 0
     close(again.client, *(p.client for p in publishers))
+
+
+@pytest.mark.xdist_group("heavy")
+def test_https_publishers_into_a_stalled_subscriber_are_answered_late_not_dropped(roost_factory, tmp_path):
+    """HTTPS publishes are slowed like MQTT ones: the answer to a publish that
+    left a subscriber's queue past its mark waits until the queue has room,
+    so nothing answered 200 is dropped."""
+    from test_gateway_http_publish import https_publish
+
+    roost = roost_factory("--mqtt-max-queued-messages", "50")
+    dev = make_device(roost, tmp_path, "https-fanin")
+    receiver = Receiver(dev, roost.mqtt_port, "https-fanin-sub", stall=3)
+    assert subscribe_wait(receiver.client, "hfan/#", qos=1) == [1]
+    answers = {}
+
+    def publish(index):
+        for i in range(100):
+            payload = f"{index}:{i}".encode()
+            answers[payload] = https_publish(dev, roost.https_port, f"hfan/{index}", payload)[0]
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 400 messages: the 100 in flight to the stalled client, then twice the
+    # queue's mark (100) would have been all it could keep.
+    accepted = {payload for payload, status in answers.items() if status == 200}
+    assert len(accepted) == 400, f"answers other than 200: {[s for s in answers.values() if s != 200][:5]}"
+    assert wait_until(lambda: receiver.got >= accepted, timeout=60), \
+        f"{len(accepted - receiver.got)} accepted messages never arrived"
+    assert roost.metric("roost_gateway_dropped_queue_full_total") == 0
+    assert roost.metric("roost_gateway_publishers_slowed_total") > 0
+    close(receiver.client)

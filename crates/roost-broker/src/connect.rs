@@ -9,7 +9,6 @@
 //! a certificate that is not ACTIVE now.
 
 use crate::authz::{AuthzError, ConnectionAuthz};
-use crate::connection::topic_limits;
 use crate::tls::DeviceCertificate;
 use crate::{Profile, Shared};
 use roost_mqtt::{Connect, ProtocolVersion, QoS, ReasonCode};
@@ -120,7 +119,7 @@ pub(crate) async fn decide(
 
     // Will: a valid topic name (the policies are asked below).
     if let Some(will) = &connect.will {
-        if roost_topic::validate_topic_name(&will.topic, &topic_limits(config.profile)).is_err() {
+        if roost_topic::validate_topic_name(&will.topic, &config.profile.topic_limits()).is_err() {
             return Err(ConnectRefusal::InvalidWillTopic);
         }
         if config.profile == Profile::Aws && will.qos == QoS::ExactlyOnce {

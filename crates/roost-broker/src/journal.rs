@@ -28,12 +28,9 @@
 //! Never: drop a change, reorder a session's changes, or report a ticket
 //! committed before its transaction is.
 
+use crate::message::{Message, Outgoing, Subscription};
 use crate::metrics::Metrics;
-use crate::persist::BrokerStore;
-use crate::router::Message;
-use crate::session::{Outgoing, Session};
 use crate::sync::Locked;
-use roost_mqtt::SubscriptionOptions;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,7 +70,7 @@ pub(crate) enum Op {
     Subscribed {
         session: u64,
         filter: String,
-        options: SubscriptionOptions,
+        subscription: Subscription,
     },
     Unsubscribed {
         session: u64,
@@ -148,8 +145,9 @@ pub(crate) struct Journal {
     capacity: usize,
     writer_wake: Notify,
     progress: watch::Sender<Progress>,
-    /// Sessions whose connection holds answers back until a ticket is done.
-    waiters: Mutex<Vec<(u64, Arc<Session>)>>,
+    /// Connections that hold answers back until a ticket is done, by the
+    /// signal that wakes each (its session's `wake`).
+    waiters: Mutex<Vec<(u64, Arc<Notify>)>>,
     stopping: AtomicBool,
 }
 
@@ -225,18 +223,18 @@ impl Journal {
         }
     }
 
-    /// Wakes `session`'s connection (its `wake`) once `ticket`'s fate is known.
-    pub fn wake_when_done(&self, ticket: u64, session: &Arc<Session>) {
+    /// Notifies `wake` (a session's connection) once `ticket`'s fate is known.
+    pub fn wake_when_done(&self, ticket: u64, wake: &Arc<Notify>) {
         // Checked under the waiters' lock: the writer moves progress before
         // it takes that lock, so either it finds this waiter or this check
         // sees its progress. No wake-up is lost.
         let mut waiters = self.waiters.locked();
         if self.progress().outcome(ticket).is_some() {
             drop(waiters);
-            session.wake.notify_one();
+            wake.notify_one();
             return;
         }
-        waiters.push((ticket, session.clone()));
+        waiters.push((ticket, wake.clone()));
     }
 
     /// Up to `max` changes and the ticket of the last; waits for some.
@@ -272,9 +270,9 @@ impl Journal {
         });
         let progress = self.progress();
         let mut waiters = self.waiters.locked();
-        waiters.retain(|(ticket, session)| {
+        waiters.retain(|(ticket, wake)| {
             if progress.outcome(*ticket).is_some() {
-                session.wake.notify_one();
+                wake.notify_one();
                 false
             } else {
                 true
@@ -289,16 +287,18 @@ impl Journal {
     }
 }
 
+/// Where the writer commits batches: the gateway state file
+/// (`persist::BrokerStore`). A batch is written whole or not at all.
+pub(crate) trait Sink {
+    type Error: std::fmt::Display;
+    async fn apply(&self, batch: &[Op]) -> Result<(), Self::Error>;
+}
+
 /// The writer: takes what is waiting (up to [`MAX_BATCH`]), commits it in
 /// one transaction, repeats; a failed commit is logged, counted and retried
 /// with backoff, and the producers waiting on it are told it failed. Ends
 /// after [`Journal::stop`] once everything is committed.
-pub(crate) async fn run_writer(
-    journal: Arc<Journal>,
-    store: BrokerStore,
-    shared: Arc<crate::Shared>,
-) {
-    let metrics = &shared.metrics;
+pub(crate) async fn run_writer<S: Sink>(journal: Arc<Journal>, store: S, metrics: Arc<Metrics>) {
     while let Some((batch, last)) = journal.take(MAX_BATCH).await {
         let mut delay = FIRST_RETRY_DELAY;
         let mut tries = 0u32;

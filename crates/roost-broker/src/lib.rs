@@ -22,11 +22,13 @@ mod events;
 mod https;
 mod journal;
 mod listener;
+mod message;
 pub mod metrics;
 pub mod persist;
 mod publish;
 mod router;
 mod session;
+mod state;
 mod sync;
 pub mod tls;
 
@@ -57,6 +59,16 @@ pub enum Profile {
     /// topic matching, retained messages for wildcard subscriptions, MQTT's
     /// size limits.
     Full,
+}
+
+impl Profile {
+    /// The topic and filter limits the profile enforces.
+    pub(crate) fn topic_limits(self) -> roost_topic::TopicLimits {
+        match self {
+            Profile::Aws => roost_topic::TopicLimits::aws(),
+            Profile::Full => roost_topic::TopicLimits::general(),
+        }
+    }
 }
 
 impl std::str::FromStr for Profile {
@@ -273,7 +285,7 @@ impl Drop for LiveEntry {
 /// `offer` runs on the publishing connection's task: it must not block, and
 /// must not fail the publish.
 pub trait MessageTap: Send + Sync {
-    fn offer(&self, message: &Arc<router::Message>);
+    fn offer(&self, message: &Arc<message::Message>);
 }
 
 pub(crate) struct Shared {
@@ -284,7 +296,7 @@ pub(crate) struct Shared {
     config: BrokerConfig,
     sessions: SessionTable,
     router: Router,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     next_connection_id: AtomicU64,
     live: Mutex<HashMap<u64, LiveConnection>>,
 }
@@ -307,7 +319,7 @@ impl Broker {
             registry,
             sessions: SessionTable::default(),
             router: Router::new(mode),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             next_connection_id: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
             config,
@@ -497,12 +509,12 @@ impl Broker {
     /// Publishes a message on behalf of the service (lifecycle events,
     /// wills) without waiting for the gateway state to be saved.
     /// Authorization is the caller's business.
-    pub fn publish(&self, message: router::Message) -> usize {
+    pub fn publish(&self, message: message::Message) -> usize {
         self.shared.route(message).matched
     }
 }
 
-pub use router::Message;
+pub use message::Message;
 
 impl Shared {
     /// The live table (a lock that survives a panic: `crate::sync`).
@@ -541,7 +553,7 @@ impl Shared {
     /// journal ticket of the durable changes it made (queued for persistent
     /// sessions, retained), if any, which a QoS 1 answer waits for, and the
     /// sessions it left past their queue's mark.
-    pub(crate) fn route(&self, message: router::Message) -> router::Routed {
+    pub(crate) fn route(&self, message: message::Message) -> router::Routed {
         self.metrics.messages_in.fetch_add(1, Ordering::Relaxed);
         let message = Arc::new(message);
         let journal = self.journal();
@@ -549,18 +561,28 @@ impl Shared {
         if message.retain {
             ticket = self.router.retain(&message, journal);
         }
-        let mut routed = self.router.route(
-            &message,
-            &self.sessions,
-            &self.config.limits,
-            &self.metrics,
-            journal,
-        );
+        let mut routed = self
+            .router
+            .route(&message, &self.config.limits, &self.metrics, journal);
         routed.ticket = routed.ticket.max(ticket);
         if let Some(tap) = self.tap.get() {
             tap.offer(&message);
         }
         routed
+    }
+
+    /// Disconnects the client of `session` if its queue is still full: the
+    /// slow-consumer policy (its persistent session, if any, keeps what was
+    /// queued for its return).
+    pub(crate) fn cut_slow_consumer(&self, session: &session::Session) {
+        let owner = session.lock().owner;
+        if let (Some(conn_id), false) = (owner, session.has_room()) {
+            self.metrics
+                .slow_consumers_disconnected
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(subscriber = %session.client_id, "disconnecting a slow consumer: its queue stayed full past the slow-consumer timeout");
+            self.kick(conn_id, Kick::SlowConsumer);
+        }
     }
 
     /// Ends a session that is still the table's for its client id: it
@@ -577,7 +599,7 @@ impl Shared {
                 .fetch_add(queued, Ordering::Relaxed);
         }
         session.end(self.journal());
-        self.router.remove_subscriber(&session.client_id);
+        self.router.remove_session(session);
         true
     }
 }

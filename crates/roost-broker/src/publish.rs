@@ -2,7 +2,7 @@
 //! iot-data API, so the three entry points refuse exactly the same things.
 
 use crate::authz::ConnectionAuthz;
-use crate::router::Message;
+use crate::message::Message;
 use crate::{Broker, Profile};
 use roost_policy::Decision;
 
@@ -33,7 +33,7 @@ pub(crate) fn check_topic(
     topic: &str,
     retain: bool,
 ) -> Result<(), PublishRefusal> {
-    roost_topic::validate_topic_name(topic, &crate::connection::topic_limits(profile))
+    roost_topic::validate_topic_name(topic, &profile.topic_limits())
         .map_err(|e| PublishRefusal::InvalidTopic(e.to_string()))?;
     if !roost_topic::is_reserved(topic) {
         return Ok(());

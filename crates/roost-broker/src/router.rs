@@ -1,54 +1,23 @@
 //! Routing: the subscription index, retained messages, and fan-out of one
 //! accepted message to the queues of the sessions that subscribed to it.
+//!
+//! The index is the one record of every session's subscriptions: it is
+//! keyed by the session itself, so a delivery reaches the subscriber's queue
+//! straight from the match, with no lookup in the session table. A
+//! subscription change takes the session's lock, then the index's: the
+//! journal sees a session's subscription changes in the order they were
+//! made, and in order with its messages.
 
 use crate::journal::{Journal, Op};
+use crate::message::{unix_ms, Message, Outgoing, Subscription};
 use crate::metrics::Metrics;
-use crate::session::{unix_ms, Outgoing, Session, SessionTable};
+use crate::session::Session;
 use crate::sync::{Locked, ReadWrite};
 use crate::Limits;
-use bytes::Bytes;
-use roost_mqtt::{PublishProperties, QoS, SubscriptionOptions};
 use roost_topic::{MatchMode, SubscriptionIndex};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-
-/// One message as it travels from a publisher to its subscribers.
-#[derive(Clone, Debug)]
-pub struct Message {
-    pub topic: String,
-    pub payload: Bytes,
-    pub qos: QoS,
-    pub retain: bool,
-    /// The MQTT 5 properties forwarded to subscribers (no topic alias, no
-    /// subscription identifiers: those are per connection).
-    pub properties: PublishProperties,
-    /// The publishing client id, for MQTT 5 No Local and IoT SQL clientid().
-    pub publisher: Option<String>,
-    /// Who published it (certificate id), for IoT SQL principal().
-    pub principal: Option<String>,
-    /// When the MQTT 5 message expiry runs out.
-    pub expires_at: Option<Instant>,
-}
-
-impl Message {
-    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>, qos: QoS) -> Self {
-        Self {
-            topic: topic.into(),
-            payload: payload.into(),
-            qos,
-            retain: false,
-            properties: PublishProperties::default(),
-            publisher: None,
-            principal: None,
-            expires_at: None,
-        }
-    }
-
-    pub(crate) fn expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
-    }
-}
 
 /// What routing one message did.
 #[derive(Default)]
@@ -61,9 +30,49 @@ pub(crate) struct Routed {
     pub full: Vec<Arc<Session>>,
 }
 
+/// A session as a key of the subscription index: the same session (by its
+/// id, never reused while Roost runs) is the same subscriber.
+#[derive(Clone)]
+pub(crate) struct Subscriber(pub Arc<Session>);
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for Subscriber {}
+
+impl std::hash::Hash for Subscriber {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl PartialOrd for Subscriber {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Subscriber {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.id.cmp(&other.0.id)
+    }
+}
+
+/// One subscriber's copy of a message being routed.
+struct Target {
+    session: Arc<Session>,
+    /// The highest QoS of its matching subscriptions; Retain As Published if
+    /// any of them asked for it.
+    options: roost_mqtt::SubscriptionOptions,
+    subscription_ids: Vec<u32>,
+}
+
 pub(crate) struct Router {
     mode: MatchMode,
-    index: RwLock<SubscriptionIndex<String, SubscriptionOptions>>,
+    index: RwLock<SubscriptionIndex<Subscriber, Subscription>>,
     /// Retained messages by topic, with when they were last set (Unix ms).
     retained: Mutex<BTreeMap<String, (Arc<Message>, i64)>>,
 }
@@ -77,21 +86,74 @@ impl Router {
         }
     }
 
-    pub fn subscribe(&self, filter: &str, client_id: &str, options: SubscriptionOptions) -> bool {
+    /// Adds or replaces `session`'s subscription to `filter`. `None` when
+    /// the session already holds `max` others; else whether the filter is
+    /// new, and the journal ticket when the change was journaled.
+    pub fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        filter: &str,
+        subscription: Subscription,
+        max: usize,
+        journal: Option<&Journal>,
+    ) -> Option<(bool, Option<u64>)> {
+        let state = session.lock();
         let mut index = self.index.writing();
-        index
-            .insert(filter, client_id.to_string(), options)
-            .is_none()
+        let subscriber = Subscriber(session.clone());
+        if index.get(filter, &subscriber).is_none() && index.count_of(&subscriber) >= max {
+            return None;
+        }
+        let is_new = index.insert(filter, subscriber, subscription).is_none();
+        let ticket = Session::journal_of(&state, journal).map(|journal| {
+            journal.push(Op::Subscribed {
+                session: session.id,
+                filter: filter.to_string(),
+                subscription,
+            })
+        });
+        Some((is_new, ticket))
     }
 
-    pub fn unsubscribe(&self, filter: &str, client_id: &str) -> bool {
+    /// Removes `session`'s subscription to `filter`: whether it existed,
+    /// and the journal ticket.
+    pub fn unsubscribe(
+        &self,
+        session: &Arc<Session>,
+        filter: &str,
+        journal: Option<&Journal>,
+    ) -> (bool, Option<u64>) {
+        let state = session.lock();
         let mut index = self.index.writing();
-        index.remove(filter, &client_id.to_string()).is_some()
+        let existed = index.remove(filter, &Subscriber(session.clone())).is_some();
+        let ticket = match Session::journal_of(&state, journal) {
+            Some(journal) if existed => Some(journal.push(Op::Unsubscribed {
+                session: session.id,
+                filter: filter.to_string(),
+            })),
+            _ => None,
+        };
+        (existed, ticket)
     }
 
-    pub fn remove_subscriber(&self, client_id: &str) {
+    /// `session`'s subscriptions, in filter order.
+    pub fn subscriptions_of(&self, session: &Arc<Session>) -> Vec<(String, Subscription)> {
+        let index = self.index.reading();
+        let subscriber = Subscriber(session.clone());
+        let mut subscriptions: Vec<_> = index
+            .filters_of(&subscriber)
+            .filter_map(|filter| {
+                let options = index.get(filter, &subscriber)?;
+                Some((filter.to_string(), *options))
+            })
+            .collect();
+        subscriptions.sort_by(|a, b| a.0.cmp(&b.0));
+        subscriptions
+    }
+
+    /// The session ended: every subscription of its goes.
+    pub fn remove_session(&self, session: &Arc<Session>) {
         let mut index = self.index.writing();
-        index.remove_subscriber(&client_id.to_string());
+        index.remove_subscriber(&Subscriber(session.clone()));
     }
 
     /// Stores (or, for an empty payload, deletes) the topic's retained
@@ -171,44 +233,52 @@ impl Router {
     pub fn route(
         &self,
         message: &Arc<Message>,
-        sessions: &SessionTable,
         limits: &Limits,
         metrics: &Metrics,
         journal: Option<&Journal>,
     ) -> Routed {
         // One delivery per subscriber, at the highest QoS of its matching
         // subscriptions (MQTT allows this, and it spares clients duplicates).
-        let mut targets: HashMap<String, SubscriptionOptions> = HashMap::new();
+        // The identifiers of every matching subscription go with the copy.
+        let mut targets: HashMap<u64, Target> = HashMap::new();
         {
             let index = self.index.reading();
-            index.for_each_match(&message.topic, |_filter, client_id, options| {
-                if options.no_local && message.publisher.as_deref() == Some(client_id.as_str()) {
-                    return;
-                }
-                targets
-                    .entry(client_id.clone())
-                    .and_modify(|o| {
-                        if options.qos > o.qos {
-                            o.qos = options.qos;
-                        }
-                        o.retain_as_published |= options.retain_as_published;
-                    })
-                    .or_insert(*options);
-            });
+            index.for_each_match(
+                &message.topic,
+                |_filter, Subscriber(session), subscription| {
+                    let options = &subscription.options;
+                    if options.no_local && message.publisher.as_deref() == Some(&*session.client_id)
+                    {
+                        return;
+                    }
+                    let target = targets.entry(session.id).or_insert_with(|| Target {
+                        session: session.clone(),
+                        options: *options,
+                        subscription_ids: Vec::new(),
+                    });
+                    target.options.qos = target.options.qos.max(options.qos);
+                    target.options.retain_as_published |= options.retain_as_published;
+                    target.subscription_ids.extend(subscription.identifier);
+                },
+            );
         }
         let mut routed = Routed {
             matched: targets.len(),
             ..Routed::default()
         };
-        for (client_id, options) in targets {
-            let Some(session) = sessions.get(&client_id) else {
-                continue;
-            };
+        for Target {
+            session,
+            options,
+            mut subscription_ids,
+        } in targets.into_values()
+        {
+            subscription_ids.sort_unstable();
             let qos = message.qos.min(options.qos);
             let outgoing = Outgoing {
                 message: message.clone(),
                 qos,
                 retain: options.retain_as_published && message.retain,
+                subscription_ids,
                 dup: false,
                 seq: 0,
             };
@@ -219,5 +289,119 @@ impl Router {
             }
         }
         routed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionTable;
+    use crate::{Limits, Profile};
+    use roost_mqtt::{QoS, SubscriptionOptions};
+    use std::time::Duration;
+
+    fn subscription(qos: QoS, identifier: Option<u32>) -> Subscription {
+        Subscription {
+            options: SubscriptionOptions::qos(qos),
+            identifier,
+        }
+    }
+
+    fn connected(sessions: &SessionTable, client_id: &str) -> Arc<Session> {
+        let (session, _) = sessions.open(client_id, true);
+        session.attach(1, Duration::ZERO, None, Vec::new);
+        session
+    }
+
+    fn route(router: &Router, topic: &str, qos: QoS) -> Routed {
+        let limits = Limits::for_profile(Profile::Full);
+        let message = Arc::new(Message::new(topic, "x", qos));
+        router.route(&message, &limits, &Metrics::default(), None)
+    }
+
+    #[test]
+    fn one_copy_per_session_at_the_highest_qos_with_every_identifier() {
+        let (router, sessions) = (Router::new(MatchMode::Mqtt), SessionTable::default());
+        let sub = connected(&sessions, "sub");
+        let other = connected(&sessions, "other");
+        router.subscribe(
+            &sub,
+            "a/#",
+            subscription(QoS::AtMostOnce, Some(9)),
+            10,
+            None,
+        );
+        router.subscribe(
+            &sub,
+            "a/+",
+            subscription(QoS::AtLeastOnce, Some(2)),
+            10,
+            None,
+        );
+        router.subscribe(&sub, "a/b", subscription(QoS::AtLeastOnce, None), 10, None);
+        router.subscribe(&other, "a/b", subscription(QoS::AtMostOnce, None), 10, None);
+
+        assert_eq!(route(&router, "a/b", QoS::AtLeastOnce).matched, 2);
+        let copy = sub.lock().queue.pop_front().unwrap();
+        assert_eq!(
+            (copy.qos, copy.subscription_ids),
+            (QoS::AtLeastOnce, vec![2, 9])
+        );
+        assert!(
+            sub.lock().queue.is_empty(),
+            "one copy, not one per subscription"
+        );
+        let copy = other.lock().queue.pop_front().unwrap();
+        assert_eq!((copy.qos, copy.subscription_ids), (QoS::AtMostOnce, vec![]));
+    }
+
+    #[test]
+    fn the_index_is_the_one_record_of_a_session_s_subscriptions() {
+        let (router, sessions) = (Router::new(MatchMode::Mqtt), SessionTable::default());
+        let sub = connected(&sessions, "sub");
+        let first = router.subscribe(&sub, "x", subscription(QoS::AtLeastOnce, Some(1)), 2, None);
+        assert_eq!(first, Some((true, None)));
+        // Replacing a subscription is not a new one, and not over the limit.
+        let again = router.subscribe(&sub, "x", subscription(QoS::AtMostOnce, Some(3)), 1, None);
+        assert_eq!(again, Some((false, None)));
+        router.subscribe(&sub, "y", subscription(QoS::AtLeastOnce, None), 2, None);
+        assert_eq!(
+            router.subscribe(&sub, "z", subscription(QoS::AtLeastOnce, None), 2, None),
+            None
+        );
+        assert_eq!(
+            router.subscriptions_of(&sub),
+            [
+                ("x".to_string(), subscription(QoS::AtMostOnce, Some(3))),
+                ("y".to_string(), subscription(QoS::AtLeastOnce, None)),
+            ]
+        );
+        assert_eq!(router.unsubscribe(&sub, "y", None), (true, None));
+        assert_eq!(router.unsubscribe(&sub, "y", None), (false, None));
+
+        // A new session for the same client id is another subscriber: the
+        // old one's end takes only its own subscriptions.
+        let (newer, _) = sessions.open("sub", true);
+        router.subscribe(&newer, "n", subscription(QoS::AtLeastOnce, None), 2, None);
+        router.remove_session(&sub);
+        assert!(router.subscriptions_of(&sub).is_empty());
+        assert_eq!(router.subscriptions_of(&newer).len(), 1);
+        assert_eq!(route(&router, "x", QoS::AtLeastOnce).matched, 0);
+        assert_eq!(route(&router, "n", QoS::AtLeastOnce).matched, 1);
+    }
+
+    #[test]
+    fn no_local_skips_the_publisher_s_own_session() {
+        let (router, sessions) = (Router::new(MatchMode::Mqtt), SessionTable::default());
+        let sub = connected(&sessions, "me");
+        let mut own = subscription(QoS::AtLeastOnce, None);
+        own.options.no_local = true;
+        router.subscribe(&sub, "t", own, 10, None);
+        let limits = Limits::for_profile(Profile::Full);
+        let mut message = Message::new("t", "x", QoS::AtLeastOnce);
+        message.publisher = Some("me".into());
+        let routed = router.route(&Arc::new(message), &limits, &Metrics::default(), None);
+        assert_eq!(routed.matched, 0);
+        assert!(sub.lock().queue.is_empty());
     }
 }

@@ -1,4 +1,4 @@
-//! Sessions: what the broker keeps per client id — subscriptions, the
+//! Sessions: what the broker keeps per client id — the
 //! bounded queue of messages waiting for delivery, and the QoS 1 messages
 //! in flight — across connections when the session is persistent.
 //!
@@ -9,31 +9,16 @@
 //! that flag: no journal, no extra lock, no allocation.
 
 use crate::journal::{Journal, Op};
+use crate::message::{unix_ms, Outgoing, Subscription};
 use crate::metrics::Metrics;
-use crate::router::Message;
 use crate::sync::Locked;
 use crate::Limits;
-use roost_mqtt::{QoS, SubscriptionOptions};
+use roost_mqtt::QoS;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
-
-/// A message on its way to one subscriber.
-#[derive(Clone, Debug)]
-pub(crate) struct Outgoing {
-    pub message: Arc<Message>,
-    /// The QoS it is delivered at: the lower of the publish and the subscription.
-    pub qos: QoS,
-    /// The RETAIN flag as sent to this subscriber.
-    pub retain: bool,
-    /// Set when the message is sent again after a reconnect.
-    pub dup: bool,
-    /// Its place in a durable session's journal (1, 2, …); 0 when the
-    /// message is not journaled (QoS 0, or a session that is not durable).
-    pub seq: u64,
-}
 
 /// A message sent to the client and not yet fully acknowledged.
 #[derive(Clone, Debug)]
@@ -46,7 +31,6 @@ pub(crate) struct Inflight {
 
 #[derive(Debug, Default)]
 pub(crate) struct SessionState {
-    pub subscriptions: HashMap<String, SubscriptionOptions>,
     pub queue: VecDeque<Outgoing>,
     pub queued_bytes: usize,
     /// QoS 1 and 2 messages sent and not yet acknowledged, in send order.
@@ -93,13 +77,6 @@ impl SessionState {
     }
 }
 
-/// Wall-clock Unix milliseconds.
-pub(crate) fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 pub(crate) struct Session {
     /// Names the session in the gateway state; never reused while Roost runs.
     pub id: u64,
@@ -107,7 +84,7 @@ pub(crate) struct Session {
     pub state: Mutex<SessionState>,
     /// Wakes the attached connection when something was queued (or, for a
     /// publisher, when the changes its answers wait for are committed).
-    pub wake: Notify,
+    pub wake: Arc<Notify>,
     /// Wakes the publishers waiting for room in this session's queue.
     pub room: Notify,
 }
@@ -127,13 +104,16 @@ impl Session {
             id,
             client_id: client_id.to_string(),
             state: Mutex::new(SessionState::default()),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             room: Notify::new(),
         }
     }
 
     /// The journal, when this session's changes go to it.
-    fn journal<'j>(state: &SessionState, journal: Option<&'j Journal>) -> Option<&'j Journal> {
+    pub fn journal_of<'j>(
+        state: &SessionState,
+        journal: Option<&'j Journal>,
+    ) -> Option<&'j Journal> {
         journal.filter(|_| state.durable)
     }
 
@@ -148,7 +128,7 @@ impl Session {
 
     /// Marks the session not durable; journals its end if it was.
     fn stop_journaling(&self, state: &mut SessionState, journal: Option<&Journal>) -> Option<u64> {
-        let journal = Self::journal(state, journal)?;
+        let journal = Self::journal_of(state, journal)?;
         state.durable = false;
         Some(journal.push(Op::SessionEnded { id: self.id }))
     }
@@ -163,6 +143,17 @@ impl Session {
     pub fn has_room(&self) -> bool {
         let state = self.lock();
         !state.pressured || state.owner.is_none()
+    }
+
+    /// Waits until [`Session::has_room`].
+    pub async fn wait_room(&self) {
+        let notified = self.room.notified();
+        tokio::pin!(notified);
+        // Registered before the check: a wake-up between the two is not lost.
+        notified.as_mut().enable();
+        if !self.has_room() {
+            notified.await;
+        }
     }
 
     /// Queues a message for delivery, up to twice the queue's mark; past
@@ -197,7 +188,7 @@ impl Session {
                 tracing::warn!(client_id = %self.client_id, queued = state.queue.len(), "session queue full: message dropped");
                 return Enqueued::default();
             }
-            let ticket = match Self::journal(&state, journal) {
+            let ticket = match Self::journal_of(&state, journal) {
                 Some(journal) if outgoing.qos != QoS::AtMostOnce => {
                     state.next_seq += 1;
                     outgoing.seq = state.next_seq;
@@ -227,7 +218,7 @@ impl Session {
             return;
         }
         let state = self.lock();
-        if let Some(journal) = Self::journal(&state, journal) {
+        if let Some(journal) = Self::journal_of(&state, journal) {
             journal.push(Op::Done {
                 session: self.id,
                 seq: outgoing.seq,
@@ -273,7 +264,7 @@ impl Session {
             released: false,
         });
         if outgoing.seq != 0 {
-            if let Some(journal) = Self::journal(&state, journal) {
+            if let Some(journal) = Self::journal_of(&state, journal) {
                 journal.push(Op::Sent {
                     session: self.id,
                     seq: outgoing.seq,
@@ -296,7 +287,7 @@ impl Session {
         let entry = state.inflight.remove(at).expect("position is in range");
         // A released QoS 2 message was journaled done at its PUBREC.
         if !entry.released && entry.outgoing.seq != 0 {
-            if let Some(journal) = Self::journal(&state, journal) {
+            if let Some(journal) = Self::journal_of(&state, journal) {
                 journal.push(Op::Done {
                     session: self.id,
                     seq: entry.outgoing.seq,
@@ -317,7 +308,7 @@ impl Session {
         entry.released = true;
         let seq = entry.outgoing.seq;
         if newly && seq != 0 {
-            if let Some(journal) = Self::journal(&state, journal) {
+            if let Some(journal) = Self::journal_of(&state, journal) {
                 journal.push(Op::Done {
                     session: self.id,
                     seq,
@@ -331,8 +322,15 @@ impl Session {
     /// first (DUP), except QoS 2 ones already released, which only need their
     /// PUBREL again. Returns those packet ids. With `journal`, a persistent
     /// session is (or becomes) durable; resumed with expiry 0 it stops
-    /// being durable, since it now ends with this connection.
-    pub fn attach(&self, conn_id: u64, expiry: Duration, journal: Option<&Journal>) -> Vec<u16> {
+    /// being durable, since it now ends with this connection. A session that
+    /// starts being durable journals its `subscriptions` (the router's).
+    pub fn attach(
+        &self,
+        conn_id: u64,
+        expiry: Duration,
+        journal: Option<&Journal>,
+        subscriptions: impl FnOnce() -> Vec<(String, Subscription)>,
+    ) -> Vec<u16> {
         let mut state = self.lock();
         state.owner = Some(conn_id);
         state.disconnected_at = None;
@@ -354,7 +352,7 @@ impl Session {
             Some(journal) if state.durable => {
                 journal.push(self.session_op(&state, None));
             }
-            Some(journal) => self.start_journaling(&mut state, journal),
+            Some(journal) => self.start_journaling(&mut state, journal, subscriptions()),
             None => {}
         }
         ids
@@ -363,14 +361,19 @@ impl Session {
     /// Journals everything a session holds that survives a restart and
     /// marks it durable. Only a new session normally gets here (with nothing
     /// yet); the rest covers one that was not durable before.
-    fn start_journaling(&self, state: &mut SessionState, journal: &Journal) {
+    fn start_journaling(
+        &self,
+        state: &mut SessionState,
+        journal: &Journal,
+        subscriptions: Vec<(String, Subscription)>,
+    ) {
         state.durable = true;
         journal.push(self.session_op(state, None));
-        for (filter, options) in &state.subscriptions {
+        for (filter, subscription) in subscriptions {
             journal.push(Op::Subscribed {
                 session: self.id,
-                filter: filter.clone(),
-                options: *options,
+                filter,
+                subscription,
             });
         }
         let SessionState {
@@ -398,7 +401,7 @@ impl Session {
         // (what the session keeps offline is bounded as it always is).
         state.pressured = false;
         self.room.notify_waiters();
-        if let Some(journal) = Self::journal(&state, journal) {
+        if let Some(journal) = Self::journal_of(&state, journal) {
             journal.push(self.session_op(&state, Some(unix_ms(SystemTime::now()))));
         }
         state.expiry.is_zero()
@@ -412,7 +415,7 @@ impl Session {
         state.expiry = expiry;
         if expiry.is_zero() {
             self.stop_journaling(&mut state, journal);
-        } else if let Some(journal) = Self::journal(&state, journal) {
+        } else if let Some(journal) = Self::journal_of(&state, journal) {
             journal.push(self.session_op(&state, None));
         }
     }
@@ -421,48 +424,6 @@ impl Session {
     pub fn end(&self, journal: Option<&Journal>) {
         let mut state = self.lock();
         self.stop_journaling(&mut state, journal);
-    }
-
-    /// Adds or replaces a subscription. `None` when the session already
-    /// holds `max` others; else whether the filter is new, and the journal
-    /// ticket when the change was journaled.
-    pub fn subscribe(
-        &self,
-        filter: &str,
-        options: SubscriptionOptions,
-        max: usize,
-        journal: Option<&Journal>,
-    ) -> Option<(bool, Option<u64>)> {
-        let mut state = self.lock();
-        if !state.subscriptions.contains_key(filter) && state.subscriptions.len() >= max {
-            return None;
-        }
-        let is_new = state
-            .subscriptions
-            .insert(filter.to_string(), options)
-            .is_none();
-        let ticket = Self::journal(&state, journal).map(|journal| {
-            journal.push(Op::Subscribed {
-                session: self.id,
-                filter: filter.to_string(),
-                options,
-            })
-        });
-        Some((is_new, ticket))
-    }
-
-    /// Removes a subscription: whether it existed, and the journal ticket.
-    pub fn unsubscribe(&self, filter: &str, journal: Option<&Journal>) -> (bool, Option<u64>) {
-        let mut state = self.lock();
-        let existed = state.subscriptions.remove(filter).is_some();
-        let ticket = match Self::journal(&state, journal) {
-            Some(journal) if existed => Some(journal.push(Op::Unsubscribed {
-                session: self.id,
-                filter: filter.to_string(),
-            })),
-            _ => None,
-        };
-        (existed, ticket)
     }
 }
 
@@ -533,6 +494,7 @@ impl SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Message;
     use crate::{Limits, Profile};
 
     fn limits(mark: usize) -> Limits {
@@ -547,6 +509,7 @@ mod tests {
             message: Arc::new(Message::new("t", "x", qos)),
             qos,
             retain: false,
+            subscription_ids: Vec::new(),
             dup: false,
             seq: 0,
         }
@@ -554,7 +517,7 @@ mod tests {
 
     fn connected() -> Session {
         let session = Session::new(1, "sub");
-        session.attach(7, Duration::ZERO, None);
+        session.attach(7, Duration::ZERO, None, Vec::new);
         session
     }
 

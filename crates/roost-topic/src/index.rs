@@ -260,6 +260,11 @@ where
         filters.len()
     }
 
+    /// How many subscriptions `subscriber` holds.
+    pub fn count_of(&self, subscriber: &K) -> usize {
+        self.by_subscriber.get(subscriber).map_or(0, HashSet::len)
+    }
+
     /// The filters `subscriber` holds, exactly as inserted, in no particular order.
     pub fn filters_of<'a>(&'a self, subscriber: &K) -> impl Iterator<Item = &'a str> + 'a {
         self.by_subscriber

@@ -165,8 +165,10 @@ fn removing_a_subscriber_leaves_the_others() {
     let mut filters: Vec<_> = index.filters_of(&"d1").collect();
     filters.sort();
     assert_eq!(filters, ["$share/g/t/#", "t/+/+/audit", "t/1/+/audit"]);
+    assert_eq!((index.count_of(&"d1"), index.count_of(&"d2")), (3, 2));
     assert_eq!(index.remove_subscriber(&"d1"), 3);
     assert_eq!(index.filters_of(&"d1").count(), 0);
+    assert_eq!(index.count_of(&"d1"), 0);
     assert_eq!(index.len(), 2);
     assert_eq!(
         matched(&index, "t/1/x/audit"),

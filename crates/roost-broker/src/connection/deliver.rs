@@ -66,6 +66,9 @@ where
                 .then(|| self.session.start_inflight(&outgoing, journal));
             let mut properties: PublishProperties = outgoing.message.properties.clone();
             properties.topic_alias = None;
+            properties
+                .subscription_identifiers
+                .clone_from(&outgoing.subscription_ids);
             if let Some(at) = outgoing.message.expires_at {
                 properties.message_expiry_interval =
                     Some(at.saturating_duration_since(now).as_secs().max(1) as u32);

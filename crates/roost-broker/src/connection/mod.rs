@@ -14,8 +14,8 @@
 
 use crate::authz::{AuthzError, ConnectionAuthz};
 use crate::connect::ConnectRefusal;
-use crate::router::Message;
-use crate::session::{Outgoing, Session};
+use crate::message::{Message, Outgoing, Subscription};
+use crate::session::Session;
 use crate::tls::DeviceCertificate;
 use crate::{events, Broker, Kick, LiveEntry, Profile};
 use bytes::BytesMut;
@@ -154,13 +154,6 @@ fn codec_limits(broker: &Broker) -> roost_mqtt::Limits {
             max_client_id_bytes: usize::from(u16::MAX),
             max_user_properties_bytes: 64 * 1024,
         },
-    }
-}
-
-pub(crate) fn topic_limits(profile: Profile) -> roost_topic::TopicLimits {
-    match profile {
-        Profile::Aws => roost_topic::TopicLimits::aws(),
-        Profile::Full => roost_topic::TopicLimits::general(),
     }
 }
 

@@ -176,7 +176,9 @@ where
         }
     }
     let (session, resumed) = shared.sessions.open(&client_id, connect.clean_start);
-    let pending_releases = session.attach(conn_id, expiry, shared.journal());
+    let pending_releases = session.attach(conn_id, expiry, shared.journal(), || {
+        shared.router.subscriptions_of(&session)
+    });
 
     let mut properties = ConnAckProperties::default();
     if protocol == ProtocolVersion::V5 {
@@ -188,8 +190,8 @@ where
         properties.retain_available = Some(true);
         properties.wildcard_subscription_available = Some(true);
         properties.shared_subscription_available = Some(true);
-        properties.subscription_identifiers_available = Some(false);
         if config.profile == Profile::Aws {
+            properties.subscription_identifiers_available = Some(false);
             properties.maximum_qos = Some(QoS::AtLeastOnce);
         }
         if requested_expiry != expiry {

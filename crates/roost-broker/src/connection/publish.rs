@@ -17,15 +17,9 @@ pub(super) struct HeldAck {
 
 /// Completes when `session`, if any, has room for its publishers again.
 pub(super) async fn room_in(session: Option<Arc<Session>>) {
-    let Some(session) = session else {
-        return std::future::pending().await;
-    };
-    let notified = session.room.notified();
-    tokio::pin!(notified);
-    // Registered before the check: a wake-up between the two is not lost.
-    notified.as_mut().enable();
-    if !session.has_room() {
-        notified.await;
+    match session {
+        Some(session) => session.wait_room().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -208,7 +202,7 @@ where
         {
             if held.ticket > self.wake_ticket {
                 self.wake_ticket = held.ticket;
-                journal.wake_when_done(held.ticket, &self.session);
+                journal.wake_when_done(held.ticket, &self.session.wake);
             }
         }
         Ok(())
@@ -266,17 +260,8 @@ where
     /// are disconnected (the documented policy: a persistent session keeps
     /// what was queued for the client's return).
     pub(super) fn cut_slow_consumers(&mut self) {
-        let shared = self.broker.shared.clone();
         for session in &self.waiting_for_room {
-            let owner = session.lock().owner;
-            if let (Some(conn_id), false) = (owner, session.has_room()) {
-                shared
-                    .metrics
-                    .slow_consumers_disconnected
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(subscriber = %session.client_id, "disconnecting a slow consumer: its queue stayed full past the slow-consumer timeout");
-                shared.kick(conn_id, Kick::SlowConsumer);
-            }
+            self.broker.shared.cut_slow_consumer(session);
         }
         // Waits on for them to detach (which gives room); not again.
         self.slowed_since = None;

@@ -11,8 +11,10 @@ where
 {
     pub(super) async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Close> {
         let profile = self.shared().config.profile;
-        // Subscription identifiers are not supported (as in AWS): refused in both profiles.
-        if subscribe.properties.subscription_identifier.is_some() {
+        // Subscription identifiers (spec 3.8.2.1.2): the full profile keeps
+        // them with the subscriptions; AWS IoT does not support them.
+        let identifier = subscribe.properties.subscription_identifier;
+        if identifier.is_some() && profile == Profile::Aws {
             return Err(Close::ProtocolError(
                 ReasonCode::SubscriptionIdentifiersNotSupported,
             ));
@@ -24,7 +26,7 @@ where
         let mut retained = Vec::new();
         let mut ticket = None;
         for (filter, mut options) in subscribe.filters {
-            let code = match roost_topic::validate_topic_filter(&filter, &topic_limits(profile)) {
+            let code = match roost_topic::validate_topic_filter(&filter, &profile.topic_limits()) {
                 Err(_) => ReasonCode::TopicFilterInvalid,
                 Ok(_) if self.authz.subscribe(&filter) != Decision::Allowed => {
                     self.shared()
@@ -38,17 +40,22 @@ where
                     if profile == Profile::Aws && options.qos == QoS::ExactlyOnce {
                         options.qos = QoS::AtLeastOnce;
                     }
-                    let journal = self.broker.shared.journal();
-                    let changed =
-                        self.session
-                            .subscribe(&filter, options, max_subscriptions, journal);
+                    let shared = &self.broker.shared;
+                    let subscription = Subscription {
+                        options,
+                        identifier,
+                    };
+                    let changed = shared.router.subscribe(
+                        &self.session,
+                        &filter,
+                        subscription,
+                        max_subscriptions,
+                        shared.journal(),
+                    );
                     match changed {
                         None => ReasonCode::QuotaExceeded,
                         Some((is_new, saved)) => {
                             ticket = ticket.max(saved);
-                            self.shared()
-                                .router
-                                .subscribe(&filter, &self.client_id, options);
                             let send_retained = match options.retain_handling {
                                 roost_mqtt::RetainHandling::SendAtSubscribe => true,
                                 roost_mqtt::RetainHandling::SendIfNewSubscription => is_new,
@@ -59,6 +66,7 @@ where
                                     retained.push(Outgoing {
                                         qos: message.qos.min(options.qos),
                                         retain: true,
+                                        subscription_ids: identifier.into_iter().collect(),
                                         dup: false,
                                         seq: 0,
                                         message,
@@ -109,9 +117,11 @@ where
         let mut ticket = None;
         for filter in &unsubscribe.filters {
             let shared = &self.broker.shared;
-            let (existed, saved) = self.session.unsubscribe(filter, shared.journal());
+            let (existed, saved) =
+                shared
+                    .router
+                    .unsubscribe(&self.session, filter, shared.journal());
             ticket = ticket.max(saved);
-            shared.router.unsubscribe(filter, &self.client_id);
             codes.push(if existed {
                 ReasonCode::Success
             } else {
