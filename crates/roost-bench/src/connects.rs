@@ -3,6 +3,7 @@
 //! DISCONNECT, until `count` connects were attempted or the duration cap.
 
 use crate::mqtt::{Connection, Stage};
+use crate::process::{per_cpu_second, CpuMeter};
 use crate::report::{per_second, round, Percentiles};
 use crate::target::Target;
 use anyhow::Result;
@@ -18,6 +19,8 @@ pub struct ConnectsSpec {
     pub count: u64,
     pub concurrency: usize,
     pub duration: Duration,
+    /// The broker process whose CPU time the handshakes are charged.
+    pub broker_pid: Option<u32>,
 }
 
 #[derive(Default)]
@@ -33,6 +36,7 @@ struct WorkerOutcome {
 
 pub async fn run(target: &Target, spec: ConnectsSpec, label: &str) -> Result<(Value, String)> {
     let started = Arc::new(AtomicU64::new(0));
+    let cpu = CpuMeter::start(spec.broker_pid)?;
     let base = Instant::now();
     let deadline = base + spec.duration;
     let pid = std::process::id();
@@ -83,6 +87,7 @@ pub async fn run(target: &Target, spec: ConnectsSpec, label: &str) -> Result<(Va
         }
     }
     let elapsed = base.elapsed();
+    let broker_cpu_s = cpu.map(|cpu| cpu.seconds()).transpose()?;
     let rate = per_second(total.connected, elapsed);
     let failures: u64 = total.failures.values().sum();
     let by_stage: HashMap<&str, u64> = total
@@ -102,6 +107,8 @@ pub async fn run(target: &Target, spec: ConnectsSpec, label: &str) -> Result<(Va
         "tls": total.tls,
         "seconds": round(elapsed.as_secs_f64()),
         "connects_per_s": round(rate),
+        "broker_cpu_s": broker_cpu_s.map(round),
+        "connects_per_broker_cpu_s": per_cpu_second(total.connected, broker_cpu_s).map(round),
     });
     let mut human = format!(
         "[{label}] connects x{}: {rate:.0} mTLS connects/s ({} connected, {failures} failed) in {:.2} s",
@@ -116,6 +123,9 @@ pub async fn run(target: &Target, spec: ConnectsSpec, label: &str) -> Result<(Va
             p.p99_us / 1000.0
         ));
         record["connect_time"] = p.to_json();
+    }
+    if let Some(cpu) = broker_cpu_s {
+        human.push_str(&format!("; broker CPU {cpu:.2} s"));
     }
     if let Some(tls) = &total.tls {
         human.push_str(&format!("; {tls}"));

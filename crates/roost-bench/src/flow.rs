@@ -22,6 +22,7 @@
 //! more than `messages` latency samples.
 
 use crate::mqtt::{self, Connection};
+use crate::process::{per_cpu_second, CpuMeter};
 use crate::report::{per_second, round, Percentiles};
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
@@ -133,6 +134,8 @@ pub struct FlowSpec {
     /// is durable state in a broker that has any. Two such runs must not
     /// share a broker at once.
     pub persistent: bool,
+    /// The broker process whose CPU time the measured phase is charged.
+    pub broker_pid: Option<u32>,
 }
 
 /// Shared between the subscribers and the coordinator.
@@ -474,6 +477,10 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
     let progress = Arc::new(Progress::default());
     let (stop_tx, stop) = watch::channel(false);
     let max_samples = usize::try_from(spec.messages).unwrap_or(usize::MAX);
+    // The broker's CPU time is read over the measured phase only: from the
+    // first publish to the end of deliveries, not the connects and
+    // subscribes before it or the closes after it.
+    let cpu = CpuMeter::start(spec.broker_pid)?;
     let base = Instant::now();
 
     let mut sub_tasks = JoinSet::new();
@@ -535,6 +542,7 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let broker_cpu_s = cpu.map(|cpu| cpu.seconds()).transpose()?;
     let _ = stop_tx.send(true);
 
     let mut sent = 0u64;
@@ -597,6 +605,8 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
         "delivered_per_s": round(delivered_per_s),
         "hit_duration_cap": sent < spec.messages,
         "persistent_subscribers": spec.persistent,
+        "broker_cpu_s": broker_cpu_s.map(round),
+        "delivered_per_broker_cpu_s": per_cpu_second(received, broker_cpu_s).map(round),
         "errors": errors,
     });
     let sessions = if spec.persistent { " persistent" } else { "" };
@@ -605,6 +615,11 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
         delivered_per_s,
         elapsed.as_secs_f64()
     );
+    if let (Some(cpu), Some(per_cpu)) = (broker_cpu_s, per_cpu_second(received, broker_cpu_s)) {
+        human.push_str(&format!(
+            "; broker CPU {cpu:.2} s, {per_cpu:.0} msgs per CPU-second"
+        ));
+    }
     if let Some(rate) = spec.rate {
         record["rate_per_s"] = json!(rate);
         if let Some(p) = Percentiles::of(&mut latencies) {

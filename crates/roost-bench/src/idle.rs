@@ -6,9 +6,10 @@
 
 use crate::flow::close_all;
 use crate::mqtt::Connection;
+use crate::process::rss_kib;
 use crate::report::round;
 use crate::target::Target;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,28 +25,13 @@ pub struct IdleSpec {
     /// How long the connections are held after the reading.
     pub hold: Duration,
     /// The broker process whose memory is read.
-    pub rss_pid: Option<u32>,
+    pub broker_pid: Option<u32>,
     /// The cap on opening the connections.
     pub duration: Duration,
 }
 
-/// VmRSS of `pid` in KiB.
-pub fn rss_kib(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse_vm_rss(&status).with_context(|| format!("no VmRSS line in {path}"))
-}
-
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kib| kib.trim().parse().ok())
-}
-
 pub async fn run(target: &Target, spec: IdleSpec, label: &str) -> Result<(Value, String)> {
-    let rss_before = spec.rss_pid.map(rss_kib).transpose()?;
+    let rss_before = spec.broker_pid.map(rss_kib).transpose()?;
     let base = Instant::now();
     let deadline = base + spec.duration;
     let pid = std::process::id();
@@ -76,7 +62,7 @@ pub async fn run(target: &Target, spec: IdleSpec, label: &str) -> Result<(Value,
     }
     let open_seconds = base.elapsed().as_secs_f64();
     tokio::time::sleep(spec.settle).await;
-    let rss_after = spec.rss_pid.map(rss_kib).transpose()?;
+    let rss_after = spec.broker_pid.map(rss_kib).transpose()?;
     let own_rss = rss_kib(std::process::id()).ok();
     tokio::time::sleep(spec.hold).await;
     let opened = open.len();
@@ -97,7 +83,7 @@ pub async fn run(target: &Target, spec: IdleSpec, label: &str) -> Result<(Value,
         "not_attempted": skipped,
         "first_error": first_error,
         "open_seconds": round(open_seconds),
-        "broker_pid": spec.rss_pid,
+        "broker_pid": spec.broker_pid,
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
         "rss_per_connection_kib": per_connection.map(round),
@@ -116,21 +102,4 @@ pub async fn run(target: &Target, spec: IdleSpec, label: &str) -> Result<(Value,
         human.push_str(&format!("; first error: {e}"));
     }
     Ok((record, human))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_vm_rss;
-
-    #[test]
-    fn reads_vm_rss_from_proc_status() {
-        let status = "Name:\troost\nVmPeak:\t  100 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
-        assert_eq!(parse_vm_rss(status), Some(12345));
-        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
-    }
-
-    #[test]
-    fn reads_our_own_memory() {
-        assert!(super::rss_kib(std::process::id()).unwrap() > 0);
-    }
 }

@@ -1,5 +1,6 @@
 //! `roost-bench`: a load generator for MQTT brokers over mutual TLS, used by
-//! `scripts/bench` to measure Roost and Mosquitto under the same loads.
+//! `scripts/bench` to measure Roost, Mosquitto and rumqttd under the same
+//! loads.
 //!
 //! It only ever connects to loopback addresses, and every run is bounded:
 //! by a message (or connection) count, by a duration cap, and by a watchdog
@@ -11,6 +12,7 @@ mod connects;
 mod flow;
 mod idle;
 mod mqtt;
+mod process;
 mod report;
 mod target;
 
@@ -37,9 +39,14 @@ const SETUP_ALLOWANCE: Duration = Duration::from_secs(120);
 struct Cli {
     #[command(flatten)]
     target: target::TargetArgs,
-    /// Names the broker in the output (e.g. roost, mosquitto).
+    /// Names the broker in the output (e.g. roost, mosquitto, rumqttd).
     #[arg(long, default_value = "broker")]
     label: String,
+    /// The broker's process id: message and connect loads report the CPU
+    /// time it used in the measured phase (from `/proc/<pid>/stat`), the
+    /// idle load its resident memory (VmRSS).
+    #[arg(long)]
+    broker_pid: Option<u32>,
     /// Cap on the measured phase, in seconds.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
@@ -105,9 +112,6 @@ enum Mode {
         /// Seconds to hold the connections after reading memory.
         #[arg(long, default_value_t = 1.0)]
         hold: f64,
-        /// The broker's process id, for its VmRSS.
-        #[arg(long)]
-        rss_pid: Option<u32>,
     },
 }
 
@@ -142,7 +146,13 @@ struct FlowArgs {
 }
 
 impl FlowArgs {
-    fn spec(&self, shape: flow::Shape, rate: Option<f64>, duration: Duration) -> flow::FlowSpec {
+    fn spec(
+        &self,
+        shape: flow::Shape,
+        rate: Option<f64>,
+        duration: Duration,
+        broker_pid: Option<u32>,
+    ) -> flow::FlowSpec {
         flow::FlowSpec {
             shape,
             qos: if self.qos == 1 {
@@ -159,6 +169,7 @@ impl FlowArgs {
             drain: Duration::from_secs_f64(self.drain.clamp(0.1, 60.0)),
             connect_concurrency: self.connect_concurrency,
             persistent: self.persistent,
+            broker_pid,
         }
     }
 }
@@ -211,21 +222,22 @@ async fn run(cli: Cli) -> Result<()> {
     let target = target::Target::new(&cli.target)?;
     let duration = Duration::from_secs_f64(cli.duration);
     let label = cli.label.as_str();
+    let pid = cli.broker_pid;
     let (record, human) = match cli.mode {
         Mode::Pairs { pairs, flow } => {
-            let spec = flow.spec(flow::Shape::Pairs(pairs), None, duration);
+            let spec = flow.spec(flow::Shape::Pairs(pairs), None, duration, pid);
             flow::run(&target, spec, label).await?
         }
         Mode::FanIn { publishers, flow } => {
-            let spec = flow.spec(flow::Shape::FanIn(publishers), None, duration);
+            let spec = flow.spec(flow::Shape::FanIn(publishers), None, duration, pid);
             flow::run(&target, spec, label).await?
         }
         Mode::FanOut { subscribers, flow } => {
-            let spec = flow.spec(flow::Shape::FanOut(subscribers), None, duration);
+            let spec = flow.spec(flow::Shape::FanOut(subscribers), None, duration, pid);
             flow::run(&target, spec, label).await?
         }
         Mode::Latency { pairs, rate, flow } => {
-            let spec = flow.spec(flow::Shape::Pairs(pairs), Some(rate), duration);
+            let spec = flow.spec(flow::Shape::Pairs(pairs), Some(rate), duration, pid);
             flow::run(&target, spec, label).await?
         }
         Mode::Connects { count, concurrency } => {
@@ -233,6 +245,7 @@ async fn run(cli: Cli) -> Result<()> {
                 count,
                 concurrency,
                 duration,
+                broker_pid: pid,
             };
             connects::run(&target, spec, label).await?
         }
@@ -241,14 +254,13 @@ async fn run(cli: Cli) -> Result<()> {
             concurrency,
             settle,
             hold,
-            rss_pid,
         } => {
             let spec = idle::IdleSpec {
                 connections,
                 concurrency,
                 settle: Duration::from_secs_f64(settle),
                 hold: Duration::from_secs_f64(hold),
-                rss_pid,
+                broker_pid: pid,
                 duration,
             };
             idle::run(&target, spec, label).await?
