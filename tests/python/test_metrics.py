@@ -34,7 +34,14 @@ def test_metrics_count_what_devices_and_rules_did(roost, tmp_path):
         "sql": "SELECT * FROM 'metrics/allowed'",
         "actions": [{"s3": {"bucketName": "metrics-bucket", "key": "${newuuid()}", "roleArn": "arn:aws:iam::0:role/r"}}],
     })
-    before, types = scrape(roost)
+    # The engine loads a new rule as it hears of it, just after the call
+    # returns: its counters appear (at zero) once it is loaded.
+    def loaded():
+        samples, types = scrape(roost)
+        return (samples, types) if value(samples, "roost_rule_matched_total", rule="CountMe") is not None else None
+
+    assert wait_until(loaded, 10), "the rule never appeared in /metrics"
+    before, types = loaded()
     assert types["roost_gateway_messages_in"] == "counter"
     assert types["roost_gateway_connections_current"] == "gauge"
     assert value(before, "roost_rule_matched_total", rule="CountMe") == 0
