@@ -5,8 +5,47 @@
 //! certificate that left ACTIVE stops the connection at its next action,
 //! even before the revocation's broadcast has closed it.
 
+use crate::metrics::Metrics;
+use crate::sync::Locked;
 use roost_policy::{Action, Decision, PreparedPolicies, Request};
 use roost_registry::{CertificateRefusal, Registry, RegistryError};
+use std::sync::{Arc, Mutex};
+
+/// How many recent decisions without request-level context values a
+/// connection remembers: a device publishes to, and receives from, a handful
+/// of topics, so most of its PUBLISHes and deliveries are answered without
+/// building an ARN or walking its policies.
+const REMEMBERED: usize = 8;
+
+/// A connection's last decisions, oldest first; emptied whenever its
+/// policies are prepared again.
+#[derive(Default)]
+struct Remembered {
+    decisions: Vec<(Action, Box<str>, Decision)>,
+}
+
+impl Remembered {
+    fn find(&self, action: Action, name: &str) -> Option<Decision> {
+        self.decisions
+            .iter()
+            .find(|(a, n, _)| *a == action && **n == *name)
+            .map(|(_, _, decision)| *decision)
+    }
+
+    /// Remembers a decision; `true` when the oldest was forgotten for it.
+    fn remember(&mut self, action: Action, name: &str, decision: Decision) -> bool {
+        let full = self.decisions.len() == REMEMBERED;
+        if full {
+            self.decisions.remove(0);
+        }
+        self.decisions.push((action, name.into(), decision));
+        full
+    }
+
+    fn forget(&mut self) {
+        self.decisions.clear();
+    }
+}
 
 /// Why a connection's authorization could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +59,6 @@ pub enum AuthzError {
 }
 
 /// What one connection may do.
-#[derive(Clone)]
 pub struct ConnectionAuthz {
     registry: Registry,
     /// The certificate's policy variables, read once (not the whole record:
@@ -36,14 +74,38 @@ pub struct ConnectionAuthz {
     /// `arn:aws:iot:<region>:<account>:`, built once: every PUBLISH and every
     /// delivery needs a resource ARN.
     arn_prefix: String,
+    /// Decisions that depend only on (action, resource) under `prepared`:
+    /// the broker passes no request-level values for publish, receive and
+    /// subscribe, so these are pure until the next refresh.
+    remembered: Mutex<Remembered>,
+    metrics: Arc<Metrics>,
+}
+
+impl Clone for ConnectionAuthz {
+    /// A clone starts with nothing remembered.
+    fn clone(&self) -> Self {
+        Self {
+            registry: self.registry.clone(),
+            certificate: self.certificate.clone(),
+            client_id: self.client_id.clone(),
+            source_ip: self.source_ip,
+            prepared: self.prepared.clone(),
+            watch: self.watch,
+            prepared_at: self.prepared_at,
+            arn_prefix: self.arn_prefix.clone(),
+            remembered: Mutex::default(),
+            metrics: self.metrics.clone(),
+        }
+    }
 }
 
 impl ConnectionAuthz {
-    pub async fn new(
+    pub(crate) async fn new(
         registry: Registry,
         certificate: roost_policy::CertificateContext,
         client_id: Option<&str>,
         source_ip: Option<std::net::IpAddr>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, AuthzError> {
         let settings = registry.settings();
         let arn_prefix = format!("arn:aws:iot:{}:{}:", settings.region, settings.account);
@@ -57,6 +119,8 @@ impl ConnectionAuthz {
             prepared: PreparedPolicies::default(),
             prepared_at: 0,
             arn_prefix,
+            remembered: Mutex::default(),
+            metrics,
         };
         // Boxed: the registry lookups are large futures, needed only now;
         // inline they would bloat every connection's task for its whole life.
@@ -83,6 +147,7 @@ impl ConnectionAuthz {
         auth.context.source_ip = self.source_ip;
         self.prepared = PreparedPolicies::prepare(auth.policies, &auth.context);
         self.prepared_at = at;
+        self.remembered.locked().forget();
         Ok(())
     }
 
@@ -124,6 +189,22 @@ impl ConnectionAuthz {
         })
     }
 
+    /// [`Self::decide`] with no request-level values, answered from the
+    /// connection's recent decisions when it can be.
+    fn decide_remembered(&self, action: Action, kind: &str, name: &str) -> Decision {
+        let mut remembered = self.remembered.locked();
+        if let Some(decision) = remembered.find(action, name) {
+            return decision;
+        }
+        let decision = self.decide(action, kind, name, &[]);
+        if remembered.remember(action, name, decision) {
+            self.metrics
+                .authz_decisions_replaced
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        decision
+    }
+
     pub fn connect(&self, attributes: &[&str], last_will_topic: Option<&str>) -> Decision {
         let will_arn = last_will_topic.map(|t| self.arn("topic", t));
         let will_values: Vec<&str> = will_arn.iter().map(String::as_str).collect();
@@ -136,18 +217,56 @@ impl ConnectionAuthz {
     }
 
     pub fn publish(&self, topic: &str, retain: bool) -> Decision {
-        let publish = self.decide(Action::Publish, "topic", topic, &[]);
+        let publish = self.decide_remembered(Action::Publish, "topic", topic);
         if !retain || publish != Decision::Allowed {
             return publish;
         }
-        self.decide(Action::RetainPublish, "topic", topic, &[])
+        self.decide_remembered(Action::RetainPublish, "topic", topic)
     }
 
     pub fn subscribe(&self, filter: &str) -> Decision {
-        self.decide(Action::Subscribe, "topicfilter", filter, &[])
+        self.decide_remembered(Action::Subscribe, "topicfilter", filter)
     }
 
     pub fn receive(&self, topic: &str) -> Decision {
-        self.decide(Action::Receive, "topic", topic, &[])
+        self.decide_remembered(Action::Receive, "topic", topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_decisions_are_bounded_and_replace_the_oldest() {
+        let mut remembered = Remembered::default();
+        for i in 0..REMEMBERED {
+            let replaced =
+                remembered.remember(Action::Publish, &format!("t/{i}"), Decision::Allowed);
+            assert!(!replaced);
+        }
+        // Same name, other action: a separate decision.
+        assert_eq!(remembered.find(Action::Receive, "t/0"), None);
+        assert_eq!(
+            remembered.find(Action::Publish, "t/0"),
+            Some(Decision::Allowed)
+        );
+        assert!(remembered.remember(Action::Publish, "t/new", Decision::ExplicitDeny));
+        assert_eq!(remembered.decisions.len(), REMEMBERED);
+        assert_eq!(
+            remembered.find(Action::Publish, "t/0"),
+            None,
+            "the oldest went"
+        );
+        assert_eq!(
+            remembered.find(Action::Publish, "t/1"),
+            Some(Decision::Allowed)
+        );
+        assert_eq!(
+            remembered.find(Action::Publish, "t/new"),
+            Some(Decision::ExplicitDeny)
+        );
+        remembered.forget();
+        assert_eq!(remembered.find(Action::Publish, "t/1"), None);
     }
 }

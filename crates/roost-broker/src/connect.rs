@@ -134,6 +134,7 @@ pub(crate) async fn decide(
         certificate.context.clone(),
         Some(&client_id),
         Some(peer.ip()),
+        shared.metrics.clone(),
     )
     .await
     .map_err(|e| match e {

@@ -78,7 +78,9 @@ async fn serve_connection(
         Err(refusal) => return count_refusal(&broker, &refusal, peer),
     };
     let registry = broker.shared.registry.clone();
-    let authz = match ConnectionAuthz::new(registry, certificate.context, None, None).await {
+    let metrics = broker.shared.metrics.clone();
+    let authz = match ConnectionAuthz::new(registry, certificate.context, None, None, metrics).await
+    {
         Ok(authz) => Arc::new(Mutex::new(authz)),
         Err(e) => {
             tracing::info!(%peer, error = %e, "HTTPS connection refused");

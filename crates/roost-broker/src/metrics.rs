@@ -69,6 +69,7 @@ counters! {
     slow_consumers_disconnected: "subscribers disconnected for keeping a publisher waiting past the slow-consumer timeout",
     dropped_expired: "messages dropped because their MQTT 5 expiry passed while queued",
     authorization_refreshes: "times a connection re-read its policies after a registry change that may concern it",
+    authz_decisions_replaced: "authorization decisions a connection forgot to make room for a newer one (it remembers its last 8)",
     registry_events_lagged: "registry change events missed by the gateway (all connections re-checked)",
     sessions_expired: "persistent sessions removed after their expiry",
     state_commits: "transactions committed to gateway.db by the state writer",

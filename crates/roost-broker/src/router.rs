@@ -15,7 +15,7 @@ use crate::session::Session;
 use crate::sync::{Locked, ReadWrite};
 use crate::Limits;
 use roost_topic::{MatchMode, SubscriptionIndex};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -59,15 +59,6 @@ impl Ord for Subscriber {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.id.cmp(&other.0.id)
     }
-}
-
-/// One subscriber's copy of a message being routed.
-struct Target {
-    session: Arc<Session>,
-    /// The highest QoS of its matching subscriptions; Retain As Published if
-    /// any of them asked for it.
-    options: roost_mqtt::SubscriptionOptions,
-    subscription_ids: Vec<u32>,
 }
 
 pub(crate) struct Router {
@@ -240,43 +231,38 @@ impl Router {
         // One delivery per subscriber, at the highest QoS of its matching
         // subscriptions (MQTT allows this, and it spares clients duplicates).
         // The identifiers of every matching subscription go with the copy.
-        let mut targets: HashMap<u64, Target> = HashMap::new();
+        // Matches are gathered, then grouped by session: no map per message,
+        // and subscribers are served in a stable order (by session id).
+        let mut matches: Vec<(Arc<Session>, Subscription)> = Vec::new();
         {
             let index = self.index.reading();
             index.for_each_match(
                 &message.topic,
                 |_filter, Subscriber(session), subscription| {
-                    let options = &subscription.options;
-                    if options.no_local && message.publisher.as_deref() == Some(&*session.client_id)
-                    {
-                        return;
+                    let no_local = subscription.options.no_local
+                        && message.publisher.as_deref() == Some(&*session.client_id);
+                    if !no_local {
+                        matches.push((session.clone(), *subscription));
                     }
-                    let target = targets.entry(session.id).or_insert_with(|| Target {
-                        session: session.clone(),
-                        options: *options,
-                        subscription_ids: Vec::new(),
-                    });
-                    target.options.qos = target.options.qos.max(options.qos);
-                    target.options.retain_as_published |= options.retain_as_published;
-                    target.subscription_ids.extend(subscription.identifier);
                 },
             );
         }
-        let mut routed = Routed {
-            matched: targets.len(),
-            ..Routed::default()
-        };
-        for Target {
-            session,
-            options,
-            mut subscription_ids,
-        } in targets.into_values()
-        {
+        matches.sort_by_key(|(session, _)| session.id);
+        let mut routed = Routed::default();
+        for group in matches.chunk_by(|a, b| a.0.id == b.0.id) {
+            routed.matched += 1;
+            let session = &group[0].0;
+            let mut options = group[0].1.options;
+            let mut subscription_ids = Vec::new();
+            for (_, subscription) in group {
+                options.qos = options.qos.max(subscription.options.qos);
+                options.retain_as_published |= subscription.options.retain_as_published;
+                subscription_ids.extend(subscription.identifier);
+            }
             subscription_ids.sort_unstable();
-            let qos = message.qos.min(options.qos);
             let outgoing = Outgoing {
                 message: message.clone(),
-                qos,
+                qos: message.qos.min(options.qos),
                 retain: options.retain_as_published && message.retain,
                 subscription_ids,
                 dup: false,
@@ -285,7 +271,7 @@ impl Router {
             let enqueued = session.enqueue(outgoing, limits, metrics, journal);
             routed.ticket = routed.ticket.max(enqueued.ticket);
             if enqueued.full {
-                routed.full.push(session);
+                routed.full.push(session.clone());
             }
         }
         routed

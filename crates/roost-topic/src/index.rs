@@ -25,6 +25,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+
+/// The index's maps hash with foldhash (randomly seeded per map, as std's
+/// SipHash is, but several times cheaper on short keys): every routed
+/// message walks them once per topic level.
+type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+type Set<T> = HashSet<T, foldhash::quality::RandomState>;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -52,18 +58,18 @@ pub struct SubscriptionIndex<K, V> {
     free: Vec<NodeId>,
     /// Each subscriber's filters (exactly as inserted), so a session's end costs
     /// its own subscriptions, not a walk of the whole trie.
-    by_subscriber: HashMap<K, HashSet<Arc<str>>>,
+    by_subscriber: Map<K, Set<Arc<str>>>,
     /// Subscriptions whose filter is malformed. Callers validate first, so this
     /// stays empty in practice; keeping them here (rather than refusing or
     /// panicking) keeps `insert` infallible and `len`/`remove` exact, and they
     /// never match, as [`crate::matches`] would say.
-    malformed: HashMap<Arc<str>, HashMap<K, V>>,
+    malformed: Map<Arc<str>, Map<K, V>>,
     len: usize,
 }
 
 #[derive(Debug)]
 struct Node<K, V> {
-    exact: HashMap<Box<str>, NodeId>,
+    exact: Map<Box<str>, NodeId>,
     plus: Option<NodeId>,
     /// Filters that end at this node (`a/b` at the node for `b`).
     here: Option<Box<Subscriptions<K, V>>>,
@@ -77,7 +83,7 @@ struct Node<K, V> {
 struct Subscriptions<K, V> {
     /// The filter text, handed to the caller for every plain match.
     filter: Arc<str>,
-    plain: HashMap<K, V>,
+    plain: Map<K, V>,
     shared: Vec<SharedGroup<K, V>>,
 }
 
@@ -100,7 +106,7 @@ enum Slot {
 impl<K, V> Node<K, V> {
     fn new() -> Self {
         Node {
-            exact: HashMap::new(),
+            exact: Map::default(),
             plus: None,
             here: None,
             hash: None,
@@ -142,8 +148,8 @@ where
             mode,
             nodes: vec![Node::new()],
             free: Vec::new(),
-            by_subscriber: HashMap::new(),
-            malformed: HashMap::new(),
+            by_subscriber: Map::default(),
+            malformed: Map::default(),
             len: 0,
         }
     }
@@ -171,7 +177,7 @@ where
             .get_or_insert_with(|| {
                 Box::new(Subscriptions {
                     filter: Arc::from(parsed.filter),
-                    plain: HashMap::new(),
+                    plain: Map::default(),
                     shared: Vec::new(),
                 })
             })
@@ -262,7 +268,7 @@ where
 
     /// How many subscriptions `subscriber` holds.
     pub fn count_of(&self, subscriber: &K) -> usize {
-        self.by_subscriber.get(subscriber).map_or(0, HashSet::len)
+        self.by_subscriber.get(subscriber).map_or(0, Set::len)
     }
 
     /// The filters `subscriber` holds, exactly as inserted, in no particular order.
@@ -353,7 +359,7 @@ where
             }
             None => {
                 let text: Arc<str> = Arc::from(filter);
-                let subs = HashMap::from([(subscriber.clone(), value)]);
+                let subs = Map::from_iter([(subscriber.clone(), value)]);
                 self.malformed.insert(Arc::clone(&text), subs);
                 (text, None)
             }
