@@ -41,6 +41,7 @@
 mod code;
 pub mod document;
 mod execution;
+pub mod job;
 pub mod pending;
 pub mod reply;
 pub mod request;
