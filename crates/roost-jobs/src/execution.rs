@@ -8,6 +8,7 @@
 //! Times are Unix milliseconds, passed in: this module never reads a clock.
 
 use crate::{ErrorCode, ExecutionStatus};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One minute in the unit of this crate's times.
@@ -75,8 +76,9 @@ impl TransitionError {
     }
 }
 
-/// One execution of one job on one thing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One execution of one job on one thing. Stored as its JSON (serde).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Execution {
     pub job_id: String,
     pub thing_name: String,

@@ -19,6 +19,9 @@ pub enum RegistryError {
     VersionConflict(String),
     #[error("{0}")]
     DeleteConflict(String),
+    /// A job or job execution cannot make the change from where it stands.
+    #[error("{0}")]
+    InvalidStateTransition(String),
     #[error("{0}")]
     CertificateState(String),
     #[error("{0}")]
@@ -50,6 +53,7 @@ impl RegistryError {
             Self::InvalidRequest(_) => "InvalidRequestException",
             Self::VersionConflict(_) => "VersionConflictException",
             Self::DeleteConflict(_) => "DeleteConflictException",
+            Self::InvalidStateTransition(_) => "InvalidStateTransitionException",
             Self::CertificateState(_) => "CertificateStateException",
             Self::CertificateValidation(_) => "CertificateValidationException",
             Self::CertificateConflict(_) => "CertificateConflictException",
@@ -70,6 +74,7 @@ impl RegistryError {
             Self::InvalidRequest(_) => 400,
             Self::VersionConflict(_) => 409,
             Self::DeleteConflict(_) => 409,
+            Self::InvalidStateTransition(_) => 409,
             Self::CertificateState(_) => 406,
             Self::CertificateValidation(_) => 400,
             Self::CertificateConflict(_) => 409,
@@ -88,6 +93,15 @@ impl RegistryError {
 
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(message.into())
+    }
+}
+
+impl From<roost_jobs::job::JobError> for RegistryError {
+    fn from(e: roost_jobs::job::JobError) -> Self {
+        match e {
+            roost_jobs::job::JobError::InvalidRequest(m) => Self::InvalidRequest(m),
+            roost_jobs::job::JobError::InvalidStateTransition(m) => Self::InvalidStateTransition(m),
+        }
     }
 }
 

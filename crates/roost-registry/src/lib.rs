@@ -164,6 +164,12 @@ impl Registry {
         &self.arns
     }
 
+    /// Where jobs and job executions are kept. What their changes mean is
+    /// the jobs service's (roost-jobs decides, the store keeps).
+    pub fn job_store(&self) -> &dyn store::JobStore {
+        &*self.store
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -4,7 +4,10 @@
 //! above it validates input and shapes answers. SQLite is the embedded
 //! default; a PostgreSQL implementation slots in behind the same trait.
 
+pub mod jobs;
 pub mod sqlite;
+
+pub use jobs::JobStore;
 
 use crate::error::Result;
 use crate::model::*;
@@ -30,7 +33,8 @@ pub struct ThingFilter {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// Jobs are stored behind [`JobStore`], which every store implements too.
+pub trait Store: JobStore + Send + Sync + 'static {
     // Thing types.
     async fn create_thing_type(&self, thing_type: &ThingType) -> Result<Created<ThingType>>;
     async fn get_thing_type(&self, name: &str) -> Result<Option<ThingType>>;

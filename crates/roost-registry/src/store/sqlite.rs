@@ -18,6 +18,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod jobs;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Readers a registry keeps open: enough for the API and the gateway's lookups.
