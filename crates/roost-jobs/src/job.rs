@@ -418,6 +418,10 @@ pub struct Job {
     pub last_updated_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<i64>,
+    /// Every target thing has had an execution queued (a snapshot job
+    /// whose rollout is over); continuous jobs keep looking for new ones.
+    #[serde(default)]
+    pub all_targets_queued: bool,
 }
 
 impl CreateJob {
@@ -510,6 +514,7 @@ impl CreateJob {
             created_at: now,
             last_updated_at: now,
             completed_at: None,
+            all_targets_queued: false,
         })
     }
 }
@@ -594,17 +599,12 @@ impl Job {
         }
     }
 
-    /// A SNAPSHOT job in progress whose every target has an execution and
-    /// whose executions are all final is COMPLETED. `true` when it became so.
-    pub fn complete_if_done(
-        &mut self,
-        all_queued: bool,
-        details: &ProcessDetails,
-        now: i64,
-    ) -> bool {
+    /// A SNAPSHOT job in progress whose every target has an execution
+    /// (`all_targets_queued`) and whose executions are all final is COMPLETED. `true` when it became so.
+    pub fn complete_if_done(&mut self, details: &ProcessDetails, now: i64) -> bool {
         let done = self.status == JobStatus::InProgress
             && self.target_selection == TargetSelection::Snapshot
-            && all_queued
+            && self.all_targets_queued
             && details.queued == 0
             && details.in_progress == 0;
         if done {
@@ -840,21 +840,25 @@ mod tests {
             create(json!({"targets": [format!("{PREFIX}thing/t")], "document": "{}"})).unwrap();
         let mut details = ProcessDetails::default();
         details.add(ExecutionStatus::InProgress, 1);
-        assert!(!job.complete_if_done(true, &details, 5));
+        job.all_targets_queued = true;
+        assert!(!job.complete_if_done(&details, 5));
         let mut done = ProcessDetails::default();
         done.add(ExecutionStatus::Succeeded, 1);
+        job.all_targets_queued = false;
         assert!(
-            !job.complete_if_done(false, &done, 5),
+            !job.complete_if_done(&done, 5),
             "targets not all queued yet"
         );
-        assert!(job.complete_if_done(true, &done, 5));
+        job.all_targets_queued = true;
+        assert!(job.complete_if_done(&done, 5));
         assert_eq!(
             (job.status, job.completed_at),
             (JobStatus::Completed, Some(5))
         );
         let mut continuous = create(json!({"targets": [format!("{PREFIX}thing/t")], "document": "{}", "targetSelection": "CONTINUOUS"})).unwrap();
+        continuous.all_targets_queued = true;
         assert!(
-            !continuous.complete_if_done(true, &done, 5),
+            !continuous.complete_if_done(&done, 5),
             "a continuous job never completes by itself"
         );
     }

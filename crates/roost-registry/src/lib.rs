@@ -269,7 +269,7 @@ pub(crate) fn decode_token(token: Option<&str>) -> Result<Option<String>> {
 
 /// Runs a keyset-paginated listing: asks the store for one more item than
 /// the page holds, so the token is only set when there really is a next page.
-pub(crate) async fn paged<T, F, Fut>(
+pub async fn paged<T, F, Fut>(
     token: Option<&str>,
     limit: usize,
     ascending: bool,
