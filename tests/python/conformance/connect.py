@@ -1,0 +1,171 @@
+"""CONNECT variants, client identifiers, protocol levels and keep-alive."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conformance_support import V5, V311, connack_capabilities, packets
+from conformance import scenario
+
+
+@scenario
+def connect_v311_clean(ctx):
+    out = {}
+    for step in ("first", "second"):
+        c = ctx.client("c", version=V311, clean=True)
+        out[step] = c.connect()
+        c.disconnect_cleanly()
+    return out
+
+
+@scenario
+def connect_v311_persistent(ctx):
+    """Session present follows the stored session: resumed, then discarded by
+    a clean connect, then absent."""
+    out = {}
+    for step, clean in (("new", False), ("resume", False), ("clean", True), ("after_clean", False)):
+        c = ctx.client("c", version=V311, clean=clean)
+        out[step] = c.connect()
+        if step == "new":
+            out["suback"] = c.subscribe((ctx.topic("x"), 1))
+        c.disconnect_cleanly()
+    # The clean connect discarded the subscription too.
+    c = ctx.connected("c", version=V311, clean=False)
+    ctx.connected("pub", version=V311).publish(ctx.topic("x"), "after clean", qos=1)
+    out["messages_after_clean"] = c.wait_messages(0, timeout=0, quiet=0.4)
+    return out
+
+
+@scenario
+def connect_v311_empty_client_id(ctx):
+    """3.1.1 allows an empty client id only with Clean Session = 1 (the server
+    assigns one); with Clean Session = 0 the answer is CONNACK 0x02."""
+    c = ctx.client(None, version=V311, clean=True)
+    out = {"clean": c.connect()}
+    out["usable"] = c.subscribe((ctx.topic("x"), 1))
+    c.publish(ctx.topic("x"), "to myself", qos=1)
+    out["messages"] = c.wait_messages(1)
+    raw = ctx.raw(V311)
+    out["persistent"] = raw.connect("", clean=False)
+    out["persistent_after"] = raw.collect(1.0)
+    return out
+
+
+@scenario
+def connect_v5_empty_client_id(ctx):
+    """MQTT 5: the server assigns a client id and returns it in CONNACK."""
+    c = ctx.client(None, version=V5)
+    out = {"clean_start": c.connect()}
+    out["clean_start_assigned"] = connack_capabilities(c.connack_props)["assigned_client_identifier"]
+    raw = ctx.raw(V5)
+    out["no_clean_start"] = raw.connect("", clean=False)
+    out["no_clean_start_after"] = raw.collect(1.0)
+    return out
+
+
+@scenario
+def connect_v5_capabilities(ctx):
+    """What the MQTT 5 CONNACK says the server supports (defaults filled
+    in), to a client that also asks for Response Information."""
+    c = ctx.client("c", version=V5, connect_properties={"RequestResponseInformation": 1})
+    out = {"connack": c.connect(), "capabilities": connack_capabilities(c.connack_props),
+           "response_information": hasattr(c.connack_props, "ResponseInformation")}
+    c.disconnect_cleanly()
+    return out
+
+
+@scenario
+def connect_v5_session_expiry(ctx):
+    out = {}
+    steps = (("new", True, 60), ("resume", False, 60), ("resume_expiry0", False, 0), ("after_expiry0", False, 60))
+    for step, clean, expiry in steps:
+        c = ctx.client("c", version=V5, clean=clean, session_expiry=expiry)
+        out[step] = c.connect()
+        c.disconnect_cleanly()
+    return out
+
+
+@scenario
+def v5_session_expiry_elapsed(ctx):
+    """A session whose expiry has passed is gone. Mosquitto removes expired
+    sessions on a timer (about every second; Roost checks at reconnect), so
+    the check waits long enough for both."""
+    c = ctx.client("c", version=V5, clean=True, session_expiry=1)
+    out = {"new": c.connect()}
+    c.disconnect_cleanly()
+    time.sleep(6.5)
+    c = ctx.client("c", version=V5, clean=False, session_expiry=0)
+    out["after_expiry"] = c.connect()
+    c.disconnect_cleanly()
+    return out
+
+
+@scenario
+def connect_username_password(ctx):
+    """A username and password are accepted (and, here, ignored) by both."""
+    out = {}
+    for version in (V311, V5):
+        c = ctx.client(f"u{version}", version=version, username="someone", password="secret")
+        out[f"v{version}"] = c.connect()
+        c.disconnect_cleanly()
+    return out
+
+
+@scenario
+def connect_mqtt31(ctx):
+    """MQTT 3.1 (protocol name MQIsdp, level 3)."""
+    raw = ctx.raw(V311)
+    raw.send(packets.connect(ctx.client_id("c"), version=3, protocol_name="MQIsdp"))
+    return {"connack": raw.read(), "after": raw.collect(0.5)}
+
+
+@scenario
+def connect_unsupported_protocol_level(ctx):
+    raw = ctx.raw(V311)
+    raw.send(packets.connect(ctx.client_id("c"), version=6))
+    return {"connack": raw.read(), "after": raw.collect(1.0)}
+
+
+@scenario
+def connect_unusual_client_ids(ctx):
+    """A 200-byte client id (above AWS's 128; the full profile allows more)
+    and one with MQTT's special characters."""
+    out = {}
+    for name, client_id in (("long", "x" * 200), ("special", "a/b+c#d $e")):
+        c = ctx.client(client_id, version=V311)
+        out[name] = c.connect()
+        c.disconnect_cleanly()
+    return out
+
+
+def silent_client(ctx, version):
+    """Connects with keep-alive 1 s and a will, then says nothing; returns
+    what it saw until the server closed the connection (or 8 s passed).
+
+    When the close comes is not compared: the spec says 1.5 x keep-alive,
+    Roost closes at 1.5 s, but Mosquitto 2.0.11 checks keep-alives on a
+    coarse timer and closes anywhere between 1.5 and about 6.5 s."""
+    raw = ctx.raw(version)
+    connack = raw.connect(ctx.client_id(f"silent{version}"), keepalive=1,
+                          will=(ctx.topic(f"will{version}"), b"timed out", 1, False))
+    return {"connack": connack, "after": raw.collect(8.0)}
+
+
+@scenario
+def keepalive_timeout(ctx):
+    """A client that goes silent is cut after 1.5 x keep-alive, and its will
+    goes out. Both protocol versions at once, to keep the wait short."""
+    watcher = ctx.connected("watcher", version=V5)
+    watcher.subscribe((ctx.topic("#"), 1))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        v311, v5 = pool.map(lambda v: silent_client(ctx, v), (V311, V5))
+    return {"v311": v311, "v5": v5, "wills": watcher.wait_messages(2, timeout=2.0)}
+
+
+@scenario
+def keepalive_zero(ctx):
+    """Keep-alive 0 turns the mechanism off: still connected after 1.6 s."""
+    raw = ctx.raw(V311)
+    connack = raw.connect(ctx.client_id("c"), keepalive=0)
+    time.sleep(1.6)
+    raw.send(packets.PINGREQ)
+    return {"connack": connack, "ping": raw.read()}
