@@ -169,3 +169,37 @@ def keepalive_zero(ctx):
     time.sleep(1.6)
     raw.send(packets.PINGREQ)
     return {"connack": connack, "ping": raw.read()}
+
+
+def pipelined_connect(ctx, version):
+    """CONNECT, SUBSCRIBE, a QoS 1 PUBLISH to that subscription and a PINGREQ
+    in one TCP write, as a client that does not wait for CONNACK may send
+    them: every packet after CONNECT is handled. CONNACK comes first; the
+    order of the others (the delivery, the acknowledgements, the PINGRESP)
+    is the broker's, so they are compared sorted by type."""
+    raw = ctx.raw(version)
+    raw.send(packets.connect(ctx.client_id("c"), version=version)
+             + packets.subscribe(1, [(ctx.topic("x"), 1)], version=version)
+             + packets.publish(ctx.topic("x"), "pipelined", qos=1, packet_id=2, version=version)
+             + packets.PINGREQ)
+    seen = []
+    while len(seen) < 5:
+        packet = raw.read(3.0)
+        if packet["type"] in ("CLOSED", "TIMEOUT"):
+            break
+        seen.append(packet)
+    for packet in seen:
+        if packet.get("topic"):
+            packet["topic"] = ctx.relative(packet["topic"])
+    return {"first": seen[:1], "then": sorted(seen[1:], key=lambda p: p["type"]),
+            "still_open": raw.collect(0.2)["closed"] is False}
+
+
+@scenario
+def pipelined_connect_v311(ctx):
+    return pipelined_connect(ctx, V311)
+
+
+@scenario
+def pipelined_connect_v5(ctx):
+    return pipelined_connect(ctx, V5)
