@@ -22,6 +22,9 @@ use std::time::Duration;
 pub(crate) enum ConnectRefusal {
     #[error("empty client id (MQTT 3.1.1 in the aws profile)")]
     EmptyClientId,
+    /// MQTT 5 enhanced authentication: Roost offers no method.
+    #[error("authentication method {0:?} (none is supported)")]
+    AuthenticationMethod(String),
     #[error("invalid will topic")]
     InvalidWillTopic,
     #[error("will QoS 2 (not in the aws profile)")]
@@ -43,6 +46,7 @@ impl ConnectRefusal {
     pub(crate) fn reason_code(&self) -> ReasonCode {
         match self {
             ConnectRefusal::EmptyClientId => ReasonCode::ClientIdentifierNotValid,
+            ConnectRefusal::AuthenticationMethod(_) => ReasonCode::BadAuthenticationMethod,
             ConnectRefusal::InvalidWillTopic => ReasonCode::TopicNameInvalid,
             ConnectRefusal::WillQos2 => ReasonCode::QoSNotSupported,
             ConnectRefusal::Certificate(_)
@@ -92,6 +96,12 @@ pub(crate) async fn decide(
     } else {
         return Err(ConnectRefusal::EmptyClientId);
     };
+
+    // Enhanced authentication (spec 4.12): the client names a method the
+    // server must support; Roost authenticates by certificate only.
+    if let Some(method) = &connect.properties.authentication_method {
+        return Err(ConnectRefusal::AuthenticationMethod(method.clone()));
+    }
 
     // Persistence: MQTT 5 says it with Session Expiry; 3.1.1 with Clean Session.
     let requested_expiry = match protocol {
@@ -179,6 +189,10 @@ mod tests {
             (
                 ConnectRefusal::EmptyClientId,
                 ReasonCode::ClientIdentifierNotValid,
+            ),
+            (
+                ConnectRefusal::AuthenticationMethod("SCRAM-SHA-1".into()),
+                ReasonCode::BadAuthenticationMethod,
             ),
             (
                 ConnectRefusal::InvalidWillTopic,

@@ -24,6 +24,12 @@ DISCONNECT_BEFORE_CLOSE = (
     "DISCONNECT with a reason code >= 0x80 before closing (spec 4.13.1)."
 )
 
+CONNACK_BEFORE_CLOSE = (
+    "Accepted: Roost refuses the malformed MQTT 5 CONNECT with a CONNACK saying why (0x81 Malformed "
+    "Packet, 0x82 Protocol Error) before closing; Mosquitto 2.0.11 closes silently. Spec 3.1.4 and "
+    "4.13.1 allow either."
+)
+
 KNOWN_DIFFERENCES = {
     # ---- Roost bugs, most important first (none open) ----------------------------------------------
     # ---- accepted: Roost is AWS IoT, not a general broker --------------------------------------------
@@ -79,11 +85,13 @@ KNOWN_DIFFERENCES = {
     "malformed_auth_without_method_v5": known("packets", reason=DISCONNECT_BEFORE_CLOSE),
     "malformed_remaining_length_too_long_v5": known("packets", reason=DISCONNECT_BEFORE_CLOSE),
     "malformed_second_connect_v5": known("packets", reason=DISCONNECT_BEFORE_CLOSE),
-    "malformed_connect_reserved_flag_bit_v5": known(
-        "packets",
-        reason="Accepted: Roost refuses the malformed MQTT 5 CONNECT with CONNACK 0x81 before closing; "
-        "Mosquitto closes silently. Spec 4.13.1 allows either.",
-    ),
+    "malformed_auth_after_connect_v5": known("packets", reason=DISCONNECT_BEFORE_CLOSE),
+    "malformed_connect_reserved_flag_bit_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
+    "malformed_connect_will_qos_without_will_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
+    "malformed_connect_will_retain_without_will_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
+    "malformed_connect_will_topic_empty_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
+    "malformed_connect_will_topic_invalid_utf8_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
+    "malformed_connect_will_topic_wildcard_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
     # ---- accepted: which reason code --------------------------------------------------------------------
     "malformed_subscribe_no_filters_v5": known(
         "packets[0].code",

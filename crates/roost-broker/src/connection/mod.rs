@@ -333,7 +333,9 @@ where
                     with_will: disconnect.reason_code == ReasonCode::DisconnectWithWillMessage,
                 })
             }
-            Packet::Auth(_) => Err(Close::ProtocolError(ReasonCode::BadAuthenticationMethod)),
+            // No authentication method was agreed at CONNECT (a CONNECT with
+            // one is refused), so the client may send no AUTH (spec 4.12).
+            Packet::Auth(_) => Err(Close::ProtocolError(ReasonCode::ProtocolError)),
             // The codec refuses server-only packets and a second CONNECT.
             _ => Err(Close::ProtocolError(ReasonCode::ProtocolError)),
         }
