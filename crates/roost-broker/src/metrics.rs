@@ -59,7 +59,7 @@ counters! {
     wills_refused: "wills not sent because the certificate was no longer ACTIVE or the policies no longer allowed the will",
     messages_in: "messages accepted for routing",
     messages_delivered: "messages written to subscribers",
-    publish_denied: "PUBLISHes refused by policy",
+    publish_denied: "PUBLISHes refused by policy, or (full profile) sent to a $SYS or $share topic",
     subscribe_denied: "topic filters refused by policy",
     receive_denied: "deliveries skipped because iot:Receive was denied",
     dropped_queue_full: "QoS 1 messages dropped because a session's queue was full (an offline session's bound, or twice a connected one's)",

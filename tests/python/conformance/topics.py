@@ -5,7 +5,7 @@ import time
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from conformance_support import V5, V311
+from conformance_support import V5, V311, packets
 from conformance import scenario, mqtt_match
 
 
@@ -150,3 +150,25 @@ def unsubscribe_v311(ctx):
 @scenario
 def unsubscribe_v5(ctx):
     return unsubscribe(ctx, V5)
+
+
+@scenario
+def publish_to_server_topics(ctx):
+    """PUBLISH by a client to `$SYS/...` or `$share/...` (topics only the
+    server publishes on, and the form of a shared subscription's filter):
+    MQTT 5 gets PUBACK/PUBREC 0x87 (Not authorized), 3.1.1 an ordinary
+    acknowledgement; nothing is routed, the connection stays."""
+    sub = ctx.connected("sub", version=V5)
+    topics = {"sys": f"$SYS/{ctx.ns}/x", "share": f"$share/g/{ctx.ns}/x"}
+    out = {"suback": sub.subscribe((f"$SYS/{ctx.ns}/#", 1), (ctx.topic("x"), 1))}
+    for version in (V5, V311):
+        raw = ctx.raw_connected(f"pub{version}", version=version)
+        for n, (name, topic) in enumerate(topics.items()):
+            for qos in (0, 1, 2):
+                raw.send(packets.publish(topic, f"{name} qos{qos}", qos=qos,
+                                         packet_id=(10 * n + qos) if qos else None, version=version))
+                out[f"v{version}_{name}_qos{qos}"] = raw.read(0.3) if qos else None
+        raw.send(packets.PINGREQ)
+        out[f"v{version}_after"] = raw.collect(1.5, stop_at="PINGRESP")
+    out["messages"] = sub.wait_messages(0, timeout=0, quiet=0.3)
+    return out

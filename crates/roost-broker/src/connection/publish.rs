@@ -49,6 +49,10 @@ where
             Err(crate::PublishRefusal::InvalidTopic(_)) => {
                 return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid))
             }
+            Err(crate::PublishRefusal::ServerTopic) => {
+                self.refuse_server_topic(&publish);
+                return Ok(());
+            }
             Err(why) => {
                 tracing::info!(topic = %publish.topic, %why, "closing: publish to a reserved topic");
                 return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
@@ -137,6 +141,25 @@ where
             ticket: ticket.unwrap_or(0),
         })
         .await
+    }
+
+    /// A PUBLISH to `$SYS` or `$share` (full profile) is not routed, and
+    /// the connection stays, as with Mosquitto: MQTT 5 says so (0x87 Not
+    /// authorized); 3.1.1 cannot, so the message is acknowledged and
+    /// dropped. Counted with the refused publishes.
+    fn refuse_server_topic(&mut self, publish: &Publish) {
+        self.shared()
+            .metrics
+            .publish_denied
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(topic = %publish.topic, "publish to a $SYS or $share topic dropped");
+        if let Some(packet_id) = publish.packet_id {
+            let reason = match self.protocol {
+                ProtocolVersion::V5 => ReasonCode::NotAuthorized,
+                _ => ReasonCode::Success,
+            };
+            self.ack(publish.qos, packet_id, reason);
+        }
     }
 
     /// Holds a PUBLISH's answer until its durable changes are committed
