@@ -92,6 +92,19 @@ KNOWN_DIFFERENCES = {
     "malformed_connect_will_topic_empty_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
     "malformed_connect_will_topic_invalid_utf8_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
     "malformed_connect_will_topic_wildcard_v5": known("packets", reason=CONNACK_BEFORE_CLOSE),
+    "qos2_id_reuse_before_pubrel_v311": known(
+        "messages[0].payload",
+        reason="Accepted: a new QoS 2 PUBLISH (no DUP) reusing a packet id that still awaits its PUBREL "
+        "breaks [MQTT-2.2.1-3]. Both answer PUBREC and deliver one message [MQTT-4.3.3-10]: Roost delivers "
+        "at PUBLISH (spec 4.3.3 method A), so the first one, and does not route the reuse; Mosquitto "
+        "2.0.11 delivers at PUBREL (method B) and replaces the stored message, so the second.",
+    ),
+    "qos2_id_reuse_before_pubrel_v5": known(
+        "messages[0].payload", "second.code",
+        reason="Accepted: as in 3.1.1 (Roost delivers the first message at its PUBLISH, Mosquitto the "
+        "second at PUBREL; both allowed by spec 4.3.3), and Roost's PUBREC tells the MQTT 5 client "
+        "0x91 (Packet Identifier in use: the message was not taken); Mosquitto says 0x00.",
+    ),
     # ---- accepted: which reason code --------------------------------------------------------------------
     "malformed_subscribe_no_filters_v5": known(
         "packets[0].code",
@@ -114,6 +127,12 @@ KNOWN_DIFFERENCES = {
         "(spec 3.3.2.3.4); Mosquitto says 0x81.",
     ),
     # ---- accepted: Roost follows the spec where Mosquitto 2.0.11 does not -------------------------------
+    "v5_receive_maximum_inbound": known(
+        "over.closed", "over.packets[0].code", "over.packets[0].id", "over.packets[0].type",
+        reason="Accepted, Roost follows the spec: a QoS 2 PUBLISH past the server's Receive Maximum gets "
+        "DISCONNECT 0x93 (Receive Maximum exceeded, spec 3.3.4) and the connection is closed; Mosquitto "
+        "2.0.11 answers PUBREC 0x97 (Quota exceeded) and keeps it. Neither delivers the message.",
+    ),
     "will_delay_session_ends": known(
         "within_1_s",
         reason="Accepted, Roost follows the spec: with Will Delay 2 s and Session Expiry 0 the session ends "

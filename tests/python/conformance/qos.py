@@ -92,6 +92,34 @@ def qos2_inbound_across_reconnect(ctx):
     return out
 
 
+def qos2_id_reuse_before_pubrel(ctx, version):
+    """A new QoS 2 PUBLISH (no DUP) reusing a packet id whose first message
+    still awaits its PUBREL [MQTT-2.2.1-3], then the PUBREL: what each
+    PUBLISH is answered, and which message subscribers get."""
+    sub = ctx.connected("sub", version=V5)
+    sub.subscribe((ctx.topic("x"), 2))
+    raw = ctx.raw_connected("pub", version=version)
+    out = {}
+    raw.send(packets.publish(ctx.topic("x"), "first", qos=2, packet_id=7, version=version))
+    out["first"] = raw.read()
+    raw.send(packets.publish(ctx.topic("x"), "second", qos=2, packet_id=7, version=version))
+    out["second"] = raw.read()
+    raw.send(packets.ack("PUBREL", 7, version))
+    out["pubrel"] = raw.read()
+    out["messages"] = sub.wait_messages(1)
+    return out
+
+
+@scenario
+def qos2_id_reuse_before_pubrel_v311(ctx):
+    return qos2_id_reuse_before_pubrel(ctx, V311)
+
+
+@scenario
+def qos2_id_reuse_before_pubrel_v5(ctx):
+    return qos2_id_reuse_before_pubrel(ctx, V5)
+
+
 @scenario
 def qos2_outbound(ctx):
     """QoS 2 to a subscriber: PUBLISH, PUBREC -> PUBREL, PUBCOMP; and with

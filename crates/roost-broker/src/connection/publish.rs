@@ -15,6 +15,13 @@ pub(super) struct HeldAck {
     ticket: u64,
 }
 
+/// What a QoS 1/2 PUBLISH is to the flow it arrives in.
+enum Inbound {
+    New,
+    /// A QoS 2 message still awaiting its PUBREL: answered with this reason.
+    Repeated(ReasonCode),
+}
+
 /// Completes when `session`, if any, has room for its publishers again.
 pub(super) async fn room_in(session: Option<Arc<Session>>) {
     match session {
@@ -79,20 +86,18 @@ where
                 _ => Err(Close::Forbidden),
             };
         }
-        if publish.qos == QoS::ExactlyOnce {
-            let packet_id = publish.packet_id.unwrap_or_default();
-            if !self.session.lock().inbound_qos2.insert(packet_id) {
-                // A retransmission before PUBREL: already routed once. Its
-                // answer goes after any still held.
+        if let Some(packet_id) = publish.packet_id {
+            if let Inbound::Repeated(reason) = self.admit_inbound(&publish, packet_id)? {
+                // Not routed again; the answer goes after any still held.
                 if self.held_acks.is_empty() {
-                    self.ack(QoS::ExactlyOnce, packet_id, ReasonCode::Success);
+                    self.ack(QoS::ExactlyOnce, packet_id, reason);
                     return Ok(());
                 }
                 return self
                     .hold_ack(HeldAck {
                         packet_id,
                         qos: QoS::ExactlyOnce,
-                        reason: ReasonCode::Success,
+                        reason,
                         ticket: 0,
                     })
                     .await;
@@ -141,6 +146,39 @@ where
             ticket: ticket.unwrap_or(0),
         })
         .await
+    }
+
+    /// Inbound flow control and QoS 2 state for a QoS 1/2 PUBLISH: a QoS 2
+    /// packet id still awaiting its PUBREL repeats that message, which is
+    /// answered with a PUBREC and never routed again [MQTT-4.3.3-10]: Success
+    /// for a retransmission (DUP), 0x91 (Packet Identifier in use) in MQTT 5
+    /// for a new message reusing the id [MQTT-2.2.1-3]. A new message past
+    /// the Receive Maximum the CONNACK announced (unanswered QoS 1, QoS 2
+    /// without PUBCOMP) is a DISCONNECT 0x93 [MQTT-3.3.4-9]. Otherwise a
+    /// QoS 2 message now awaits its PUBREL.
+    fn admit_inbound(&mut self, publish: &Publish, packet_id: u16) -> Result<Inbound, Close> {
+        let v5 = self.protocol == ProtocolVersion::V5;
+        let receive_maximum = usize::from(self.shared().config.limits.max_inflight.max(1));
+        let held_qos1 = self
+            .held_acks
+            .iter()
+            .filter(|held| held.qos == QoS::AtLeastOnce)
+            .count();
+        let mut session = self.session.lock();
+        if publish.qos == QoS::ExactlyOnce && session.inbound_qos2.contains(&packet_id) {
+            return Ok(Inbound::Repeated(match publish.dup || !v5 {
+                true => ReasonCode::Success,
+                false => ReasonCode::PacketIdentifierInUse,
+            }));
+        }
+        if v5 && session.inbound_qos2.len() + held_qos1 >= receive_maximum {
+            tracing::info!(receive_maximum, "closing: Receive Maximum exceeded");
+            return Err(Close::ProtocolError(ReasonCode::ReceiveMaximumExceeded));
+        }
+        if publish.qos == QoS::ExactlyOnce {
+            session.inbound_qos2.insert(packet_id);
+        }
+        Ok(Inbound::New)
     }
 
     /// A PUBLISH to `$SYS` or `$share` (full profile) is not routed, and
