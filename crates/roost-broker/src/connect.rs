@@ -113,19 +113,8 @@ pub(crate) async fn decide(
     };
     let expiry = requested_expiry.min(limits.max_session_expiry);
 
-    // Keep alive: AWS clamps into 30–1200 s and treats 0 as the maximum.
-    let (keep_alive, server_keep_alive) = match config.profile {
-        Profile::Full => (connect.keep_alive, None),
-        Profile::Aws => {
-            let wanted = if connect.keep_alive == 0 {
-                limits.max_keep_alive
-            } else {
-                connect.keep_alive
-            };
-            let granted = wanted.clamp(limits.min_keep_alive, limits.max_keep_alive);
-            (granted, (granted != connect.keep_alive).then_some(granted))
-        }
-    };
+    let keep_alive = granted_keep_alive(config.profile, protocol, connect.keep_alive, limits);
+    let server_keep_alive = (keep_alive != connect.keep_alive).then_some(keep_alive);
 
     // Will: a valid topic name (the policies are asked below).
     if let Some(will) = &connect.will {
@@ -179,9 +168,58 @@ pub(crate) async fn decide(
     })
 }
 
+/// The keep alive (seconds, 0: none) a client asking for `asked` gets; an
+/// MQTT 5 client is told when it differs (Server Keep Alive).
+fn granted_keep_alive(
+    profile: Profile,
+    protocol: ProtocolVersion,
+    asked: u16,
+    limits: &crate::Limits,
+) -> u16 {
+    let max = limits.max_keep_alive;
+    match profile {
+        // AWS clamps into 30–1200 s and treats 0 as the maximum, whatever
+        // the version.
+        Profile::Aws if asked == 0 => max,
+        Profile::Aws => asked.max(limits.min_keep_alive).min(max),
+        // As Mosquitto's max_keepalive: an MQTT 5 client asking for none
+        // or more than the maximum gets the maximum. A 3.1.1 client cannot
+        // be told, and keeps its own.
+        Profile::Full if protocol == ProtocolVersion::V5 && (asked == 0 || asked > max) => max,
+        Profile::Full => asked,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_alive_is_bounded_per_profile() {
+        use ProtocolVersion::{V311, V5};
+        let mut full = crate::Limits::for_profile(Profile::Full);
+        full.max_keep_alive = 60;
+        let aws = crate::Limits::for_profile(Profile::Aws);
+        let cases = [
+            (Profile::Full, &full, V5, 30, 30),
+            (Profile::Full, &full, V5, 60, 60),
+            (Profile::Full, &full, V5, 61, 60),
+            (Profile::Full, &full, V5, 0, 60),
+            (Profile::Full, &full, V311, 600, 600),
+            (Profile::Full, &full, V311, 0, 0),
+            (Profile::Aws, &aws, V5, 0, 1200),
+            (Profile::Aws, &aws, V311, 5, 30),
+            (Profile::Aws, &aws, V311, 5000, 1200),
+            (Profile::Aws, &aws, V5, 60, 60),
+        ];
+        for (profile, limits, protocol, asked, granted) in cases {
+            assert_eq!(
+                granted_keep_alive(profile, protocol, asked, limits),
+                granted,
+                "{profile:?} {protocol:?} asked {asked}"
+            );
+        }
+    }
 
     #[test]
     fn every_refusal_has_its_connack_reason() {

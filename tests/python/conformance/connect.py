@@ -3,7 +3,7 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conformance_support import V5, V311, connack_capabilities, packets
+from conformance_support import MAX_KEEP_ALIVE, V5, V311, connack_capabilities, packets
 from conformance import scenario
 
 
@@ -159,6 +159,23 @@ def keepalive_timeout(ctx):
     with ThreadPoolExecutor(max_workers=2) as pool:
         v311, v5 = pool.map(lambda v: silent_client(ctx, v), (V311, V5))
     return {"v311": v311, "v5": v5, "wills": watcher.wait_messages(2, timeout=2.0)}
+
+
+@scenario
+def server_keep_alive(ctx):
+    """Both brokers are configured with the same longest keep alive
+    (MAX_KEEP_ALIVE): an MQTT 5 client asking for more, or for none, is
+    given that one in CONNACK's Server Keep Alive; one asking for less keeps
+    its own; a 3.1.1 client cannot be told and is accepted as it asks."""
+    out = {}
+    for version in (V5, V311):
+        for asked in (MAX_KEEP_ALIVE + 400, 0, 30, MAX_KEEP_ALIVE):
+            c = ctx.client(f"c{version}-{asked}", version=version, keepalive=asked)
+            connack = c.connect()
+            server = getattr(c.connack_props, "ServerKeepAlive", None) if c.connack_props else None
+            out[f"v{version}_asked_{asked}"] = {"connack": connack, "server_keep_alive": server}
+            c.disconnect_cleanly()
+    return out
 
 
 @scenario
