@@ -68,6 +68,7 @@ counters! {
     publishers_slowed: "times a publisher was slowed (its socket left unread) because a subscriber's queue was past its mark",
     slow_consumers_disconnected: "subscribers disconnected for keeping a publisher waiting past the slow-consumer timeout",
     dropped_expired: "messages dropped because their MQTT 5 expiry passed while queued",
+    dropped_too_large: "messages not sent to a subscriber because they were larger than the Maximum Packet Size it announced (MQTT 5)",
     authorization_refreshes: "times a connection re-read its policies after a registry change that may concern it",
     authz_decisions_replaced: "authorization decisions a connection forgot to make room for a newer one (it remembers its last 8)",
     registry_events_lagged: "registry change events missed by the gateway (all connections re-checked)",
