@@ -3,7 +3,7 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conformance_support import MAX_KEEP_ALIVE, V5, V311, connack_capabilities, packets
+from conformance_support import MAX_KEEP_ALIVE, V5, V311, Client, connack_capabilities, packets
 from conformance import scenario
 
 
@@ -59,6 +59,28 @@ def connect_v5_empty_client_id(ctx):
     raw = ctx.raw(V5)
     out["no_clean_start"] = raw.connect("", clean=False)
     out["no_clean_start_after"] = raw.collect(1.0)
+    return out
+
+
+@scenario
+def v5_assigned_client_id_resumes(ctx):
+    """The Assigned Client Identifier is the session's: a client that
+    connected with an empty id and a Session Expiry comes back under the id
+    it was given, finds its session (subscription and the message queued
+    while it was away), and the id is its own (no other client has it)."""
+    c = ctx.client(None, version=V5, session_expiry=60)
+    out = {"connack": c.connect()}
+    assigned = getattr(c.connack_props, "AssignedClientIdentifier", "")
+    out["assigned"] = bool(assigned)
+    out["suback"] = c.subscribe((ctx.topic("x"), 1))
+    c.disconnect_cleanly()
+    ctx.connected("pub", version=V5).publish(ctx.topic("x"), "while away", qos=1)
+    back = Client(ctx, assigned, version=V5, clean=False, session_expiry=0)
+    out["back"] = back.connect()
+    out["queued"] = back.wait_messages(1)
+    other = ctx.client(None, version=V5)
+    other.connect()
+    out["another_id"] = getattr(other.connack_props, "AssignedClientIdentifier", "") not in ("", assigned)
     return out
 
 

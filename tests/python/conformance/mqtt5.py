@@ -29,6 +29,29 @@ def v5_publish_properties(ctx):
 
 
 @scenario
+def v5_request_response(ctx):
+    """Request/response (spec 4.10): the requester publishes a request with a
+    Response Topic and Correlation Data; the responder answers on the
+    Response Topic it received, with the Correlation Data it received; both
+    pass through unchanged, and the response reaches the requester."""
+    responder = ctx.connected("responder", version=V5)
+    responder.subscribe((ctx.topic("requests"), 1))
+    requester = ctx.connected("requester", version=V5)
+    requester.subscribe((ctx.topic("responses/requester"), 1))
+    out = {"request_ack": requester.publish(
+        ctx.topic("requests"), "what time is it", qos=1,
+        properties={"ResponseTopic": ctx.topic("responses/requester"), "CorrelationData": b"\x00\x01req-1"})}
+    out["request"] = responder.wait_messages(1)
+    if out["request"]:
+        request = out["request"][0]
+        out["response_ack"] = responder.publish(
+            request.get("response_topic", ""), "noon", qos=1,
+            properties={"CorrelationData": request.get("correlation_data", "").encode()})
+    out["response"] = requester.wait_messages(1)
+    return out
+
+
+@scenario
 def v5_message_expiry(ctx):
     """Message Expiry: forwarded as the remaining time, and a message that
     expires while queued for an offline session is never delivered."""

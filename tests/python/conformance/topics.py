@@ -73,16 +73,23 @@ def dollar_sys(ctx):
 
 @scenario
 def large_payload_and_long_topics(ctx):
-    """A 1 MiB payload, a 30-level topic and a 1,000-byte topic."""
+    """A 1 MiB payload, a 30-level topic, a 1,000-byte topic (past AWS's
+    256) and one of MQTT's largest, 65,535 bytes, subscribed to exactly and
+    through a wildcard."""
     sub = ctx.connected("sub", version=V5)
     deep = ctx.topic("/".join(f"l{i}" for i in range(30)))
     long = ctx.topic("t" * 1000)
-    out = {"suback": sub.subscribe((ctx.topic("big"), 1), (deep, 1), (long, 1))}
+    longest = ctx.topic("m/" + "u" * (65535 - len(ctx.topic("m/"))))
+    out = {"suback": sub.subscribe((ctx.topic("big"), 1), (deep, 1), (long, 1), (longest, 1))}
+    wild = ctx.connected("wild", version=V5)
+    out["wildcard_suback"] = wild.subscribe((ctx.topic("m/+"), 0))
     pub = ctx.connected("pub", version=V5)
     out["acks"] = [pub.publish(ctx.topic("big"), b"\x01" * (1 << 20), qos=1),
-                   pub.publish(deep, "deep", qos=1), pub.publish(long, "long", qos=1)]
-    received = sub.wait_messages(3, timeout=5.0)
-    out["received"] = [[m["topic"][:40], len(m["payload"])] for m in received]
+                   pub.publish(deep, "deep", qos=1), pub.publish(long, "long", qos=1),
+                   pub.publish(longest, "longest", qos=1)]
+    received = sub.wait_messages(4, timeout=5.0)
+    out["received"] = [[m["topic"][:40], len(m["topic"]), len(m["payload"])] for m in received]
+    out["wildcard_received"] = [[len(m["topic"]), m["payload"]] for m in wild.wait_messages(1)]
     return out
 
 
