@@ -121,6 +121,26 @@ KNOWN_DIFFERENCES = {
         reason="Accepted: for a filter with a wildcard inside a level ('a+') Roost says 0x82 (Protocol "
         "Error), Mosquitto 0x81 (Malformed Packet); spec 4.7.1 names no code, either is reasonable.",
     ),
+    "malformed_subscribe_qos3_v5": known(
+        "packets[0].code",
+        reason="Accepted, Roost follows the spec: DISCONNECT 0x82, as spec 3.8.3.1 calls a requested QoS of 3 "
+        "a Protocol Error; Mosquitto says 0x81.",
+    ),
+    "malformed_unsubscribe_no_filters_v5": known(
+        "packets[0].code",
+        reason="Accepted, Roost follows the spec: DISCONNECT 0x82, as spec 3.10.3 calls an UNSUBSCRIBE "
+        "without filters a Protocol Error [MQTT-3.10.3-2]; Mosquitto says 0x81.",
+    ),
+    "malformed_unsubscribe_invalid_filter_v5": known(
+        "packets[0].code",
+        reason="Accepted: for an UNSUBSCRIBE filter with '#' before its last level Roost says 0x82 (Protocol "
+        "Error), as for SUBSCRIBE, and Mosquitto 0x81; spec 4.7.1 names no code.",
+    ),
+    "malformed_unsubscribe_packet_id_zero_v5": known(
+        "packets[0].code",
+        reason="Accepted: for an UNSUBSCRIBE with packet identifier 0 [MQTT-2.2.1-3] Roost says 0x82 "
+        "(Protocol Error), Mosquitto 0x81; spec 2.2.1 names no code.",
+    ),
     "malformed_topic_alias_zero_v5": known(
         "packets[0].code",
         reason="Accepted, Roost follows the spec: DISCONNECT 0x94 (Topic Alias invalid) for Topic Alias 0 "
