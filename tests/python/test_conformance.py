@@ -25,6 +25,7 @@ the known differences in `conformance/known.py`; this module runs them all.
 """
 
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,3 +104,20 @@ def test_known_differences_name_real_scenarios_and_are_documented():
         assert name in SCENARIOS, f"KNOWN_DIFFERENCES names no scenario: {name}"
         assert entry.paths and entry.reason, name
         assert f"`{name}`" in doc, f"docs/conformance.md does not list {name}"
+
+
+def test_the_mqtt5_feature_table_names_real_scenarios():
+    """docs/mqtt.md's table of MQTT 5 features names the scenarios that show
+    each; every name (or `prefix_*`) must be a scenario here."""
+    doc = (ROOT / "docs" / "mqtt.md").read_text()
+    section = doc.split("## MQTT 5 in the gateway, by profile", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| feature")]
+    assert rows, "no feature table in docs/mqtt.md"
+    for row in rows:
+        names = re.findall(r"`([a-z0-9_*]+)`", row.rstrip(" |").rsplit("|", 1)[1])
+        assert names, f"a feature without a scenario: {row}"
+        for name in names:
+            if name.endswith("*"):
+                assert any(s.startswith(name[:-1]) for s in SCENARIOS), name
+            else:
+                assert name in SCENARIOS, f"docs/mqtt.md names no scenario: {name}"
