@@ -34,6 +34,11 @@ from conftest import ALLOW_ALL, Roost
 V311 = 4
 V5 = 5
 
+# Both brokers are configured alike where a setting changes what clients
+# observe: the longest keep alive a client gets (Roost's
+# --mqtt-max-keep-alive-secs, Mosquitto's max_keepalive).
+MAX_KEEP_ALIVE = 600
+
 # Seconds a broker is given to process a connection's end before the
 # scenario goes on (see Client.disconnect_cleanly).
 SETTLE = 0.05
@@ -65,6 +70,7 @@ def start_roost_plain(data_dir: Path) -> Roost:
             "--mqtt-plain-listen", "127.0.0.1:0",
             "--mqtt-plain-principal", cert["certificateId"],
             "--mqtt-profile", "full",
+            "--mqtt-max-keep-alive-secs", str(MAX_KEEP_ALIVE),
         ]
         server.restart()
     except BaseException:
@@ -101,6 +107,7 @@ class Mosquitto:
             port = free_port()
             conf = self.dir / "mosquitto.conf"
             lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false",
+                     f"max_keepalive {MAX_KEEP_ALIVE}",
                      "log_dest stderr", "log_type error", "log_type warning"]
             if os.geteuid() == 0:
                 # Debian's mosquitto drops privileges to user mosquitto unless told not to.

@@ -210,3 +210,24 @@ def test_an_expired_session_is_not_resumed(roost, tmp_path):
     assert not result["flags"].session_present
     assert roost.metric("roost_gateway_sessions_expired_total") == before + 1
     close(client)
+
+
+def test_a_message_larger_than_the_clients_maximum_packet_size_is_dropped_and_counted(roost, tmp_path):
+    """Spec 3.1.2.11.4: the server never sends a client a packet larger than
+    its Maximum Packet Size; such a message is dropped for that client (QoS
+    0 and 1 alike), counted, and the connection goes on."""
+    dev = make_device(roost, tmp_path, "v5-small")
+    small = Properties(PacketTypes.CONNECT)
+    small.MaximumPacketSize = 256
+    sub, inbox, _ = connect5(dev, roost.mqtt_port, "v5-small-sub", properties=small)
+    assert subscribe(sub, "sized/#") == [1]
+    pub, _, _ = connect5(dev, roost.mqtt_port, "v5-small-pub")
+    pub.publish("sized/big", b"x" * 1000, qos=0)
+    pub.publish("sized/big", b"y" * 1000, qos=1).wait_for_publish(10)
+    pub.publish("sized/small", b"fits", qos=1).wait_for_publish(10)
+    m = inbox.get()
+    assert (m.topic, m.payload) == ("sized/small", b"fits")
+    assert inbox.empty_for(0.3)
+    assert wait_until(lambda: roost.metric("roost_gateway_dropped_too_large_total") == 2, 10)
+    assert sub.is_connected()
+    close(sub, pub)

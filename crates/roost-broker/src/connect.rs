@@ -22,6 +22,9 @@ use std::time::Duration;
 pub(crate) enum ConnectRefusal {
     #[error("empty client id (MQTT 3.1.1 in the aws profile)")]
     EmptyClientId,
+    /// MQTT 5 enhanced authentication: Roost offers no method.
+    #[error("authentication method {0:?} (none is supported)")]
+    AuthenticationMethod(String),
     #[error("invalid will topic")]
     InvalidWillTopic,
     #[error("will QoS 2 (not in the aws profile)")]
@@ -43,6 +46,7 @@ impl ConnectRefusal {
     pub(crate) fn reason_code(&self) -> ReasonCode {
         match self {
             ConnectRefusal::EmptyClientId => ReasonCode::ClientIdentifierNotValid,
+            ConnectRefusal::AuthenticationMethod(_) => ReasonCode::BadAuthenticationMethod,
             ConnectRefusal::InvalidWillTopic => ReasonCode::TopicNameInvalid,
             ConnectRefusal::WillQos2 => ReasonCode::QoSNotSupported,
             ConnectRefusal::Certificate(_)
@@ -93,6 +97,12 @@ pub(crate) async fn decide(
         return Err(ConnectRefusal::EmptyClientId);
     };
 
+    // Enhanced authentication (spec 4.12): the client names a method the
+    // server must support; Roost authenticates by certificate only.
+    if let Some(method) = &connect.properties.authentication_method {
+        return Err(ConnectRefusal::AuthenticationMethod(method.clone()));
+    }
+
     // Persistence: MQTT 5 says it with Session Expiry; 3.1.1 with Clean Session.
     let requested_expiry = match protocol {
         ProtocolVersion::V5 => Duration::from_secs(u64::from(
@@ -103,19 +113,8 @@ pub(crate) async fn decide(
     };
     let expiry = requested_expiry.min(limits.max_session_expiry);
 
-    // Keep alive: AWS clamps into 30–1200 s and treats 0 as the maximum.
-    let (keep_alive, server_keep_alive) = match config.profile {
-        Profile::Full => (connect.keep_alive, None),
-        Profile::Aws => {
-            let wanted = if connect.keep_alive == 0 {
-                limits.max_keep_alive
-            } else {
-                connect.keep_alive
-            };
-            let granted = wanted.clamp(limits.min_keep_alive, limits.max_keep_alive);
-            (granted, (granted != connect.keep_alive).then_some(granted))
-        }
-    };
+    let keep_alive = granted_keep_alive(config.profile, protocol, connect.keep_alive, limits);
+    let server_keep_alive = (keep_alive != connect.keep_alive).then_some(keep_alive);
 
     // Will: a valid topic name (the policies are asked below).
     if let Some(will) = &connect.will {
@@ -169,9 +168,58 @@ pub(crate) async fn decide(
     })
 }
 
+/// The keep alive (seconds, 0: none) a client asking for `asked` gets; an
+/// MQTT 5 client is told when it differs (Server Keep Alive).
+fn granted_keep_alive(
+    profile: Profile,
+    protocol: ProtocolVersion,
+    asked: u16,
+    limits: &crate::Limits,
+) -> u16 {
+    let max = limits.max_keep_alive;
+    match profile {
+        // AWS clamps into 30–1200 s and treats 0 as the maximum, whatever
+        // the version.
+        Profile::Aws if asked == 0 => max,
+        Profile::Aws => asked.max(limits.min_keep_alive).min(max),
+        // As Mosquitto's max_keepalive: an MQTT 5 client asking for none
+        // or more than the maximum gets the maximum. A 3.1.1 client cannot
+        // be told, and keeps its own.
+        Profile::Full if protocol == ProtocolVersion::V5 && (asked == 0 || asked > max) => max,
+        Profile::Full => asked,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_alive_is_bounded_per_profile() {
+        use ProtocolVersion::{V311, V5};
+        let mut full = crate::Limits::for_profile(Profile::Full);
+        full.max_keep_alive = 60;
+        let aws = crate::Limits::for_profile(Profile::Aws);
+        let cases = [
+            (Profile::Full, &full, V5, 30, 30),
+            (Profile::Full, &full, V5, 60, 60),
+            (Profile::Full, &full, V5, 61, 60),
+            (Profile::Full, &full, V5, 0, 60),
+            (Profile::Full, &full, V311, 600, 600),
+            (Profile::Full, &full, V311, 0, 0),
+            (Profile::Aws, &aws, V5, 0, 1200),
+            (Profile::Aws, &aws, V311, 5, 30),
+            (Profile::Aws, &aws, V311, 5000, 1200),
+            (Profile::Aws, &aws, V5, 60, 60),
+        ];
+        for (profile, limits, protocol, asked, granted) in cases {
+            assert_eq!(
+                granted_keep_alive(profile, protocol, asked, limits),
+                granted,
+                "{profile:?} {protocol:?} asked {asked}"
+            );
+        }
+    }
 
     #[test]
     fn every_refusal_has_its_connack_reason() {
@@ -179,6 +227,10 @@ mod tests {
             (
                 ConnectRefusal::EmptyClientId,
                 ReasonCode::ClientIdentifierNotValid,
+            ),
+            (
+                ConnectRefusal::AuthenticationMethod("SCRAM-SHA-1".into()),
+                ReasonCode::BadAuthenticationMethod,
             ),
             (
                 ConnectRefusal::InvalidWillTopic,

@@ -117,7 +117,7 @@ pub struct Limits {
     pub default_session_expiry: Duration,
     /// The longest session expiry a client may ask for (AWS: 7 days).
     pub max_session_expiry: Duration,
-    /// Keep-alive bounds in seconds (AWS: 30–1200; 0 means the maximum).
+    /// Keep-alive bounds in seconds (AWS: 30–1200, 0 means the maximum; full: 65,535, an MQTT 5 client asking for 0 or more gets it).
     pub min_keep_alive: u16,
     pub max_keep_alive: u16,
     /// The largest PUBLISH payload accepted (AWS: 128 KiB).

@@ -13,6 +13,10 @@ pub enum PublishRefusal {
     InvalidTopic(String),
     #[error("{0}")]
     ReservedTopic(&'static str),
+    /// `$SYS` and `$share` (full profile): topics only the server
+    /// publishes on, or no topic name at all.
+    #[error("clients do not publish to $SYS or $share topics")]
+    ServerTopic,
     #[error("the payload is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("QoS {0} is not supported")]
@@ -63,8 +67,17 @@ pub(crate) fn check_topic(
         Profile::Aws => Err(PublishRefusal::ReservedTopic(
             "topics starting with $ are reserved",
         )),
+        Profile::Full if is_server_topic(topic) => Err(PublishRefusal::ServerTopic),
         Profile::Full => Ok(()),
     }
+}
+
+/// `$SYS` is where brokers publish about themselves, and `$share/...` is
+/// the form of a shared subscription's filter, never a topic a message
+/// is published to (MQTT 5 4.8.2); both are refused as Mosquitto does.
+fn is_server_topic(topic: &str) -> bool {
+    let first_level = topic.split('/').next().unwrap_or(topic);
+    matches!(first_level, "$SYS" | "$share")
 }
 
 impl Broker {
@@ -122,5 +135,28 @@ impl Broker {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             PublishRefusal::NotSaved
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_profile_keeps_sys_and_share_to_the_server() {
+        for topic in ["$SYS", "$SYS/broker/load", "$share", "$share/group/a/b"] {
+            assert_eq!(
+                check_topic(Profile::Full, topic, false),
+                Err(PublishRefusal::ServerTopic),
+                "{topic}"
+            );
+        }
+        for topic in ["$SYSTEM/x", "$shared/x", "$other/x", "a/$SYS", "sys"] {
+            assert_eq!(check_topic(Profile::Full, topic, false), Ok(()), "{topic}");
+        }
+        assert!(matches!(
+            check_topic(Profile::Aws, "$SYS/x", false),
+            Err(PublishRefusal::ReservedTopic(_))
+        ));
     }
 }

@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// persistent session keeps what was queued). Default 30.
     #[arg(long)]
     pub slow_consumer_timeout_secs: Option<u64>,
+    /// The longest keep alive a client gets, in seconds (1–65535): an MQTT 5
+    /// client asking for more (or, in the full profile, for none) is told
+    /// this one (Server Keep Alive). Default: 1200 (aws), 65535 (full).
+    #[arg(long)]
+    pub mqtt_max_keep_alive_secs: Option<u16>,
     /// Seconds a device's clock may be off when its certificate's validity
     /// is checked (default 300).
     #[arg(long)]
@@ -157,6 +162,7 @@ struct FileConfig {
     certificate_clock_skew_secs: Option<u64>,
     slow_consumer_timeout_secs: Option<u64>,
     mqtt_max_queued_messages: Option<usize>,
+    mqtt_max_keep_alive_secs: Option<u16>,
     region: Option<String>,
     account: Option<String>,
     hosts: Option<Vec<String>>,
@@ -321,6 +327,16 @@ impl Config {
             .or(file.mqtt_max_queued_messages)
         {
             broker.limits.max_queued_messages = n.max(1);
+        }
+        if let Some(secs) = args
+            .mqtt_max_keep_alive_secs
+            .or(file.mqtt_max_keep_alive_secs)
+        {
+            if secs == 0 {
+                anyhow::bail!("mqtt_max_keep_alive_secs must be 1 to 65535 seconds");
+            }
+            broker.limits.max_keep_alive = secs;
+            broker.limits.min_keep_alive = broker.limits.min_keep_alive.min(secs);
         }
         let https_max_connections = args
             .https_max_connections
@@ -515,5 +531,33 @@ mod tests {
         })
         .unwrap_err();
         assert!(format!("{err:#}").contains("no_such_key"), "{err:#}");
+        let err = Config::resolve(ServeArgs {
+            mqtt_max_keep_alive_secs: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("1 to 65535"), "{err}");
+    }
+
+    #[test]
+    fn max_keep_alive_comes_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(&file, "mqtt_max_keep_alive_secs = 60\n").unwrap();
+        let from_file = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.broker.limits.max_keep_alive, 60);
+        let from_flag = Config::resolve(ServeArgs {
+            config: Some(file),
+            mqtt_max_keep_alive_secs: Some(10),
+            ..Default::default()
+        })
+        .unwrap();
+        // Below the aws profile's 30 s floor: the floor follows.
+        assert_eq!(from_flag.broker.limits.max_keep_alive, 10);
+        assert_eq!(from_flag.broker.limits.min_keep_alive, 10);
     }
 }

@@ -87,10 +87,18 @@ where
                     .metrics
                     .messages_delivered
                     .fetch_add(1, Ordering::Relaxed);
-            } else if let Some(id) = packet_id {
-                // Too large for this client: it can never be delivered.
-                let journal = self.broker.shared.journal();
-                self.session.complete(id, false, journal);
+            } else {
+                // Larger than the client's Maximum Packet Size: it can never
+                // be delivered to this client, and is done for it as if it
+                // had been (spec 3.1.2.11.4).
+                self.shared()
+                    .metrics
+                    .dropped_too_large
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = packet_id {
+                    let journal = self.broker.shared.journal();
+                    self.session.complete(id, false, journal);
+                }
             }
             batch += 1;
             if batch >= DELIVERY_BATCH {

@@ -57,7 +57,7 @@ where
         ) {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(error = %e, "packet not sent: it does not fit the client's maximum packet size");
+                tracing::debug!(error = %e, "packet not sent: it does not fit the client's maximum packet size");
                 false
             }
         }

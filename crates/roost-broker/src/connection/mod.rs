@@ -192,6 +192,12 @@ where
     }
 
     async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) -> Close {
+        // A client may send its first packets in the same write as its
+        // CONNECT: they are buffered already, and no read may come to
+        // wake them up.
+        if let Err(close) = Box::pin(self.handle_buffered()).await {
+            return close;
+        }
         let mut last_read_filled = false;
         loop {
             if !self.waiting_for_room.is_empty() {
@@ -327,7 +333,9 @@ where
                     with_will: disconnect.reason_code == ReasonCode::DisconnectWithWillMessage,
                 })
             }
-            Packet::Auth(_) => Err(Close::ProtocolError(ReasonCode::BadAuthenticationMethod)),
+            // No authentication method was agreed at CONNECT (a CONNECT with
+            // one is refused), so the client may send no AUTH (spec 4.12).
+            Packet::Auth(_) => Err(Close::ProtocolError(ReasonCode::ProtocolError)),
             // The codec refuses server-only packets and a second CONNECT.
             _ => Err(Close::ProtocolError(ReasonCode::ProtocolError)),
         }

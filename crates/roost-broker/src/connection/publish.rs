@@ -15,6 +15,13 @@ pub(super) struct HeldAck {
     ticket: u64,
 }
 
+/// What a QoS 1/2 PUBLISH is to the flow it arrives in.
+enum Inbound {
+    New,
+    /// A QoS 2 message still awaiting its PUBREL: answered with this reason.
+    Repeated(ReasonCode),
+}
+
 /// Completes when `session`, if any, has room for its publishers again.
 pub(super) async fn room_in(session: Option<Arc<Session>>) {
     match session {
@@ -49,6 +56,10 @@ where
             Err(crate::PublishRefusal::InvalidTopic(_)) => {
                 return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid))
             }
+            Err(crate::PublishRefusal::ServerTopic) => {
+                self.refuse_server_topic(&publish);
+                return Ok(());
+            }
             Err(why) => {
                 tracing::info!(topic = %publish.topic, %why, "closing: publish to a reserved topic");
                 return Err(Close::ProtocolError(ReasonCode::TopicNameInvalid));
@@ -75,20 +86,18 @@ where
                 _ => Err(Close::Forbidden),
             };
         }
-        if publish.qos == QoS::ExactlyOnce {
-            let packet_id = publish.packet_id.unwrap_or_default();
-            if !self.session.lock().inbound_qos2.insert(packet_id) {
-                // A retransmission before PUBREL: already routed once. Its
-                // answer goes after any still held.
+        if let Some(packet_id) = publish.packet_id {
+            if let Inbound::Repeated(reason) = self.admit_inbound(&publish, packet_id)? {
+                // Not routed again; the answer goes after any still held.
                 if self.held_acks.is_empty() {
-                    self.ack(QoS::ExactlyOnce, packet_id, ReasonCode::Success);
+                    self.ack(QoS::ExactlyOnce, packet_id, reason);
                     return Ok(());
                 }
                 return self
                     .hold_ack(HeldAck {
                         packet_id,
                         qos: QoS::ExactlyOnce,
-                        reason: ReasonCode::Success,
+                        reason,
                         ticket: 0,
                     })
                     .await;
@@ -137,6 +146,58 @@ where
             ticket: ticket.unwrap_or(0),
         })
         .await
+    }
+
+    /// Inbound flow control and QoS 2 state for a QoS 1/2 PUBLISH: a QoS 2
+    /// packet id still awaiting its PUBREL repeats that message, which is
+    /// answered with a PUBREC and never routed again [MQTT-4.3.3-10]: Success
+    /// for a retransmission (DUP), 0x91 (Packet Identifier in use) in MQTT 5
+    /// for a new message reusing the id [MQTT-2.2.1-3]. A new message past
+    /// the Receive Maximum the CONNACK announced (unanswered QoS 1, QoS 2
+    /// without PUBCOMP) is a DISCONNECT 0x93 [MQTT-3.3.4-9]. Otherwise a
+    /// QoS 2 message now awaits its PUBREL.
+    fn admit_inbound(&mut self, publish: &Publish, packet_id: u16) -> Result<Inbound, Close> {
+        let v5 = self.protocol == ProtocolVersion::V5;
+        let receive_maximum = usize::from(self.shared().config.limits.max_inflight.max(1));
+        let held_qos1 = self
+            .held_acks
+            .iter()
+            .filter(|held| held.qos == QoS::AtLeastOnce)
+            .count();
+        let mut session = self.session.lock();
+        if publish.qos == QoS::ExactlyOnce && session.inbound_qos2.contains(&packet_id) {
+            return Ok(Inbound::Repeated(match publish.dup || !v5 {
+                true => ReasonCode::Success,
+                false => ReasonCode::PacketIdentifierInUse,
+            }));
+        }
+        if v5 && session.inbound_qos2.len() + held_qos1 >= receive_maximum {
+            tracing::info!(receive_maximum, "closing: Receive Maximum exceeded");
+            return Err(Close::ProtocolError(ReasonCode::ReceiveMaximumExceeded));
+        }
+        if publish.qos == QoS::ExactlyOnce {
+            session.inbound_qos2.insert(packet_id);
+        }
+        Ok(Inbound::New)
+    }
+
+    /// A PUBLISH to `$SYS` or `$share` (full profile) is not routed, and
+    /// the connection stays, as with Mosquitto: MQTT 5 says so (0x87 Not
+    /// authorized); 3.1.1 cannot, so the message is acknowledged and
+    /// dropped. Counted with the refused publishes.
+    fn refuse_server_topic(&mut self, publish: &Publish) {
+        self.shared()
+            .metrics
+            .publish_denied
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(topic = %publish.topic, "publish to a $SYS or $share topic dropped");
+        if let Some(packet_id) = publish.packet_id {
+            let reason = match self.protocol {
+                ProtocolVersion::V5 => ReasonCode::NotAuthorized,
+                _ => ReasonCode::Success,
+            };
+            self.ack(publish.qos, packet_id, reason);
+        }
     }
 
     /// Holds a PUBLISH's answer until its durable changes are committed
