@@ -10,9 +10,12 @@
 
 mod data;
 mod error;
+mod objects;
 mod ops;
 mod request;
 mod routes;
+
+pub use objects::ObjectsConfig;
 pub mod sns;
 
 pub use error::{ApiError, ApiResult};
@@ -44,6 +47,11 @@ pub struct ApiConfig {
     pub sns: Option<Arc<roost_notify::Notifier>>,
     /// Renders `GET /metrics` (OpenMetrics text); `None`: no such route.
     pub metrics: Option<Arc<MetricsRenderer>>,
+    /// The jobs service; `None` answers the jobs API with
+    /// ServiceUnavailableException.
+    pub jobs: Option<roost_jobs_service::JobsService>,
+    /// The local object store's presigned downloads; `None`: no such route.
+    pub objects: Option<objects::ObjectsConfig>,
 }
 
 /// What renders the metrics page.
@@ -327,6 +335,14 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             Err(e) => {
                 sns::SnsError::new(e.status, e.code, e.message).into_response_with_id(&request_id)
             }
+        };
+    }
+    // A presigned object URL carries its own credential (a job's device
+    // downloads with a bare GET).
+    if objects::is_presigned_object(&req) {
+        return match objects::serve(state.config().objects.as_ref(), &req).await {
+            Ok(response) => response,
+            Err(e) => e.into_response_with_id(&request_id),
         };
     }
     // A topic rule destination's enableUrl is opened by its owner, who does

@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::ops::destinations::{self, greedy};
-use crate::ops::{certificates, groups, misc, policies, rules, things};
+use crate::ops::{certificates, groups, jobs, misc, policies, rules, things};
 use crate::request::ApiRequest;
 use crate::ApiState;
 use serde_json::Value;
@@ -31,6 +31,18 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         }
         ("GET", ["things", name, "thing-groups"]) => {
             groups::list_thing_groups_for_thing(state, req, name).await
+        }
+        ("GET", ["things", thing, "jobs"]) => {
+            jobs::list_job_executions_for_thing(state, req, thing).await
+        }
+        ("GET", ["things", thing, "jobs", job]) => {
+            jobs::describe_job_execution(state, req, thing, job).await
+        }
+        ("PUT", ["things", thing, "jobs", job, "cancel"]) => {
+            jobs::cancel_job_execution(state, req, thing, job).await
+        }
+        ("DELETE", ["things", thing, "jobs", job, "executionNumber", number]) => {
+            jobs::delete_job_execution(state, req, thing, job, number).await
         }
         ("GET", ["principals", "things"]) => things::list_principal_things(state, req).await,
 
@@ -99,6 +111,14 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         ("POST", ["policy-targets", name]) => {
             policies::list_targets_for_policy(state, req, name).await
         }
+
+        ("GET", ["jobs"]) => jobs::list_jobs(state, req).await,
+        ("PUT", ["jobs", id]) => jobs::create_job(state, req, id).await,
+        ("GET", ["jobs", id]) => jobs::describe_job(state, id).await,
+        ("DELETE", ["jobs", id]) => jobs::delete_job(state, req, id).await,
+        ("GET", ["jobs", id, "job-document"]) => jobs::get_job_document(state, id).await,
+        ("PUT", ["jobs", id, "cancel"]) => jobs::cancel_job(state, req, id).await,
+        ("GET", ["jobs", id, "things"]) => jobs::list_job_executions_for_job(state, req, id).await,
 
         ("GET", ["rules"]) => rules::list_topic_rules(state, req).await,
         ("POST", ["rules", name]) => rules::create_topic_rule(state, req, name).await,

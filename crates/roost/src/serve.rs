@@ -182,6 +182,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )
     .await
     .context("starting the rules engine")?;
+    // Jobs: presigned URLs point at this server's object route, by the name
+    // devices reach it with.
+    let object_signer = std::sync::Arc::new(
+        roost_jobs_service::presign::LocalSigner::load_or_create(
+            &data_dir,
+            format!("http://{}:{}", cfg.hosts[0], api_addr.port()),
+        )
+        .context("reading the objects signing key")?,
+    );
+    let jobs = roost_jobs_service::JobsService::new(
+        registry.clone(),
+        std::sync::Arc::new(broker.clone()),
+        object_signer.clone(),
+    );
     // Gateway state is read back before any listener serves, and from then
     // on every durable change is written as it happens.
     let gateway_state = roost_broker::BrokerStore::open(
@@ -207,6 +221,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tasks.spawn(async move { b.watch_registry(s).await });
         let (b, s) = (broker.clone(), stop.clone());
         tasks.spawn(async move { b.run_housekeeping(Duration::from_secs(5), s).await });
+        tasks.spawn(jobs.clone().run(stop.clone()));
         let (b, s, n) = (broker.clone(), stop.clone(), listeners.mqtt.clone());
         tasks.spawn(async move { b.serve_tls(mqtt, tls, n, s).await });
         let (b, s, n) = (broker.clone(), stop.clone(), listeners.https.clone());
@@ -232,6 +247,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 },
             ))),
             sns: Some(notifier),
+            jobs: Some(jobs),
+            objects: Some(roost_api::ObjectsConfig {
+                dir: data_dir.join("objects"),
+                signer: object_signer,
+            }),
         },
     );
     let api_task = tokio::spawn(roost_api::serve(

@@ -4,6 +4,7 @@
 pub mod certificates;
 pub mod destinations;
 pub mod groups;
+pub mod jobs;
 pub mod misc;
 pub mod policies;
 pub mod rules;

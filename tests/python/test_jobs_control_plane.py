@@ -1,0 +1,160 @@
+"""The scenario's Jobs section on the control plane, with the real aws CLI:
+create-job as the scenario writes it (presigned-URL config included),
+describe, list, documents, executions, cancel and delete; notifications to a
+subscribed device (paho) carrying presigned URLs a bare HTTP GET downloads;
+a tampered URL refused."""
+
+import json
+import queue
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import ACCOUNT, REGION, make_device
+from mqtt_helpers import close, paho_connect, subscribe_wait
+
+FIXTURES = Path(__file__).parent / "fixtures" / "jobs"
+THING = "iot-webinar-device"
+THING_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{THING}"
+
+
+def create_scenario_jobs(roost):
+    aws = roost.aws
+    _, scan, _ = aws(
+        "iot", "create-job", "--job-id", "local-scan-job-01", "--targets", THING_ARN,
+        "--document", f"file://{FIXTURES / 'job-local-scan.json'}",
+        "--description", "example status job", "--target-selection", "SNAPSHOT",
+    )
+    assert scan == {
+        "jobArn": f"arn:aws:iot:{REGION}:{ACCOUNT}:job/local-scan-job-01",
+        "jobId": "local-scan-job-01",
+        "description": "example status job",
+    }
+    aws(
+        "iot", "create-job", "--job-id", "rotate-job-01", "--targets", THING_ARN,
+        "--document", f"file://{FIXTURES / 'job-rotate-cert.json'}",
+        "--description", "example cert rotation job", "--target-selection", "SNAPSHOT",
+        "--presigned-url-config", f"roleArn=arn:aws:iam::{ACCOUNT}:role/iot-jobs-s3,expiresInSec=300",
+    )
+
+
+def test_the_scenarios_jobs_with_the_aws_cli(roost, tmp_path):
+    make_device(roost, tmp_path, THING)
+    create_scenario_jobs(roost)
+    aws = roost.aws
+
+    _, described, _ = aws("iot", "describe-job", "--job-id", "rotate-job-01")
+    job = described["job"]
+    assert job["status"] == "IN_PROGRESS"
+    assert job["targets"] == [THING_ARN]
+    assert job["presignedUrlConfig"] == {"roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-jobs-s3", "expiresInSec": 300}
+    assert job["jobProcessDetails"]["numberOfQueuedThings"] == 1
+    assert job["targetSelection"] == "SNAPSHOT" and job["forceCanceled"] is False
+
+    _, listed, _ = aws("iot", "list-jobs")
+    assert [j["jobId"] for j in listed["jobs"]] == ["local-scan-job-01", "rotate-job-01"]
+    _, one, _ = aws("iot", "list-jobs", "--max-results", "1")
+    assert len(one["jobs"]) == 1 and "nextToken" in one
+
+    _, document, _ = aws("iot", "get-job-document", "--job-id", "rotate-job-01")
+    assert json.loads(document["document"]) == json.loads((FIXTURES / "job-rotate-cert.json").read_text())
+
+    _, executions, _ = aws("iot", "list-job-executions-for-job", "--job-id", "rotate-job-01")
+    [summary] = executions["executionSummaries"]
+    assert summary["thingArn"] == THING_ARN
+    assert summary["jobExecutionSummary"]["status"] == "QUEUED"
+    assert summary["jobExecutionSummary"]["executionNumber"] == 1
+    _, for_thing, _ = aws("iot", "list-job-executions-for-thing", "--thing-name", THING, "--status", "QUEUED")
+    assert sorted(s["jobId"] for s in for_thing["executionSummaries"]) == ["local-scan-job-01", "rotate-job-01"]
+    _, execution, _ = aws("iot", "describe-job-execution", "--job-id", "rotate-job-01", "--thing-name", THING)
+    assert execution["execution"]["status"] == "QUEUED"
+    assert execution["execution"]["versionNumber"] == 1
+    assert execution["execution"]["thingArn"] == THING_ARN
+
+    # The scenario's clean-up: cancel, then delete.
+    aws("iot", "cancel-job", "--job-id", "local-scan-job-01", "--reason-code", "NO_LONGER_NEEDED", "--comment", "done")
+    _, canceled, _ = aws("iot", "describe-job", "--job-id", "local-scan-job-01")
+    assert canceled["job"]["status"] == "CANCELED"
+    assert canceled["job"]["reasonCode"] == "NO_LONGER_NEEDED"
+    assert canceled["job"]["jobProcessDetails"]["numberOfCanceledThings"] == 1
+    aws("iot", "delete-job", "--job-id", "local-scan-job-01")
+    rc, _, err = aws("iot", "describe-job", "--job-id", "local-scan-job-01", check=False)
+    assert rc != 0 and "ResourceNotFoundException" in err
+
+    # Deleting a job in progress needs force.
+    rc, _, err = aws("iot", "delete-job", "--job-id", "rotate-job-01", check=False)
+    assert rc != 0 and "InvalidStateTransitionException" in err
+    aws("iot", "delete-job", "--job-id", "rotate-job-01", "--force")
+    _, listed, _ = aws("iot", "list-jobs")
+    assert listed["jobs"] == []
+
+
+def test_bad_job_requests_get_aws_errors_and_change_nothing(roost, tmp_path):
+    make_device(roost, tmp_path, THING)
+    aws = roost.aws
+    cases = [
+        (["--targets", f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/no-such-thing", "--document", "{}"], "ResourceNotFoundException"),
+        (["--targets", "arn:aws:iot:elsewhere:1:thing/x", "--document", "{}"], "InvalidRequestException"),
+        (["--targets", THING_ARN, "--document", "{not json"], "InvalidRequestException"),
+        # (Bounds the aws CLI checks itself, such as expiresInSec >= 60, never
+        # reach the server; these do.)
+        (["--targets", THING_ARN, "--document", "{}", "--job-executions-retry-config",
+          '{"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 1}]}'], "InvalidRequestException"),
+        (["--targets", THING_ARN, "--document", '{"url": "${aws:iot:s3-presigned-url:ftp://nowhere/x}"}'], "InvalidRequestException"),
+    ]
+    for args, code in cases:
+        rc, _, err = aws("iot", "create-job", "--job-id", "bad-job", *args, check=False)
+        assert rc != 0 and code in err, (args, err)
+    _, listed, _ = aws("iot", "list-jobs")
+    assert listed["jobs"] == []
+    aws("iot", "create-job", "--job-id", "good-job", "--targets", THING_ARN, "--document", "{}")
+    rc, _, err = aws("iot", "create-job", "--job-id", "good-job", "--targets", THING_ARN, "--document", "{}", check=False)
+    assert rc != 0 and "ResourceAlreadyExistsException" in err
+    rc, _, err = aws("iot", "cancel-job-execution", "--job-id", "good-job", "--thing-name", THING, "--expected-version", "7", check=False)
+    assert rc != 0 and "VersionConflictException" in err
+
+
+def test_a_subscribed_device_is_notified_and_downloads_its_presigned_files(roost, tmp_path):
+    device = make_device(roost, tmp_path, THING)
+    certs = roost.data_dir / "objects" / "iot-webinar-audits" / "jobs" / "certs"
+    certs.mkdir(parents=True)
+    (certs / "certificate.pem.crt").write_text("NEW CERTIFICATE")
+    (certs / "private.pem.key").write_text("NEW KEY")
+
+    got = queue.Queue()
+    client = device.paho(THING)
+    client.on_message = lambda c, u, m: got.put((m.topic, json.loads(m.payload)))
+    assert paho_connect(client, roost.mqtt_port)["rc"] == 0
+    subscribe_wait(client, f"$aws/things/{THING}/jobs/notify-next", 1)
+    try:
+        create_scenario_jobs(roost)
+        topic, first = got.get(timeout=10)
+        assert topic == f"$aws/things/{THING}/jobs/notify-next"
+        assert first["execution"]["jobId"] == "local-scan-job-01"
+        assert first["execution"]["jobDocument"] == {"operation": "localScan"}
+        # The rotation job is second in line: no notify-next for it yet.
+        roost.aws("iot", "cancel-job", "--job-id", "local-scan-job-01")
+        topic, second = got.get(timeout=10)
+        execution = second["execution"]
+        assert execution["jobId"] == "rotate-job-01" and execution["status"] == "QUEUED"
+        urls = [execution["jobDocument"]["cert"]["url"], execution["jobDocument"]["privateKey"]["url"]]
+    finally:
+        close(client)
+
+    # A bare GET, no credentials, as the scenario's device does.
+    bodies = [urllib.request.urlopen(url, timeout=10).read() for url in urls]
+    assert bodies == [b"NEW CERTIFICATE", b"NEW KEY"]
+    # One character of the signature changed: refused.
+    tampered = urls[0][:-1] + ("0" if urls[0][-1] != "0" else "1")
+    try:
+        urllib.request.urlopen(tampered, timeout=10)
+        raise AssertionError("a tampered URL was honoured")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+    # A key that tries to leave its bucket.
+    escape = urls[0].replace("/jobs/certs/certificate.pem.crt", "/..%2F..%2Froost.db")
+    try:
+        urllib.request.urlopen(escape, timeout=10)
+        raise AssertionError("a key outside the bucket was served")
+    except urllib.error.HTTPError as e:
+        assert e.code == 400
