@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod persist;
 mod publish;
 mod router;
+pub mod service;
 mod session;
 mod state;
 mod sync;
@@ -290,6 +291,7 @@ pub trait MessageTap: Send + Sync {
 
 pub(crate) struct Shared {
     tap: std::sync::OnceLock<Arc<dyn MessageTap>>,
+    device_service: std::sync::OnceLock<Arc<dyn service::DeviceService>>,
     /// Where durable changes go, once the gateway state is open.
     journal: std::sync::OnceLock<Arc<journal::Journal>>,
     registry: Registry,
@@ -315,6 +317,7 @@ impl Broker {
         };
         let shared = Shared {
             tap: std::sync::OnceLock::new(),
+            device_service: std::sync::OnceLock::new(),
             journal: std::sync::OnceLock::new(),
             registry,
             sessions: SessionTable::default(),

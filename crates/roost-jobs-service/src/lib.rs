@@ -18,11 +18,13 @@
 
 pub mod clock;
 mod control;
+mod device;
 pub mod presign;
 #[cfg(test)]
 mod tests;
 
 pub use control::{ExecutionListing, JobDescription};
+pub use device::DeviceError;
 
 use roost_jobs::document;
 use roost_jobs::job::Job;

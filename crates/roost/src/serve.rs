@@ -196,6 +196,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         std::sync::Arc::new(broker.clone()),
         object_signer.clone(),
     );
+    // The device jobs API: $aws/things/{thing}/jobs/... requests are the
+    // service's, answered to the requester alone.
+    broker.set_device_service(std::sync::Arc::new(jobs.clone()));
     // Gateway state is read back before any listener serves, and from then
     // on every durable change is written as it happens.
     let gateway_state = roost_broker::BrokerStore::open(

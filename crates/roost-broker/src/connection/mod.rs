@@ -38,6 +38,7 @@ mod deliver;
 mod framing;
 mod open;
 mod publish;
+mod request;
 mod subscribe;
 
 use framing::{read_packet, write_all, ReadError};

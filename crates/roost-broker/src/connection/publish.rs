@@ -88,20 +88,12 @@ where
         }
         if let Some(packet_id) = publish.packet_id {
             if let Inbound::Repeated(reason) = self.admit_inbound(&publish, packet_id)? {
-                // Not routed again; the answer goes after any still held.
-                if self.held_acks.is_empty() {
-                    self.ack(QoS::ExactlyOnce, packet_id, reason);
-                    return Ok(());
-                }
-                return self
-                    .hold_ack(HeldAck {
-                        packet_id,
-                        qos: QoS::ExactlyOnce,
-                        reason,
-                        ticket: 0,
-                    })
-                    .await;
+                // Not routed again.
+                return self.ack_in_order(QoS::ExactlyOnce, packet_id, reason).await;
             }
+        }
+        if let Some(service) = self.shared().device_service_for(&publish.topic) {
+            return self.ask_service(service, publish).await;
         }
         let expires_at = publish
             .properties
@@ -204,6 +196,27 @@ where
     /// (answers go out in PUBLISH order, so one with nothing durable waits
     /// behind the ones before it). At most the in-flight window is held;
     /// past it, reading stops until the oldest is committed.
+    /// Answers a PUBLISH that changed nothing durable: at once, or after
+    /// the answers still held, in order.
+    pub(super) async fn ack_in_order(
+        &mut self,
+        qos: QoS,
+        packet_id: u16,
+        reason: ReasonCode,
+    ) -> Result<(), Close> {
+        if self.held_acks.is_empty() {
+            self.ack(qos, packet_id, reason);
+            return Ok(());
+        }
+        self.hold_ack(HeldAck {
+            packet_id,
+            qos,
+            reason,
+            ticket: 0,
+        })
+        .await
+    }
+
     pub(super) async fn hold_ack(&mut self, mut held: HeldAck) -> Result<(), Close> {
         if let Some(last) = self.held_acks.back() {
             held.ticket = held.ticket.max(last.ticket);
