@@ -19,6 +19,7 @@ mod authz;
 mod connect;
 mod connection;
 mod events;
+mod gateway;
 mod https;
 mod journal;
 mod listener;
@@ -32,6 +33,7 @@ mod state;
 mod sync;
 pub mod tls;
 
+pub use gateway::{DeviceListeners, DeviceTls, RunningGateway, HOUSEKEEPING_INTERVAL};
 pub use journal::StateUnavailable;
 pub use listener::PlainPrincipal;
 pub use metrics::{Field as MetricField, MetricsSnapshot};
