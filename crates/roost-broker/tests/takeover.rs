@@ -4,21 +4,10 @@
 //! session over (subscriptions, messages in flight again with DUP) or,
 //! with a clean start, discards it.
 
-use roost_testkit::mqtt::{Connect, Packet, ProtocolVersion, QoS, ReasonCode, Will};
-use roost_testkit::{connect_packet, Client, Gateway};
+use roost_testkit::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode, Will};
+use roost_testkit::{connect_packet, persistent_connect, Client, Gateway};
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V311, ProtocolVersion::V5];
-
-/// A CONNECT for a persistent session (3.1.1: clean session off, the
-/// default expiry; MQTT 5: one hour).
-fn persistent(protocol: ProtocolVersion, client_id: &str) -> Connect {
-    let mut connect = connect_packet(protocol, client_id);
-    connect.clean_start = false;
-    if protocol == ProtocolVersion::V5 {
-        connect.properties.session_expiry_interval = Some(3600);
-    }
-    connect
-}
 
 #[tokio::test]
 async fn the_old_connection_is_closed_and_told_why() {
@@ -87,7 +76,9 @@ async fn a_persistent_session_is_carried_over() {
         let client_id = format!("carried-{}", protocol.level());
         let topic = format!("carried/{}", protocol.level());
         let mut old = Client::connect(&gateway, &device).await;
-        let connack = old.mqtt_connect(persistent(protocol, &client_id)).await;
+        let connack = old
+            .mqtt_connect(persistent_connect(protocol, &client_id))
+            .await;
         assert!(!connack.session_present);
         old.subscribe(&topic, QoS::AtLeastOnce).await;
         // Delivered to the old connection and never acknowledged there.
@@ -96,7 +87,9 @@ async fn a_persistent_session_is_carried_over() {
         assert!(!first.dup);
 
         let mut new = Client::connect(&gateway, &device).await;
-        let connack = new.mqtt_connect(persistent(protocol, &client_id)).await;
+        let connack = new
+            .mqtt_connect(persistent_connect(protocol, &client_id))
+            .await;
         assert_eq!(connack.reason_code, ReasonCode::Success);
         assert!(connack.session_present, "{protocol}");
         old.expect_closed().await;
@@ -127,7 +120,8 @@ async fn a_clean_start_discards_the_old_session() {
         let client_id = format!("fresh-{}", protocol.level());
         let topic = format!("fresh/{}", protocol.level());
         let mut old = Client::connect(&gateway, &device).await;
-        old.mqtt_connect(persistent(protocol, &client_id)).await;
+        old.mqtt_connect(persistent_connect(protocol, &client_id))
+            .await;
         old.subscribe(&topic, QoS::AtLeastOnce).await;
         assert_eq!(
             publisher.publish_acked(&topic, b"kept?").await.reason_code,

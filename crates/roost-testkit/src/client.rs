@@ -52,6 +52,17 @@ pub fn connect_packet(protocol: ProtocolVersion, client_id: &str) -> Connect {
     }
 }
 
+/// A CONNECT for a persistent session: 3.1.1 clean session off (the
+/// gateway's default expiry), MQTT 5 a session expiry of one hour.
+pub fn persistent_connect(protocol: ProtocolVersion, client_id: &str) -> Connect {
+    let mut connect = connect_packet(protocol, client_id);
+    connect.clean_start = false;
+    if protocol == ProtocolVersion::V5 {
+        connect.properties.session_expiry_interval = Some(3600);
+    }
+    connect
+}
+
 /// One connection to the gateway.
 pub struct Client {
     stream: Box<dyn Io>,
