@@ -6,8 +6,8 @@
 
 use bytes::BytesMut;
 use roost_broker::Profile;
-use roost_testkit::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode, Will};
-use roost_testkit::{connect_packet, Client, Gateway};
+use roost_testkit::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode};
+use roost_testkit::{connect_packet, will, Client, Gateway};
 use serde_json::json;
 use std::time::Duration;
 
@@ -32,16 +32,6 @@ fn connect_only(allowed: &str) -> serde_json::Value {
              "Resource": format!("arn:aws:iot:us-east-1:000000000000:topic/{allowed}/*")}
         ]
     })
-}
-
-fn will(topic: &str, qos: QoS) -> Will {
-    Will {
-        topic: topic.to_string(),
-        payload: bytes::Bytes::from_static(b"gone"),
-        qos,
-        retain: false,
-        properties: Default::default(),
-    }
 }
 
 /// A CONNECT as bytes, for tests that break it.

@@ -4,8 +4,8 @@
 //! session over (subscriptions, messages in flight again with DUP) or,
 //! with a clean start, discards it.
 
-use roost_testkit::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode, Will};
-use roost_testkit::{connect_packet, persistent_connect, Client, Gateway};
+use roost_testkit::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode};
+use roost_testkit::{connect_packet, persistent_connect, will, Client, Gateway};
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V311, ProtocolVersion::V5];
 
@@ -45,13 +45,7 @@ async fn the_old_connections_will_is_sent() {
     for protocol in BOTH {
         let client_id = format!("dying-{}", protocol.level());
         let mut connect = connect_packet(protocol, &client_id);
-        connect.will = Some(Will {
-            topic: format!("wills/{client_id}"),
-            payload: bytes::Bytes::from_static(b"taken over"),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            properties: Default::default(),
-        });
+        connect.will = Some(will(&format!("wills/{client_id}"), QoS::AtLeastOnce));
         let mut old = Client::connect(&gateway, &device).await;
         assert_eq!(
             old.mqtt_connect(connect).await.reason_code,
@@ -59,10 +53,10 @@ async fn the_old_connections_will_is_sent() {
         );
         Client::connected(&gateway, &device, protocol, &client_id).await;
         old.expect_closed().await;
-        let will = watcher.recv_publish().await;
-        assert_eq!(will.topic, format!("wills/{client_id}"));
-        assert_eq!(&will.payload[..], b"taken over");
-        watcher.puback(will.packet_id.unwrap()).await;
+        let sent = watcher.recv_publish().await;
+        assert_eq!(sent.topic, format!("wills/{client_id}"));
+        assert_eq!(&sent.payload[..], b"gone");
+        watcher.puback(sent.packet_id.unwrap()).await;
     }
 }
 

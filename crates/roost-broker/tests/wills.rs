@@ -10,21 +10,15 @@
 //! the watcher reads the will, then the event; no will means the event
 //! comes first.
 
-use roost_testkit::mqtt::{Connect, ProtocolVersion, QoS, ReasonCode, Will};
-use roost_testkit::{connect_packet, Client, Device, Gateway};
+use roost_testkit::mqtt::{Connect, ProtocolVersion, QoS, ReasonCode};
+use roost_testkit::{connect_packet, will, Client, Device, Gateway};
 use std::time::Duration;
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V311, ProtocolVersion::V5];
 
 fn with_will(protocol: ProtocolVersion, client_id: &str) -> Connect {
     let mut connect = connect_packet(protocol, client_id);
-    connect.will = Some(Will {
-        topic: format!("wills/{client_id}"),
-        payload: bytes::Bytes::from_static(b"gone"),
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        properties: Default::default(),
-    });
+    connect.will = Some(will(&will_of(client_id), QoS::AtLeastOnce));
     connect
 }
 

@@ -12,7 +12,7 @@ use crate::PATIENCE;
 use bytes::{Bytes, BytesMut};
 use roost_mqtt::{
     ConnAck, Connect, ConnectProperties, DecodeError, Disconnect, Packet, ProtocolVersion, PubAck,
-    Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions,
+    Publish, PublishProperties, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, Will,
 };
 use rustls::pki_types::ServerName;
 use std::io;
@@ -49,6 +49,17 @@ pub fn connect_packet(protocol: ProtocolVersion, client_id: &str) -> Connect {
         username: None,
         password: None,
         properties: ConnectProperties::default(),
+    }
+}
+
+/// A will on `topic` whose payload is `gone`, not retained.
+pub fn will(topic: &str, qos: QoS) -> Will {
+    Will {
+        topic: topic.to_string(),
+        payload: Bytes::from_static(b"gone"),
+        qos,
+        retain: false,
+        properties: Default::default(),
     }
 }
 

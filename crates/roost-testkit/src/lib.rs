@@ -33,7 +33,7 @@ mod device;
 mod gateway;
 mod state;
 
-pub use client::{connect_packet, persistent_connect, Client, Ended, PausedHandshake};
+pub use client::{connect_packet, persistent_connect, will, Client, Ended, PausedHandshake};
 pub use device::{allow_all, Device};
 pub use gateway::{Gateway, GatewayBuilder};
 pub use state::{SavedMessage, SavedSession, StateDb, WriteHold};
