@@ -15,6 +15,30 @@
 //! - [`StateDb`]: `gateway.db` read as it is on disk, and a way to hold its
 //!   writer back ([`StateDb::hold_writes`]).
 //!
+//! A test reads:
+//!
+//! ```
+//! use roost_testkit::mqtt::{Packet, ProtocolVersion, QoS, ReasonCode};
+//! use roost_testkit::{Client, Gateway};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // Gateway::start() for the aws profile's defaults.
+//! let gateway = Gateway::builder().max_queued_messages(10).start().await;
+//! // A thing, a certificate from Roost's CA, an allow-all policy.
+//! let device = gateway.device("sensor").await;
+//! let mut client = Client::connected(&gateway, &device, ProtocolVersion::V5, "sensor").await;
+//! gateway.detach_policy(&device).await;
+//! let id = client.publish("t", b"x", QoS::AtLeastOnce).await;
+//! match client.recv().await {
+//!     Packet::PubAck(ack) => {
+//!         assert_eq!((Some(ack.packet_id), ack.reason_code), (id, ReasonCode::NotAuthorized))
+//!     }
+//!     other => panic!("expected PUBACK 0x87, got {other:?}"),
+//! }
+//! # }
+//! ```
+//!
 //! Where the tests are: the broker's in-process tests live in
 //! `crates/roost-broker/tests/`, with this crate as a dev-dependency of
 //! `roost-broker`. This crate depends on `roost-broker` itself, a
