@@ -1,7 +1,7 @@
 //! A certificate revoked, set INACTIVE, or its policy detached, at every
 //! stage of a connection: during the TLS handshake, after it and before
 //! CONNECT, at CONNECT, connected and idle, while publishing, while
-//! subscribed. docs/gateway.md promises: a certificate that leaves ACTIVE
+//! subscribed, and on a kept-alive device HTTPS connection. docs/gateway.md promises: a certificate that leaves ACTIVE
 //! has its connections closed at once (MQTT 5: DISCONNECT 0x87), whatever
 //! their stage, with no will; the next action of a connection the close
 //! has not reached yet is refused; a detached policy applies from the
@@ -11,7 +11,7 @@
 //! another device arrives, and nothing before it.
 
 use roost_testkit::mqtt::{Disconnect, Packet, ProtocolVersion, QoS, ReasonCode};
-use roost_testkit::{connect_packet, will, Client, Device, Gateway};
+use roost_testkit::{connect_packet, will, Client, Device, Gateway, HttpsClient};
 use std::time::Duration;
 
 const BOTH: [ProtocolVersion; 2] = [ProtocolVersion::V311, ProtocolVersion::V5];
@@ -291,4 +291,24 @@ async fn a_policy_detached_while_subscribed_stops_deliveries() {
         client.puback(got.packet_id.unwrap()).await;
     }
     assert_eq!(gateway.metrics().receive_denied, 2);
+}
+
+#[tokio::test]
+async fn leaving_active_on_an_https_keep_alive_connection() {
+    let gateway = Gateway::start().await;
+    for status in LEAVING_ACTIVE {
+        // The request after the change is refused, however soon it comes.
+        let device = gateway.device(&format!("https-{status}")).await;
+        let mut https = HttpsClient::connect(&gateway, &device).await;
+        assert_eq!(https.publish("https/a", b"x").await, Some(200));
+        gateway.set_certificate_status(&device, status).await;
+        assert_ne!(https.publish("https/a", b"x").await, Some(200), "{status}");
+
+        // And an idle kept-alive connection is closed.
+        let device = gateway.device(&format!("https-idle-{status}")).await;
+        let mut https = HttpsClient::connect(&gateway, &device).await;
+        assert_eq!(https.publish("https/b", b"x").await, Some(200));
+        gateway.set_certificate_status(&device, status).await;
+        https.expect_closed().await;
+    }
 }

@@ -84,7 +84,8 @@ pub struct Client {
     next_packet_id: u16,
 }
 
-fn server_name() -> ServerName<'static> {
+/// The name the gateway's server certificate is checked against.
+pub(crate) fn server_name() -> ServerName<'static> {
     ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into())
 }
 

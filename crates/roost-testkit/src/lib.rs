@@ -12,6 +12,7 @@
 //!   with the device's certificate. It sends any packet (or any bytes) and
 //!   reads exactly what the gateway answers, so a test sees reason codes and
 //!   closes, not what a client library makes of them.
+//! - [`HttpsClient`]: device HTTPS publish on one kept-alive connection.
 //! - [`StateDb`]: `gateway.db` read as it is on disk, and a way to hold its
 //!   writer back ([`StateDb::hold_writes`]).
 //!
@@ -55,11 +56,13 @@
 mod client;
 mod device;
 mod gateway;
+mod https;
 mod state;
 
 pub use client::{connect_packet, persistent_connect, will, Client, Ended, PausedHandshake};
 pub use device::{allow_all, Device};
 pub use gateway::{Gateway, GatewayBuilder};
+pub use https::HttpsClient;
 pub use state::{SavedMessage, SavedSession, StateDb, WriteHold};
 
 /// Re-exported so tests build packets without naming the codec crate.
