@@ -110,6 +110,13 @@ async fn a_clean_start_discards_the_old_session() {
     let device = gateway.device("fresh").await;
     let mut publisher =
         Client::connected(&gateway, &device, ProtocolVersion::V5, "publisher").await;
+    // A persistent session of its own: a QoS 1 publish to it is answered
+    // once committed, and so is every change journaled before it.
+    let mut barrier = Client::connect(&gateway, &device).await;
+    barrier
+        .mqtt_connect(persistent_connect(ProtocolVersion::V5, "barrier"))
+        .await;
+    barrier.subscribe("barrier", QoS::AtLeastOnce).await;
     for protocol in BOTH {
         let client_id = format!("fresh-{}", protocol.level());
         let topic = format!("fresh/{}", protocol.level());
@@ -136,6 +143,7 @@ async fn a_clean_start_discards_the_old_session() {
         new.send(&Packet::PingReq).await;
         assert_eq!(new.recv().await, Packet::PingResp);
     }
+    publisher.publish_acked("barrier", b"sync").await;
     let state = gateway.state().await;
     assert!(state.messages("fresh-4").await.is_empty());
     assert!(state.messages("fresh-5").await.is_empty());
