@@ -203,3 +203,36 @@ async fn a_slow_consumer_is_cut_and_its_persistent_session_keeps_everything() {
     }
     assert_eq!(gateway.metrics().dropped_queue_full, 0);
 }
+
+#[tokio::test]
+async fn what_was_acknowledged_survives_a_restart() {
+    let gateway = Gateway::start().await;
+    let device = gateway.device("durable").await;
+    let mut subscriber = Client::connect(&gateway, &device).await;
+    subscriber
+        .mqtt_connect(persistent_connect(ProtocolVersion::V311, "keeper"))
+        .await;
+    subscriber.subscribe("kept/t", QoS::AtLeastOnce).await;
+    subscriber.disconnect(ReasonCode::Success).await;
+    subscriber.expect_closed().await;
+    let mut publisher = Client::connected(&gateway, &device, ProtocolVersion::V5, "producer").await;
+    for i in 0..3u8 {
+        publisher.publish_acked("kept/t", &[i]).await;
+    }
+
+    // Stopped as roost serve stops on SIGTERM, started on the same data.
+    let gateway = gateway.restart().await;
+    let mut back = Client::connect(&gateway, &device).await;
+    let connack = back
+        .mqtt_connect(persistent_connect(ProtocolVersion::V311, "keeper"))
+        .await;
+    assert!(connack.session_present);
+    for i in 0..3u8 {
+        let publish = back.recv_publish().await;
+        assert_eq!(
+            (&publish.topic[..], &publish.payload[..]),
+            ("kept/t", &[i][..])
+        );
+        back.puback(publish.packet_id.unwrap()).await;
+    }
+}
