@@ -470,44 +470,6 @@ impl Broker {
         }
     }
 
-    /// Serves MQTT over TLS on `listener` until `shutdown`; returns once its
-    /// connections have ended too.
-    pub async fn serve_tls(
-        &self,
-        listener: tokio::net::TcpListener,
-        tls: Arc<rustls::ServerConfig>,
-        stats: Arc<roost_listener::ListenerStats>,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        listener::serve(
-            self.clone(),
-            listener,
-            listener::Transport::Tls(tokio_rustls::TlsAcceptor::from(tls)),
-            stats,
-            shutdown,
-        )
-        .await
-    }
-
-    /// Serves MQTT over plain TCP on `listener`: every connection acts under
-    /// `principal` and its policies.
-    pub async fn serve_plain(
-        &self,
-        listener: tokio::net::TcpListener,
-        principal: PlainPrincipal,
-        stats: Arc<roost_listener::ListenerStats>,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        listener::serve(
-            self.clone(),
-            listener,
-            listener::Transport::Plain(principal),
-            stats,
-            shutdown,
-        )
-        .await
-    }
-
     /// Publishes a message on behalf of the service (lifecycle events,
     /// wills) without waiting for the gateway state to be saved.
     /// Authorization is the caller's business.
