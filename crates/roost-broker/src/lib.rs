@@ -19,6 +19,7 @@ mod authz;
 mod connect;
 mod connection;
 mod events;
+mod gateway;
 mod https;
 mod journal;
 mod listener;
@@ -33,6 +34,7 @@ mod state;
 mod sync;
 pub mod tls;
 
+pub use gateway::{DeviceListeners, DeviceTls, RunningGateway, HOUSEKEEPING_INTERVAL};
 pub use journal::StateUnavailable;
 pub use listener::PlainPrincipal;
 pub use metrics::{Field as MetricField, MetricsSnapshot};
@@ -469,44 +471,6 @@ impl Broker {
         for conn in live.values() {
             conn.kick.send(Kick::Shutdown);
         }
-    }
-
-    /// Serves MQTT over TLS on `listener` until `shutdown`; returns once its
-    /// connections have ended too.
-    pub async fn serve_tls(
-        &self,
-        listener: tokio::net::TcpListener,
-        tls: Arc<rustls::ServerConfig>,
-        stats: Arc<roost_listener::ListenerStats>,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        listener::serve(
-            self.clone(),
-            listener,
-            listener::Transport::Tls(tokio_rustls::TlsAcceptor::from(tls)),
-            stats,
-            shutdown,
-        )
-        .await
-    }
-
-    /// Serves MQTT over plain TCP on `listener`: every connection acts under
-    /// `principal` and its policies.
-    pub async fn serve_plain(
-        &self,
-        listener: tokio::net::TcpListener,
-        principal: PlainPrincipal,
-        stats: Arc<roost_listener::ListenerStats>,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        listener::serve(
-            self.clone(),
-            listener,
-            listener::Transport::Plain(principal),
-            stats,
-            shutdown,
-        )
-        .await
     }
 
     /// Publishes a message on behalf of the service (lifecycle events,

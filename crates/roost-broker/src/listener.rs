@@ -21,6 +21,46 @@ pub struct PlainPrincipal {
     pub certificate_id: String,
 }
 
+impl Broker {
+    /// Serves MQTT over TLS on `listener` until `shutdown`; returns once its
+    /// connections have ended too.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        stats: Arc<ListenerStats>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        serve(
+            self.clone(),
+            listener,
+            Transport::Tls(tokio_rustls::TlsAcceptor::from(tls)),
+            stats,
+            shutdown,
+        )
+        .await
+    }
+
+    /// Serves MQTT over plain TCP on `listener`: every connection acts under
+    /// `principal` and its policies.
+    pub async fn serve_plain(
+        &self,
+        listener: TcpListener,
+        principal: PlainPrincipal,
+        stats: Arc<ListenerStats>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        serve(
+            self.clone(),
+            listener,
+            Transport::Plain(principal),
+            stats,
+            shutdown,
+        )
+        .await
+    }
+}
+
 pub(crate) enum Transport {
     Tls(tokio_rustls::TlsAcceptor),
     Plain(PlainPrincipal),

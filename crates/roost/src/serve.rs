@@ -45,12 +45,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .ca()
         .server_certificate(&data_dir, &cfg.hosts)
         .context("preparing the TLS server certificate")?;
-    let skew = cfg.broker.limits.certificate_clock_skew;
-    let tls = roost_broker::tls::server_config(
+    let tls = roost_broker::DeviceTls::load(
         &cert_path,
         &key_path,
-        roost_broker::tls::MQTT_ALPN,
-        skew,
+        cfg.broker.limits.certificate_clock_skew,
     )?;
 
     let api = TcpListener::bind(cfg.api_listen)
@@ -65,12 +63,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding HTTPS to {}", cfg.https_listen))?;
     let https_addr = https.local_addr()?;
-    let https_tls = roost_broker::tls::server_config(
-        &cert_path,
-        &key_path,
-        roost_broker::tls::HTTP_ALPN,
-        skew,
-    )?;
     let mut endpoints = serde_json::json!({
         "api": api_addr.to_string(),
         "mqtt": mqtt_addr.to_string(),
@@ -207,34 +199,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )
     .await
     .context("opening the gateway state")?;
-    let (restored, state_writer) = broker
-        .open_state(gateway_state)
+    let device_listeners = roost_broker::DeviceListeners {
+        mqtt,
+        mqtt_stats: listeners.mqtt.clone(),
+        https,
+        https_stats: listeners.https.clone(),
+        https_max_connections: shares.https,
+        mqtt_plain: plain
+            .map(|(listener, principal)| (listener, principal, listeners.mqtt_plain.clone())),
+    };
+    let gateway = broker
+        .start_gateway(gateway_state, tls, device_listeners, stop.clone())
         .await
         .context("restoring the gateway state")?;
-    tracing::info!(
-        sessions = restored.sessions,
-        messages = restored.messages,
-        retained = restored.retained,
-        sync = ?cfg.state_sync,
-        "gateway state restored"
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    {
-        let (b, s) = (broker.clone(), stop.clone());
-        tasks.spawn(async move { b.watch_registry(s).await });
-        let (b, s) = (broker.clone(), stop.clone());
-        tasks.spawn(async move { b.run_housekeeping(Duration::from_secs(5), s).await });
-        tasks.spawn(jobs.clone().run(stop.clone()));
-        let (b, s, n) = (broker.clone(), stop.clone(), listeners.mqtt.clone());
-        tasks.spawn(async move { b.serve_tls(mqtt, tls, n, s).await });
-        let (b, s, n) = (broker.clone(), stop.clone(), listeners.https.clone());
-        let cap = shares.https;
-        tasks.spawn(async move { b.serve_https(https, https_tls, cap, n, s).await });
-        if let Some((listener, principal)) = plain {
-            let (b, s, n) = (broker.clone(), stop.clone(), listeners.mqtt_plain.clone());
-            tasks.spawn(async move { b.serve_plain(listener, principal, n, s).await });
-        }
-    }
+    tracing::info!(sync = ?cfg.state_sync, "gateway started");
+    // The jobs clock: time-outs, rollout, retries, abort, completion.
+    let jobs_clock = tokio::spawn(jobs.clone().run(stop.clone()));
     let state = roost_api::ApiState::new(
         registry.clone(),
         broker.clone(),
@@ -266,16 +246,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     ));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    broker.close_all();
-    // Connections get a moment to say goodbye (MQTT 5 DISCONNECT), then we stop.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    // The connections' last changes (sessions detached) are committed.
-    state_writer.finish().await;
-    tracing::info!("gateway state saved");
+    // Connections get a moment to say goodbye (MQTT 5 DISCONNECT), then
+    // their last changes (sessions detached) are committed.
+    gateway.stop(Duration::from_secs(5)).await;
     api_task.await.context("control plane task")?;
+    jobs_clock.await.context("jobs clock task")?;
     tracing::info!("roost stopped");
     Ok(())
 }
