@@ -72,11 +72,14 @@ def test_tenant_isolation(roost, tenants):
     client.publish(f"abcde-12345/{THING}/audit", b"allowed", qos=1).wait_for_publish(10)
     assert [(t, p) for t, p, _, _ in admin_inbox.take(1)] == [(f"abcde-12345/{THING}/audit", b"allowed")]
     assert admin_inbox.empty_for(0.5)
-    # Receive: the admin publishes into another thing's jobs topic and ours;
-    # our device only gets its own.
-    admin_client.publish("$aws/things/other-device/jobs/notify", b"not for you", qos=1).wait_for_publish(10)
-    admin_client.publish(f"$aws/things/{THING}/jobs/notify", b"for you", qos=1).wait_for_publish(10)
-    assert [(t, p) for t, p, _, _ in inbox.take(1)] == [(f"$aws/things/{THING}/jobs/notify", b"for you")]
+    # Receive: the jobs service notifies the other thing, then ours (a job
+    # each); our device only gets its own notification.
+    iot = roost.boto()
+    for thing, job in [(other.thing, "not-for-you"), (THING, "for-you")]:
+        iot.create_job(jobId=job, targets=[f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{thing}"], document="{}")
+    [(topic, payload, _, _)] = inbox.take(1)
+    assert topic == f"$aws/things/{THING}/jobs/notify"
+    assert [j["jobId"] for j in json.loads(payload)["jobs"]["QUEUED"]] == ["for-you"]
     assert inbox.empty_for(0.5)
     close(client, admin_client)
 
