@@ -83,10 +83,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
-    write_public_file(
-        &data_dir.join(ENDPOINTS_FILE),
-        serde_json::to_vec_pretty(&endpoints)?.as_slice(),
-    )?;
     write_aws_config(&data_dir, &cfg.region, &format!("http://{api_addr}"))?;
     tracing::info!(api = %api_addr, mqtt = %mqtt_addr, https = %https_addr, data_dir = %data_dir.display(), profile = ?cfg.mqtt_profile, "roost is listening");
     if let Some(()) = new_credentials {
@@ -109,6 +105,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!();
         println!("(the profile sets the region and endpoint_url; or pass --endpoint-url http://{api_addr})");
     }
+    // Last: endpoints.json is what scripts wait for, so everything printed
+    // above is out when it appears (the listeners are bound; connections
+    // wait in their backlogs until they serve).
+    write_public_file(
+        &data_dir.join(ENDPOINTS_FILE),
+        serde_json::to_vec_pretty(&endpoints)?.as_slice(),
+    )?;
 
     // Every listener draws on one descriptor table: each gets its share, so
     // a flood on one port cannot starve the others.
