@@ -158,3 +158,33 @@ def test_a_subscribed_device_is_notified_and_downloads_its_presigned_files(roost
         raise AssertionError("a key outside the bucket was served")
     except urllib.error.HTTPError as e:
         assert e.code == 400
+
+
+def test_aws_iot_jobs_data_takes_a_job_through(roost, tmp_path):
+    """The device jobs API over HTTP on the API port (`aws iot-jobs-data`,
+    signed with the admin key)."""
+    make_device(roost, tmp_path, THING)
+    create_scenario_jobs(roost)
+    aws = roost.aws
+    _, pending, _ = aws("iot-jobs-data", "get-pending-job-executions", "--thing-name", THING)
+    assert [j["jobId"] for j in pending["queuedJobs"]] == ["local-scan-job-01", "rotate-job-01"]
+    assert pending["inProgressJobs"] == []
+    _, started, _ = aws("iot-jobs-data", "start-next-pending-job-execution", "--thing-name", THING,
+                        "--status-details", "step=scanning", "--step-timeout-in-minutes", "10")
+    execution = started["execution"]
+    assert (execution["jobId"], execution["status"], execution["versionNumber"]) == ("local-scan-job-01", "IN_PROGRESS", 2)
+    assert json.loads(execution["jobDocument"]) == {"operation": "localScan"}
+    assert execution["statusDetails"] == {"step": "scanning"}
+    _, described, _ = aws("iot-jobs-data", "describe-job-execution", "--thing-name", THING, "--job-id", "rotate-job-01")
+    assert described["execution"]["status"] == "QUEUED"
+    assert "/objects/iot-webinar-audits/jobs/certs/certificate.pem.crt?expires=" in described["execution"]["jobDocument"]
+    _, updated, _ = aws("iot-jobs-data", "update-job-execution", "--thing-name", THING, "--job-id", "local-scan-job-01",
+                        "--status", "SUCCEEDED", "--expected-version", "2", "--include-job-execution-state")
+    assert updated["executionState"]["status"] == "SUCCEEDED" and updated["executionState"]["versionNumber"] == 3
+    rc, _, err = aws("iot-jobs-data", "update-job-execution", "--thing-name", THING, "--job-id", "local-scan-job-01",
+                     "--status", "FAILED", check=False)
+    assert rc != 0 and "InvalidStateTransitionException" in err
+    rc, _, err = aws("iot-jobs-data", "describe-job-execution", "--thing-name", THING, "--job-id", "no-such-job", check=False)
+    assert rc != 0 and "ResourceNotFoundException" in err
+    _, job, _ = aws("iot", "describe-job", "--job-id", "local-scan-job-01")
+    assert job["job"]["status"] == "COMPLETED"

@@ -10,6 +10,7 @@
 
 mod data;
 mod error;
+mod jobs_data;
 mod objects;
 mod ops;
 mod request;
@@ -35,8 +36,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How far a request's X-Amz-Date may be from our clock (AWS: 15 minutes).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// Signing names accepted on the API port: the control plane, iot-data and SNS.
-const SIGNING_NAMES: &[&str] = &["iot", "iotdata", "sns"];
+/// Signing names accepted on the API port: the control plane, iot-data,
+/// iot-jobs-data and SNS.
+const SIGNING_NAMES: &[&str] = &["iot", "iotdata", "iot-jobs-data", "sns"];
 
 /// What the control plane needs at run time.
 pub struct ApiConfig {
@@ -352,6 +354,9 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
     } else {
         match authenticate(&state, &req).await {
             Ok(verified) if verified.service == "iotdata" => data::dispatch(&state, &req).await,
+            Ok(verified) if verified.service == "iot-jobs-data" => {
+                jobs_data::dispatch(&state, &req).await
+            }
             Ok(verified) if verified.service == "sns" => Err(ApiError::new(
                 400,
                 "InvalidAction",

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 pub struct DeviceError {
     pub code: ErrorCode,
     pub message: String,
-    pub state: Option<Execution>,
+    pub state: Option<Box<Execution>>,
 }
 
 impl DeviceError {
@@ -37,7 +37,7 @@ impl DeviceError {
         Self {
             code: e.code(),
             message: e.to_string(),
-            state: Some(state),
+            state: Some(Box::new(state)),
         }
     }
 }
@@ -292,7 +292,13 @@ impl JobsService {
             Ok(fields) => (true, reply::accepted(fields, token.as_deref(), now)),
             Err(e) => (
                 false,
-                reply::rejected(e.code, &e.message, token.as_deref(), e.state.as_ref(), now),
+                reply::rejected(
+                    e.code,
+                    &e.message,
+                    token.as_deref(),
+                    e.state.as_deref(),
+                    now,
+                ),
             ),
         }
     }
