@@ -188,3 +188,50 @@ def test_aws_iot_jobs_data_takes_a_job_through(roost, tmp_path):
     assert rc != 0 and "ResourceNotFoundException" in err
     _, job, _ = aws("iot", "describe-job", "--job-id", "local-scan-job-01")
     assert job["job"]["status"] == "COMPLETED"
+
+
+def test_update_job_and_associate_targets_with_job(roost, tmp_path):
+    make_device(roost, tmp_path, THING)
+    make_device(roost, tmp_path, "late-device")
+    aws = roost.aws
+    aws("iot", "create-job", "--job-id", "fleet-scan", "--targets", THING_ARN, "--document", "{}",
+        "--target-selection", "CONTINUOUS")
+    aws("iot", "update-job", "--job-id", "fleet-scan", "--description", "scan every canary",
+        "--timeout-config", "inProgressTimeoutInMinutes=30")
+    _, described, _ = aws("iot", "describe-job", "--job-id", "fleet-scan")
+    assert described["job"]["description"] == "scan every canary"
+    assert described["job"]["timeoutConfig"] == {"inProgressTimeoutInMinutes": 30}
+    _, out, _ = aws("iot", "associate-targets-with-job", "--job-id", "fleet-scan",
+                    "--targets", f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/late-device")
+    assert out["jobId"] == "fleet-scan"
+    _, executions, _ = aws("iot", "list-job-executions-for-job", "--job-id", "fleet-scan")
+    assert sorted(e["thingArn"].rsplit("/", 1)[1] for e in executions["executionSummaries"]) == ["iot-webinar-device", "late-device"]
+    # Snapshot jobs take no new targets; an update of a canceled job is refused.
+    aws("iot", "create-job", "--job-id", "once", "--targets", THING_ARN, "--document", "{}")
+    rc, _, err = aws("iot", "associate-targets-with-job", "--job-id", "once", "--targets",
+                     f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/late-device", check=False)
+    assert rc != 0 and "InvalidRequestException" in err and "CONTINUOUS" in err
+    aws("iot", "cancel-job", "--job-id", "once")
+    rc, _, err = aws("iot", "update-job", "--job-id", "once", "--description", "late", check=False)
+    assert rc != 0 and "InvalidRequestException" in err
+
+
+def test_a_restart_in_the_middle_of_a_job_loses_no_execution_state(roost, tmp_path):
+    make_device(roost, tmp_path, THING)
+    create_scenario_jobs(roost)
+    aws = roost.aws
+    _, started, _ = aws("iot-jobs-data", "start-next-pending-job-execution", "--thing-name", THING,
+                        "--status-details", "step=downloading", "--step-timeout-in-minutes", "60")
+    assert started["execution"]["versionNumber"] == 2
+    roost.restart(kill=True)
+    _, execution, _ = roost.aws("iot", "describe-job-execution", "--job-id", "local-scan-job-01", "--thing-name", THING)
+    execution = execution["execution"]
+    assert (execution["status"], execution["versionNumber"]) == ("IN_PROGRESS", 2)
+    assert execution["statusDetails"]["detailsMap"] == {"step": "downloading"}
+    assert 0 < execution["approximateSecondsBeforeTimedOut"] <= 3600
+    _, updated, _ = roost.aws("iot-jobs-data", "update-job-execution", "--thing-name", THING,
+                              "--job-id", "local-scan-job-01", "--status", "SUCCEEDED", "--expected-version", "2",
+                              "--include-job-execution-state")
+    assert updated["executionState"]["versionNumber"] == 3
+    _, pending, _ = roost.aws("iot-jobs-data", "get-pending-job-executions", "--thing-name", THING)
+    assert [j["jobId"] for j in pending["queuedJobs"]] == ["rotate-job-01"]

@@ -116,6 +116,8 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         ("PUT", ["jobs", id]) => jobs::create_job(state, req, id).await,
         ("GET", ["jobs", id]) => jobs::describe_job(state, id).await,
         ("DELETE", ["jobs", id]) => jobs::delete_job(state, req, id).await,
+        ("PATCH", ["jobs", id]) => jobs::update_job(state, req, id).await,
+        ("POST", ["jobs", id, "targets"]) => jobs::associate_targets_with_job(state, req, id).await,
         ("GET", ["jobs", id, "job-document"]) => jobs::get_job_document(state, id).await,
         ("PUT", ["jobs", id, "cancel"]) => jobs::cancel_job(state, req, id).await,
         ("GET", ["jobs", id, "things"]) => jobs::list_job_executions_for_job(state, req, id).await,

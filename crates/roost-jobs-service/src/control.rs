@@ -6,7 +6,7 @@
 //! and abort are the service's clock (`clock.rs`).
 
 use crate::{now_ms, JobsService};
-use roost_jobs::job::{target, CreateJob, Job, ProcessDetails, Target};
+use roost_jobs::job::{target, CreateJob, Job, JobSettings, ProcessDetails, Target};
 use roost_jobs::{Execution, ExecutionStatus, JobStatus, TransitionError};
 use roost_registry::model::{Page, PageRequest};
 use roost_registry::store::jobs::{execution_key, ExecutionFilter, JobFilter};
@@ -60,7 +60,16 @@ impl JobsService {
     pub async fn create_job(&self, job_id: &str, request: CreateJob) -> Result<Job> {
         let now = now_ms();
         let job = request.into_job(job_id, self.arn_prefix(), now)?;
-        for arn in &job.targets {
+        self.check_targets_exist(&job.targets).await?;
+        self.store().create_job(&job).await?;
+        self.roll_out(&job.job_id, now).await?;
+        Ok(job)
+    }
+
+    /// Every target ARN names a thing or group that exists (else
+    /// ResourceNotFoundException).
+    async fn check_targets_exist(&self, targets: &[String]) -> Result<()> {
+        for arn in targets {
             match target(arn, self.arn_prefix())? {
                 Target::Thing(name) => {
                     self.registry().describe_thing(&name).await?;
@@ -70,8 +79,40 @@ impl JobsService {
                 }
             }
         }
-        self.store().create_job(&job).await?;
-        self.roll_out(&job.job_id, now).await?;
+        Ok(())
+    }
+
+    /// UpdateJob: the settings given replace the job's; `timeoutConfig`
+    /// only while none of its executions has run.
+    pub async fn update_job(&self, job_id: &str, settings: JobSettings) -> Result<Job> {
+        let d = self.store().job_process_details(job_id).await?;
+        let started = d.in_progress + d.succeeded + d.failed + d.rejected + d.timed_out > 0;
+        let now = now_ms();
+        self.store()
+            .update_job(
+                job_id,
+                Box::new(move |job| Ok(job.update(settings, started, now)?)),
+            )
+            .await
+    }
+
+    /// AssociateTargetsWithJob: more targets for a continuous job (each
+    /// must exist); their things are queued at the job's rollout rate.
+    pub async fn associate_targets(&self, job_id: &str, targets: Vec<String>) -> Result<Job> {
+        for arn in &targets {
+            target(arn, self.arn_prefix())?;
+        }
+        self.check_targets_exist(&targets).await?;
+        let now = now_ms();
+        let prefix = self.arn_prefix().to_string();
+        let job = self
+            .store()
+            .update_job(
+                job_id,
+                Box::new(move |job| Ok(job.add_targets(targets, &prefix, now)?)),
+            )
+            .await?;
+        self.roll_out(job_id, now).await?;
         Ok(job)
     }
 

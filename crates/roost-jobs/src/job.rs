@@ -369,18 +369,62 @@ pub struct CreateJob {
     pub targets: Vec<String>,
     pub document: Option<String>,
     pub document_source: Option<String>,
-    pub description: Option<String>,
-    pub presigned_url_config: Option<PresignedUrlConfig>,
     pub target_selection: Option<TargetSelection>,
-    pub job_executions_rollout_config: Option<RolloutConfig>,
-    pub abort_config: Option<AbortConfig>,
-    pub timeout_config: Option<TimeoutConfig>,
-    pub job_executions_retry_config: Option<RetryConfig>,
+    /// What UpdateJob may change later.
+    #[serde(flatten)]
+    pub settings: JobSettings,
     pub job_template_arn: Option<String>,
     pub scheduling_config: Option<serde_json::Value>,
     pub namespace_id: Option<String>,
     pub document_parameters: Option<serde_json::Value>,
     pub tags: Option<serde_json::Value>,
+}
+
+/// A job's settings that UpdateJob may change (its whole body), also part
+/// of CreateJob's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSettings {
+    pub description: Option<String>,
+    pub presigned_url_config: Option<PresignedUrlConfig>,
+    pub job_executions_rollout_config: Option<RolloutConfig>,
+    pub abort_config: Option<AbortConfig>,
+    pub timeout_config: Option<TimeoutConfig>,
+    pub job_executions_retry_config: Option<RetryConfig>,
+}
+
+impl JobSettings {
+    /// Checks each setting given; a retry of TIMED_OUT executions needs a
+    /// timeout, this one's or `current_timeout` (the job's, on update).
+    fn check(&self, current_timeout: Option<&TimeoutConfig>) -> Result<(), JobError> {
+        if let Some(description) = &self.description {
+            if description.chars().count() > MAX_DESCRIPTION
+                || description
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t')
+            {
+                return Err(JobError::invalid(format!(
+                    "description must be at most {MAX_DESCRIPTION} characters without control characters"
+                )));
+            }
+        }
+        if let Some(c) = &self.presigned_url_config {
+            c.check()?;
+        }
+        if let Some(c) = &self.job_executions_rollout_config {
+            c.check()?;
+        }
+        if let Some(c) = &self.abort_config {
+            c.check()?;
+        }
+        if let Some(c) = &self.timeout_config {
+            c.check()?;
+        }
+        if let Some(c) = &self.job_executions_retry_config {
+            c.check(self.timeout_config.as_ref().or(current_timeout))?;
+        }
+        Ok(())
+    }
 }
 
 /// A stored job.
@@ -469,48 +513,23 @@ impl CreateJob {
             }
         };
         document::check(&document)?;
-        if let Some(description) = &self.description {
-            if description.chars().count() > MAX_DESCRIPTION
-                || description
-                    .chars()
-                    .any(|c| c.is_control() && c != '\n' && c != '\t')
-            {
-                return Err(JobError::invalid(format!(
-                    "description must be at most {MAX_DESCRIPTION} characters without control characters"
-                )));
-            }
-        }
-        if let Some(c) = &self.presigned_url_config {
-            c.check()?;
-        }
-        if let Some(c) = &self.job_executions_rollout_config {
-            c.check()?;
-        }
-        if let Some(c) = &self.abort_config {
-            c.check()?;
-        }
-        if let Some(c) = &self.timeout_config {
-            c.check()?;
-        }
-        if let Some(c) = &self.job_executions_retry_config {
-            c.check(self.timeout_config.as_ref())?;
-        }
+        self.settings.check(None)?;
         Ok(Job {
             job_id: job_id.to_string(),
             targets: self.targets,
             document,
             document_source: self.document_source,
-            description: self.description,
+            description: self.settings.description,
             target_selection: self.target_selection.unwrap_or_default(),
             status: JobStatus::InProgress,
             force_canceled: false,
             reason_code: None,
             comment: None,
-            presigned_url_config: self.presigned_url_config,
-            job_executions_rollout_config: self.job_executions_rollout_config,
-            abort_config: self.abort_config,
-            timeout_config: self.timeout_config,
-            job_executions_retry_config: self.job_executions_retry_config,
+            presigned_url_config: self.settings.presigned_url_config,
+            job_executions_rollout_config: self.settings.job_executions_rollout_config,
+            abort_config: self.settings.abort_config,
+            timeout_config: self.settings.timeout_config,
+            job_executions_retry_config: self.settings.job_executions_retry_config,
             created_at: now,
             last_updated_at: now,
             completed_at: None,
@@ -520,6 +539,97 @@ impl CreateJob {
 }
 
 impl Job {
+    /// UpdateJob: replaces each setting the request gives, after checking
+    /// them all (a refused update changes nothing). `timeoutConfig` may
+    /// change only while no execution has started (`started`).
+    pub fn update(&mut self, update: JobSettings, started: bool, now: i64) -> Result<(), JobError> {
+        if !matches!(self.status, JobStatus::InProgress | JobStatus::Scheduled) {
+            return Err(JobError::invalid(format!(
+                "job {} is {}: only a job in progress can be updated",
+                self.job_id,
+                self.status.as_str()
+            )));
+        }
+        if update.timeout_config.is_some() && started {
+            return Err(JobError::invalid(
+                "timeoutConfig cannot change once an execution of the job has started",
+            ));
+        }
+        update.check(self.timeout_config.as_ref())?;
+        let JobSettings {
+            description,
+            presigned_url_config,
+            job_executions_rollout_config,
+            abort_config,
+            timeout_config,
+            job_executions_retry_config,
+        } = update;
+        fn replace<T>(slot: &mut Option<T>, new: Option<T>) {
+            if new.is_some() {
+                *slot = new;
+            }
+        }
+        replace(&mut self.description, description);
+        replace(&mut self.presigned_url_config, presigned_url_config);
+        replace(
+            &mut self.job_executions_rollout_config,
+            job_executions_rollout_config,
+        );
+        replace(&mut self.abort_config, abort_config);
+        replace(&mut self.timeout_config, timeout_config);
+        replace(
+            &mut self.job_executions_retry_config,
+            job_executions_retry_config,
+        );
+        self.last_updated_at = now;
+        Ok(())
+    }
+
+    /// AssociateTargetsWithJob: more targets for a continuous job in
+    /// progress, at most [`MAX_TARGETS`] in all; ARNs already targeted are
+    /// kept once.
+    pub fn add_targets(
+        &mut self,
+        targets: Vec<String>,
+        arn_prefix: &str,
+        now: i64,
+    ) -> Result<(), JobError> {
+        if self.target_selection != TargetSelection::Continuous
+            || self.status != JobStatus::InProgress
+        {
+            return Err(JobError::invalid(format!(
+                "targets can be added only to a CONTINUOUS job in progress; job {} is {} and {}",
+                self.job_id,
+                match self.target_selection {
+                    TargetSelection::Snapshot => "SNAPSHOT",
+                    TargetSelection::Continuous => "CONTINUOUS",
+                },
+                self.status.as_str()
+            )));
+        }
+        if targets.is_empty() {
+            return Err(JobError::invalid("targets must list at least one ARN"));
+        }
+        for arn in &targets {
+            target(arn, arn_prefix)?;
+        }
+        let mut all = self.targets.clone();
+        for arn in targets {
+            if !all.contains(&arn) {
+                all.push(arn);
+            }
+        }
+        if all.len() > MAX_TARGETS {
+            return Err(JobError::invalid(format!(
+                "a job has at most {MAX_TARGETS} targets; this would make {}",
+                all.len()
+            )));
+        }
+        self.targets = all;
+        self.last_updated_at = now;
+        Ok(())
+    }
+
     /// The in-progress timeout its executions get, if any.
     pub fn in_progress_minutes(&self) -> Option<u32> {
         self.timeout_config
@@ -861,6 +971,73 @@ mod tests {
             !continuous.complete_if_done(&done, 5),
             "a continuous job never completes by itself"
         );
+    }
+
+    #[test]
+    fn an_update_checks_everything_before_it_changes_anything() {
+        let mut job =
+            create(json!({"targets": [format!("{PREFIX}thing/t")], "document": "{}"})).unwrap();
+        let before = job.clone();
+        let settings =
+            |body: serde_json::Value| -> JobSettings { serde_json::from_value(body).unwrap() };
+        // A valid description beside a bad retry config: nothing changes.
+        let bad = settings(
+            json!({"description": "new", "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 1}]}}),
+        );
+        assert!(
+            matches!(job.update(bad, false, 5), Err(JobError::InvalidRequest(m)) if m.contains("timeoutConfig"))
+        );
+        assert_eq!(job, before);
+        let timeout = settings(json!({"timeoutConfig": {"inProgressTimeoutInMinutes": 5}}));
+        assert!(
+            job.update(timeout.clone(), true, 5).is_err(),
+            "an execution has started"
+        );
+        job.update(timeout, false, 5).unwrap();
+        // Now the retry of time-outs has its timeout, from the job.
+        let retry = settings(
+            json!({"description": "retried", "jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "TIMED_OUT", "numberOfRetries": 1}]}}),
+        );
+        job.update(retry, true, 6).unwrap();
+        assert_eq!(job.description.as_deref(), Some("retried"));
+        assert_eq!(
+            job.in_progress_minutes(),
+            Some(5),
+            "kept: not in the update"
+        );
+        assert_eq!(job.last_updated_at, 6);
+        job.cancel(false, None, None, 7).unwrap();
+        assert!(job
+            .update(settings(json!({"description": "late"})), false, 8)
+            .is_err());
+    }
+
+    #[test]
+    fn targets_are_added_to_continuous_jobs_only() {
+        let mut snapshot =
+            create(json!({"targets": [format!("{PREFIX}thing/t")], "document": "{}"})).unwrap();
+        assert!(snapshot
+            .add_targets(vec![format!("{PREFIX}thing/u")], PREFIX, 5)
+            .is_err());
+        let mut job = create(json!({"targets": [format!("{PREFIX}thing/t")], "document": "{}", "targetSelection": "CONTINUOUS"})).unwrap();
+        job.add_targets(
+            vec![format!("{PREFIX}thing/t"), format!("{PREFIX}thinggroup/g")],
+            PREFIX,
+            5,
+        )
+        .unwrap();
+        assert_eq!(
+            job.targets,
+            [format!("{PREFIX}thing/t"), format!("{PREFIX}thinggroup/g")]
+        );
+        assert!(job
+            .add_targets(vec!["arn:elsewhere".into()], PREFIX, 6)
+            .is_err());
+        let many: Vec<String> = (0..MAX_TARGETS)
+            .map(|i| format!("{PREFIX}thing/x{i}"))
+            .collect();
+        assert!(job.add_targets(many, PREFIX, 7).is_err());
+        assert_eq!(job.targets.len(), 2, "a refused addition changes nothing");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::{listing, put_opt};
 use crate::error::{ApiError, ApiResult};
 use crate::request::ApiRequest;
 use crate::{epoch_seconds, ApiState};
-use roost_jobs::job::{CreateJob, Job};
+use roost_jobs::job::{CreateJob, Job, JobSettings};
 use roost_jobs::{Execution, ExecutionStatus, JobStatus, TargetSelection};
 use roost_jobs_service::JobsService;
 use roost_registry::store::jobs::{ExecutionFilter, JobFilter};
@@ -136,6 +136,42 @@ pub async fn list_jobs(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         })
         .collect();
     Ok(listing("jobs", json!(jobs), "nextToken", page.next_token))
+}
+
+pub async fn update_job(state: &ApiState, req: &ApiRequest, job_id: &str) -> ApiResult<Value> {
+    let settings: JobSettings = req.json()?;
+    service(state)?.update_job(job_id, settings).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AssociateTargets {
+    #[serde(default)]
+    targets: Vec<String>,
+    comment: Option<String>,
+}
+
+pub async fn associate_targets_with_job(
+    state: &ApiState,
+    req: &ApiRequest,
+    job_id: &str,
+) -> ApiResult<Value> {
+    let body: AssociateTargets = req.json()?;
+    if body
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 2028)
+    {
+        return Err(ApiError::invalid("comment must be at most 2028 characters"));
+    }
+    let service = service(state)?;
+    let job = service.associate_targets(job_id, body.targets).await?;
+    let mut out = Map::new();
+    out.insert("jobArn".into(), json!(service.job_arn(&job.job_id)));
+    out.insert("jobId".into(), json!(job.job_id));
+    put_opt(&mut out, "description", job.description);
+    Ok(Value::Object(out))
 }
 
 pub async fn get_job_document(state: &ApiState, job_id: &str) -> ApiResult<Value> {
