@@ -235,3 +235,20 @@ def test_a_restart_in_the_middle_of_a_job_loses_no_execution_state(roost, tmp_pa
     assert updated["executionState"]["versionNumber"] == 3
     _, pending, _ = roost.aws("iot-jobs-data", "get-pending-job-executions", "--thing-name", THING)
     assert [j["jobId"] for j in pending["queuedJobs"]] == ["rotate-job-01"]
+
+
+def test_a_job_document_from_the_object_store(roost, tmp_path):
+    make_device(roost, tmp_path, THING)
+    docs = roost.data_dir / "objects" / "iot-webinar-jobs" / "documents"
+    docs.mkdir(parents=True)
+    (docs / "job-local-scan.json").write_text((FIXTURES / "job-local-scan.json").read_text())
+    aws = roost.aws
+    source = "https://s3.amazonaws.com/iot-webinar-jobs/documents/job-local-scan.json"
+    aws("iot", "create-job", "--job-id", "from-source", "--targets", THING_ARN, "--document-source", source)
+    _, described, _ = aws("iot", "describe-job", "--job-id", "from-source")
+    assert described["documentSource"] == source
+    _, document, _ = aws("iot", "get-job-document", "--job-id", "from-source")
+    assert json.loads(document["document"]) == {"operation": "localScan"}
+    rc, _, err = aws("iot", "create-job", "--job-id", "missing", "--targets", THING_ARN, "--document-source",
+                     "https://s3.amazonaws.com/iot-webinar-jobs/documents/nothing.json", check=False)
+    assert rc != 0 and "InvalidRequestException" in err and "no object" in err

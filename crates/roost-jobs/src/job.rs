@@ -378,6 +378,9 @@ pub struct CreateJob {
     pub namespace_id: Option<String>,
     pub document_parameters: Option<serde_json::Value>,
     pub tags: Option<serde_json::Value>,
+    /// Set by [`CreateJob::with_source_document`].
+    #[serde(skip)]
+    source_read: bool,
 }
 
 /// A job's settings that UpdateJob may change (its whole body), also part
@@ -469,6 +472,14 @@ pub struct Job {
 }
 
 impl CreateJob {
+    /// The document `documentSource` names, read by the caller (who knows
+    /// the object store), becomes the job's document.
+    pub fn with_source_document(mut self, document: String) -> Self {
+        self.document = Some(document);
+        self.source_read = true;
+        self
+    }
+
     /// Checks the request and makes the job, IN_PROGRESS at `now`. A
     /// `documentSource` must already have been read into `document` by
     /// the caller (it knows the object store); `targets` are checked
@@ -501,6 +512,7 @@ impl CreateJob {
         }
         let document = match (self.document, &self.document_source) {
             (Some(document), None) => document,
+            (Some(document), Some(_)) if self.source_read => document,
             (None, Some(_)) => {
                 return Err(JobError::invalid(
                     "documentSource must be read into the document before the job is made",
@@ -970,6 +982,23 @@ mod tests {
         assert!(
             !continuous.complete_if_done(&done, 5),
             "a continuous job never completes by itself"
+        );
+    }
+
+    #[test]
+    fn a_document_source_must_be_read_before_the_job_is_made() {
+        let body = json!({"targets": [format!("{PREFIX}thing/t")], "documentSource": "https://s3.amazonaws.com/b-1/doc.json"});
+        let request: CreateJob = serde_json::from_value(body).unwrap();
+        let unread = request.clone().into_job("j", PREFIX, 1).unwrap_err();
+        assert!(matches!(unread, JobError::InvalidRequest(m) if m.contains("must be read")));
+        let job = request
+            .with_source_document(r#"{"operation": "localScan"}"#.into())
+            .into_job("j", PREFIX, 1)
+            .unwrap();
+        assert_eq!(job.document, r#"{"operation": "localScan"}"#);
+        assert_eq!(
+            job.document_source.as_deref(),
+            Some("https://s3.amazonaws.com/b-1/doc.json")
         );
     }
 

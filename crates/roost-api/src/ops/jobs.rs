@@ -44,11 +44,15 @@ fn config<T: serde::Serialize>(value: &Option<T>) -> Option<Value> {
 }
 
 pub async fn create_job(state: &ApiState, req: &ApiRequest, job_id: &str) -> ApiResult<Value> {
-    let request: CreateJob = req.json()?;
-    if request.document_source.is_some() {
-        return Err(ApiError::invalid(
-            "documentSource is not supported by Roost yet: pass the document itself (--document file://job.json)",
-        ));
+    let mut request: CreateJob = req.json()?;
+    if let Some(source) = request.document_source.clone() {
+        if request.document.is_some() {
+            return Err(ApiError::invalid(
+                "give exactly one of document or documentSource",
+            ));
+        }
+        let document = read_document_source(state, &source).await?;
+        request = request.with_source_document(document);
     }
     let service = service(state)?;
     let job = service.create_job(job_id, request).await?;
@@ -57,6 +61,35 @@ pub async fn create_job(state: &ApiState, req: &ApiRequest, job_id: &str) -> Api
     out.insert("jobId".into(), json!(job.job_id));
     put_opt(&mut out, "description", job.description);
     Ok(Value::Object(out))
+}
+
+/// Reads the job document a `documentSource` URL names from Roost's local
+/// object store (`{data_dir}/objects/BUCKET/KEY`).
+async fn read_document_source(state: &ApiState, source: &str) -> ApiResult<String> {
+    let object = roost_jobs::document::object_of(source).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "documentSource '{source}' is not an S3 object URL (https://s3.amazonaws.com/BUCKET/KEY)"
+        ))
+    })?;
+    if !roost_jobs_service::presign::key_is_inside(&object.key) {
+        return Err(ApiError::invalid(format!(
+            "documentSource '{source}': the key must be a path inside its bucket"
+        )));
+    }
+    let objects = state.config().objects.as_ref().ok_or_else(|| {
+        ApiError::invalid(
+            "documentSource needs Roost's local object store, which is not configured",
+        )
+    })?;
+    let path = objects.dir.join(&object.bucket).join(&object.key);
+    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+        ApiError::invalid(format!(
+            "documentSource '{source}': no object {} in bucket {} of Roost's object store",
+            object.key, object.bucket
+        ))
+    })?;
+    String::from_utf8(bytes)
+        .map_err(|_| ApiError::invalid(format!("documentSource '{source}' is not UTF-8 text")))
 }
 
 pub async fn describe_job(state: &ApiState, job_id: &str) -> ApiResult<Value> {
