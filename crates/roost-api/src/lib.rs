@@ -347,6 +347,17 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             Err(e) => e.into_response_with_id(&request_id),
         };
     }
+    // The operator's object operations (`roost objects`), signed.
+    if req.segments.first().is_some_and(|s| s == "objects") {
+        let answer = match authenticate(&state, &req).await {
+            Ok(verified) if verified.service == "iot" => {
+                objects::serve_signed(state.config().objects.as_ref(), &req).await
+            }
+            Ok(_) => Err(ApiError::invalid("object requests are signed for iot")),
+            Err(e) => Err(e),
+        };
+        return answer.unwrap_or_else(|e| e.into_response_with_id(&request_id));
+    }
     // A topic rule destination's enableUrl is opened by its owner, who does
     // not sign: the token it carries is the credential (as in AWS).
     let result = if req.is_unsigned_destination_confirmation() {

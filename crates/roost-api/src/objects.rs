@@ -60,26 +60,180 @@ pub(crate) async fn serve(
             return Err(ApiError::new(403, "AccessDenied", refusal.to_string()))
         }
     }
-    let path = config.dir.join(bucket).join(&key);
-    match tokio::fs::read(&path).await {
+    read(config, bucket, &key).await
+}
+
+/// The object's bytes, or NoSuchKey.
+async fn read(config: &ObjectsConfig, bucket: &str, key: &str) -> Result<Response, ApiError> {
+    match tokio::fs::read(config.dir.join(bucket).join(key)).await {
         Ok(bytes) => Ok((
             StatusCode::OK,
             [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
             bytes,
         )
             .into_response()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::new(
-            404,
-            "NoSuchKey",
-            format!("no object {key} in bucket {bucket}"),
-        )),
-        Err(e) => {
-            tracing::error!(error = %e, bucket, "reading an object failed");
-            Err(ApiError::new(
-                500,
-                "InternalError",
-                "the object could not be read",
-            ))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(no_such_key(bucket, key)),
+        Err(e) => Err(io_failure(e, bucket)),
     }
+}
+
+fn no_such_key(bucket: &str, key: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "NoSuchKey",
+        format!("no object {key} in bucket {bucket}"),
+    )
+}
+
+fn io_failure(e: std::io::Error, bucket: &str) -> ApiError {
+    tracing::error!(error = %e, bucket, "object store I/O failed");
+    ApiError::new(500, "InternalError", "the object store failed")
+}
+
+/// Most keys one listing returns.
+const MAX_LISTED: usize = 10_000;
+
+/// The bucket and key a `/objects/BUCKET/KEY…` path names, checked.
+fn bucket_and_key(req: &ApiRequest) -> Result<(&str, String), ApiError> {
+    match req.segments.as_slice() {
+        [_, bucket, key @ ..] if !key.is_empty() => {
+            let key = key.join("/");
+            if !roost_jobs_service::presign::key_is_inside(&key) || !is_bucket(bucket) {
+                return Err(ApiError::invalid(format!(
+                    "'{bucket}/{key}' is not BUCKET/KEY: a bucket of lower-case letters, digits, '.' and '-', a key of plain path segments"
+                )));
+            }
+            Ok((bucket.as_str(), key))
+        }
+        _ => Err(ApiError::invalid("an object is /objects/BUCKET/KEY")),
+    }
+}
+
+fn is_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && !name.starts_with('.')
+}
+
+/// The operator's object operations (SigV4-signed, what `roost objects`
+/// sends): `PUT` and `GET` and `DELETE /objects/BUCKET/KEY`, and
+/// `GET /objects?bucket=&prefix=` to list.
+pub(crate) async fn serve_signed(
+    config: Option<&ObjectsConfig>,
+    req: &ApiRequest,
+) -> Result<Response, ApiError> {
+    let Some(config) = config else {
+        return Err(ApiError::new(404, "NoSuchKey", "no local object store"));
+    };
+    if req.method == "GET" && req.segments.len() == 1 {
+        return list(config, req).await;
+    }
+    let (bucket, key) = bucket_and_key(req)?;
+    let path = config.dir.join(bucket).join(&key);
+    let internal = |e: std::io::Error| io_failure(e, bucket);
+    match req.method.as_str() {
+        "PUT" => {
+            let dir = path.parent().unwrap_or(&config.dir).to_path_buf();
+            let body = req.body.clone();
+            tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)?;
+                roost_registry::pki::write_private_file(&path, &body)
+            })
+            .await
+            .map_err(|e| internal(std::io::Error::other(e)))?
+            .map_err(internal)?;
+            Ok((
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                "{}",
+            )
+                .into_response())
+        }
+        "GET" => read(config, bucket, &key).await,
+        "DELETE" => match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok((
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                "{}",
+            )
+                .into_response()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(no_such_key(bucket, &key)),
+            Err(e) => Err(internal(e)),
+        },
+        method => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not an object operation: PUT, GET or DELETE /objects/BUCKET/KEY"),
+        )),
+    }
+}
+
+/// `{"objects": [{"bucket", "key", "size"}], "truncated": bool}`, in order.
+async fn list(config: &ObjectsConfig, req: &ApiRequest) -> Result<Response, ApiError> {
+    let bucket = req.query("bucket").map(str::to_string);
+    let prefix = req.query("prefix").unwrap_or_default().to_string();
+    if bucket.as_deref().is_some_and(|b| !is_bucket(b)) {
+        return Err(ApiError::invalid("bucket is not a bucket name"));
+    }
+    let root = config.dir.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        let buckets: Vec<String> = match bucket {
+            Some(b) => vec![b],
+            None => {
+                let mut names: Vec<String> = std::fs::read_dir(&root)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect();
+                names.sort();
+                names
+            }
+        };
+        let mut truncated = false;
+        for b in buckets {
+            let mut stack = vec![root.join(&b)];
+            let mut found = Vec::new();
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if let Ok(rel) = path.strip_prefix(root.join(&b)) {
+                        let key = rel.to_string_lossy().to_string();
+                        if key.starts_with(&prefix) && !key.ends_with(".tmp") {
+                            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                            found.push((key, size));
+                        }
+                    }
+                }
+            }
+            found.sort();
+            for (key, size) in found {
+                if out.len() == MAX_LISTED {
+                    truncated = true;
+                    break;
+                }
+                out.push(serde_json::json!({"bucket": b, "key": key, "size": size}));
+            }
+        }
+        (out, truncated)
+    })
+    .await
+    .map_err(|_| ApiError::new(500, "InternalError", "listing the object store failed"))?;
+    let body = serde_json::json!({"objects": listed.0, "truncated": listed.1});
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
 }

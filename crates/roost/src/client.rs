@@ -102,6 +102,26 @@ impl ApiClient {
         extra_headers: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value> {
+        let body = body.map(|b| (b.to_string().into_bytes(), "application/json"));
+        let text = self
+            .call_raw(method, path, query, extra_headers, body)
+            .await?;
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Object(Default::default()));
+        }
+        serde_json::from_slice(&text).context("the server's answer is not JSON")
+    }
+
+    /// Calls one operation with a raw body (and its content type); the
+    /// answer's bytes, or the AWS error it was.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Result<Vec<u8>> {
         let url = if query.is_empty() {
             format!("{}{path}", self.base)
         } else {
@@ -113,10 +133,13 @@ impl ApiClient {
             Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or_default()),
             None => parsed.host_str().unwrap_or_default().to_string(),
         };
-        let body_bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let (body_bytes, content_type) = match body {
+            Some((bytes, content_type)) => (bytes, Some(content_type)),
+            None => (Vec::new(), None),
+        };
         let mut headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
+        if let Some(content_type) = content_type {
+            headers.push(("content-type", content_type));
         }
         headers.extend_from_slice(extra_headers);
         let signed = roost_sigv4::sign(
@@ -153,8 +176,9 @@ impl ApiClient {
             .get("x-amzn-ErrorType")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(':').next().unwrap_or(v).to_string());
-        let text = response.text().await?;
+        let bytes = response.bytes().await?.to_vec();
         if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes).to_string();
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -165,10 +189,7 @@ impl ApiClient {
                 status.as_u16()
             );
         }
-        if text.trim().is_empty() {
-            return Ok(Value::Object(Default::default()));
-        }
-        serde_json::from_str(&text).context("the server's answer is not JSON")
+        Ok(bytes)
     }
 
     /// A plain unauthenticated GET (e.g. /root-ca.pem).

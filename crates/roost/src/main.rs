@@ -8,6 +8,7 @@ mod cert;
 mod client;
 mod config;
 mod metrics;
+mod objects;
 mod serve;
 mod sql;
 
@@ -35,6 +36,40 @@ enum Command {
     /// IoT SQL.
     #[command(subcommand)]
     Sql(SqlCommand),
+    /// Objects in Roost's object store (job files, what the s3 rule action wrote).
+    #[command(subcommand)]
+    Objects(ObjectsCommand),
+}
+
+#[derive(Subcommand)]
+enum ObjectsCommand {
+    /// Upload FILE as BUCKET/KEY.
+    Put {
+        /// BUCKET/KEY, e.g. iot-webinar-audits/jobs/certs/certificate.pem.crt
+        object: String,
+        file: PathBuf,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Download BUCKET/KEY into FILE, or to standard output.
+    Get {
+        object: String,
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// List objects: all, one bucket's, or those under BUCKET/PREFIX.
+    Ls {
+        prefix: Option<String>,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Remove BUCKET/KEY.
+    Rm {
+        object: String,
+        #[command(flatten)]
+        target: client::Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,6 +106,24 @@ fn main() -> std::process::ExitCode {
         Command::Cert(CertCommand::Create { thing, out, target }) => {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }
+        Command::Objects(command) => block_on(async move {
+            match command {
+                ObjectsCommand::Put {
+                    object,
+                    file,
+                    target,
+                } => objects::put(&object, &file, &target).await,
+                ObjectsCommand::Get {
+                    object,
+                    file,
+                    target,
+                } => objects::get(&object, file.as_deref(), &target).await,
+                ObjectsCommand::Ls { prefix, target } => {
+                    objects::ls(prefix.as_deref(), &target).await
+                }
+                ObjectsCommand::Rm { object, target } => objects::rm(&object, &target).await,
+            }
+        }),
     }
 }
 
