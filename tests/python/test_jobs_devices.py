@@ -294,3 +294,60 @@ def test_bad_requests_are_rejected_with_the_codes_aws_uses(roost, tmp_path):
     finally:
         close(dev.client)
     assert iot.describe_job_execution(jobId="j1", thingName=thing)["execution"]["versionNumber"] == 1
+
+
+def https_jobs(dev, port, method, path, body=None):
+    """A device's own HTTPS request to the device port, with its certificate."""
+    import ssl
+    import urllib.error
+
+    ctx = ssl.create_default_context(cafile=dev.ca)
+    ctx.load_cert_chain(dev.certfile, dev.keyfile)
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"https://localhost:{port}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+            return resp.status, json.loads(resp.read()), None
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}"), e.headers.get("x-amzn-ErrorType")
+
+
+def test_the_jobs_api_on_the_device_https_port(roost, tmp_path):
+    thing = "https-canary"
+    dev = make_device(roost, tmp_path, thing)  # allow-all policy
+    make_device(roost, tmp_path, "https-other")
+    iot = roost.boto()
+    iot.create_job(jobId="scan", targets=[thing_arn(thing)], document=(FIXTURES / "job-local-scan.json").read_text())
+    iot.create_job(jobId="theirs", targets=[thing_arn("https-other")], document="{}")
+    port = roost.https_port
+
+    status, pending, _ = https_jobs(dev, port, "GET", f"/things/{thing}/jobs")
+    assert status == 200 and [j["jobId"] for j in pending["queuedJobs"]] == ["scan"]
+    status, started, _ = https_jobs(dev, port, "PUT", f"/things/{thing}/jobs/$next", {"statusDetails": {"step": "one"}})
+    assert status == 200 and started["execution"]["status"] == "IN_PROGRESS"
+    assert json.loads(started["execution"]["jobDocument"]) == {"operation": "localScan"}
+    status, described, _ = https_jobs(dev, port, "GET", f"/things/{thing}/jobs/scan?includeJobDocument=false")
+    assert status == 200 and described["execution"]["versionNumber"] == 2 and "jobDocument" not in described["execution"]
+    status, updated, _ = https_jobs(dev, port, "POST", f"/things/{thing}/jobs/scan",
+                                    {"status": "SUCCEEDED", "expectedVersion": 2, "includeJobExecutionState": True})
+    assert status == 200 and updated["executionState"]["status"] == "SUCCEEDED"
+    status, _, error = https_jobs(dev, port, "POST", f"/things/{thing}/jobs/scan", {"status": "FAILED"})
+    assert (status, error) == (409, "InvalidStateTransitionException")
+    # Another thing's executions, even under an allow-all policy.
+    status, body, error = https_jobs(dev, port, "PUT", "/things/https-other/jobs/$next", {})
+    assert (status, error) == (400, "InvalidRequestException") and "not attached" in body["message"]
+    assert iot.describe_job_execution(jobId="theirs", thingName="https-other")["execution"]["status"] == "QUEUED"
+
+
+def test_the_device_https_jobs_api_needs_the_jobs_actions_in_the_policy(roost, tmp_path):
+    thing = "https-limited"
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:GetPendingJobExecutions", "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/{thing}"},
+    ]})
+    dev = make_device(roost, tmp_path, thing, policy=policy)
+    roost.boto().create_job(jobId="j", targets=[thing_arn(thing)], document="{}")
+    status, pending, _ = https_jobs(dev, roost.https_port, "GET", f"/things/{thing}/jobs")
+    assert status == 200 and [j["jobId"] for j in pending["queuedJobs"]] == ["j"]
+    status, _, _ = https_jobs(dev, roost.https_port, "PUT", f"/things/{thing}/jobs/$next", {})
+    assert status == 403
+    assert roost.boto().describe_job_execution(jobId="j", thingName=thing)["execution"]["status"] == "QUEUED"

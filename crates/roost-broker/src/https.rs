@@ -174,10 +174,23 @@ async fn handle(
     kick: &KickSignal,
     req: Request<Incoming>,
 ) -> Answer {
-    let (topic, qos, retain) = match parse_request(&req) {
-        Ok(parsed) => parsed,
-        Err((status, why)) => return answer(status, &why),
+    // A service's request (the jobs data plane), or a publish.
+    let service = (!req.uri().path().starts_with("/topics/"))
+        .then(|| broker.shared.device_service.get().cloned())
+        .flatten()
+        .and_then(|service| {
+            let route = service.http_route(req.method().as_str(), req.uri().path())?;
+            Some((service, route))
+        });
+    let publish = match &service {
+        Some(_) => None,
+        None => match parse_request(&req) {
+            Ok(parsed) => Some(parsed),
+            Err((status, why)) => return answer(status, &why),
+        },
     };
+    let (method, raw_path) = (req.method().to_string(), req.uri().path().to_string());
+    let query = req.uri().query().unwrap_or_default().to_string();
     let limits = &broker.shared.config.limits;
     let max = limits.max_payload_bytes;
     let body = Limited::new(req.into_body(), max).collect();
@@ -211,6 +224,12 @@ async fn handle(
             );
         }
     }
+    let Some((topic, qos, retain)) = publish else {
+        let Some((service, route)) = service else {
+            return answer(StatusCode::NOT_FOUND, "Not Found");
+        };
+        return ask_service(&authz, service, route, method, raw_path, query, body).await;
+    };
     let mut message = Message::new(topic, body, qos);
     message.retain = retain;
     match broker.publish_as_device(&authz, message).await {
@@ -225,4 +244,46 @@ async fn handle(
         ),
         Err(e) => answer(StatusCode::BAD_REQUEST, &e.to_string()),
     }
+}
+
+/// A device service's HTTPS request: its action on the thing authorized by
+/// the device's policies, then answered by the service.
+async fn ask_service(
+    authz: &ConnectionAuthz,
+    service: std::sync::Arc<dyn crate::service::DeviceService>,
+    route: crate::service::HttpRoute,
+    method: String,
+    raw_path: String,
+    query: String,
+    body: Bytes,
+) -> Answer {
+    if authz.decide(route.action, "thing", &route.thing_name, &[])
+        != roost_policy::Decision::Allowed
+    {
+        tracing::info!(cert_id = %authz.certificate_id(), action = ?route.action, thing = %route.thing_name, "denied (HTTPS)");
+        return answer(StatusCode::FORBIDDEN, "Forbidden");
+    }
+    let reply = service
+        .answer_http(crate::service::HttpRequest {
+            method,
+            raw_path,
+            query,
+            body,
+            certificate_id: authz.certificate_id().to_string(),
+        })
+        .await;
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    if let Some(error_type) = reply.error_type {
+        response.headers_mut().insert(
+            "x-amzn-ErrorType",
+            hyper::header::HeaderValue::from_static(error_type),
+        );
+    }
+    response
 }

@@ -36,12 +36,59 @@ pub struct Reply {
 /// What a service's answer is: its replies, when ready.
 pub type Answer<'a> = Pin<Box<dyn Future<Output = Vec<Reply>> + Send + 'a>>;
 
+/// A device's request on the device HTTPS port that a service answers
+/// (the jobs data plane), after the broker has authorized [`HttpRoute`].
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: String,
+    /// As it came, percent-encoded.
+    pub raw_path: String,
+    pub query: String,
+    pub body: Bytes,
+    pub certificate_id: String,
+}
+
+/// What a device HTTPS request needs from the device's policies: `action`
+/// on `thing/{thing_name}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub action: roost_policy::Action,
+    pub thing_name: String,
+}
+
+/// A service's answer on the device HTTPS port: a JSON body, and for a
+/// refusal the AWS error type (`x-amzn-ErrorType`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpReply {
+    pub status: u16,
+    pub error_type: Option<&'static str>,
+    pub body: Vec<u8>,
+}
+
+/// What a service's HTTPS answer is, when ready.
+pub type HttpAnswer<'a> = Pin<Box<dyn Future<Output = HttpReply> + Send + 'a>>;
+
 pub trait DeviceService: Send + Sync {
     /// Whether PUBLISHes to `topic` are the service's (and not routed).
     fn claims(&self, topic: &str) -> bool;
     /// Answers one request. Must not fail: a request it cannot serve is
     /// answered with a rejection reply.
     fn answer(&self, request: DeviceRequest) -> Answer<'_>;
+    /// Whether a device HTTPS request (other than `/topics/...`) is the
+    /// service's, and what it must be authorized for.
+    fn http_route(&self, _method: &str, _raw_path: &str) -> Option<HttpRoute> {
+        None
+    }
+    /// Answers a device HTTPS request [`Self::http_route`] claimed.
+    fn answer_http(&self, _request: HttpRequest) -> HttpAnswer<'_> {
+        Box::pin(async {
+            HttpReply {
+                status: 404,
+                error_type: Some("ResourceNotFoundException"),
+                body: br#"{"message":"no such operation"}"#.to_vec(),
+            }
+        })
+    }
 }
 
 impl crate::Broker {

@@ -65,7 +65,7 @@ type DeviceResult<T> = std::result::Result<T, DeviceError>;
 
 impl JobsService {
     /// Whether the certificate `certificate_id` is attached to `thing`.
-    async fn owns(&self, certificate_id: &str, thing: &str) -> Result<bool> {
+    pub(crate) async fn owns(&self, certificate_id: &str, thing: &str) -> Result<bool> {
         let arn = format!("{}cert/{certificate_id}", self.arn_prefix());
         let mut token: Option<String> = None;
         loop {
@@ -307,6 +307,17 @@ impl JobsService {
 impl DeviceService for JobsService {
     fn claims(&self, topic: &str) -> bool {
         classify(topic).is_some()
+    }
+
+    fn http_route(&self, method: &str, raw_path: &str) -> Option<roost_broker::service::HttpRoute> {
+        self.device_http_route(method, raw_path)
+    }
+
+    fn answer_http(
+        &self,
+        request: roost_broker::service::HttpRequest,
+    ) -> roost_broker::service::HttpAnswer<'_> {
+        Box::pin(self.answer_device_http(request))
     }
 
     fn answer(&self, request: DeviceRequest) -> Answer<'_> {

@@ -19,6 +19,7 @@
 pub mod clock;
 mod control;
 mod device;
+pub mod http;
 pub mod presign;
 #[cfg(test)]
 mod tests;
