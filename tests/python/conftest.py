@@ -269,3 +269,37 @@ def make_device(roost, tmp_path: Path, thing: str, policy: str = ALLOW_ALL, attr
             pass
         iot.attach_policy(policyName=name, target=cert["certificateArn"])
     return Device(roost, directory, thing, cert)
+
+
+@pytest.fixture
+def moto_s3(tmp_path):
+    """moto_server's S3 API on a free loopback port, for the s3 action's
+    S3-compatible store."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    log = open(tmp_path / "moto.log", "wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return True
+        except Exception:
+            return False
+
+    deadline = time.monotonic() + 30
+    while not up():
+        assert time.monotonic() < deadline, "moto_server did not start"
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    log.close()

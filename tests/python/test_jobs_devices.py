@@ -351,3 +351,25 @@ def test_the_device_https_jobs_api_needs_the_jobs_actions_in_the_policy(roost, t
     status, _, _ = https_jobs(dev, roost.https_port, "PUT", f"/things/{thing}/jobs/$next", {})
     assert status == 403
     assert roost.boto().describe_job_execution(jobId="j", thingName=thing)["execution"]["status"] == "QUEUED"
+
+
+def test_presigned_urls_of_an_s3_compatible_store(roost_factory, tmp_path, moto_s3):
+    """With an S3-compatible object store configured, a job document's
+    placeholders become the store's own presigned URLs (moto here)."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1",
+                      aws_access_key_id="moto", aws_secret_access_key="moto")
+    s3.create_bucket(Bucket="iot-webinar-audits")
+    s3.put_object(Bucket="iot-webinar-audits", Key="jobs/certs/certificate.pem.crt", Body=b"S3 CERT")
+    s3.put_object(Bucket="iot-webinar-audits", Key="jobs/certs/private.pem.key", Body=b"S3 KEY")
+    roost = roost_factory("--s3-endpoint", moto_s3, "--s3-access-key-id", "moto", "--s3-secret-access-key", "moto")
+    thing = "s3-canary"
+    make_device(roost, tmp_path, thing)
+    create_scenario_jobs(roost, thing)
+    _, described, _ = roost.aws("iot-jobs-data", "describe-job-execution", "--thing-name", thing, "--job-id", "rotate-job-01")
+    document = json.loads(described["execution"]["jobDocument"])
+    url = document["cert"]["url"]
+    assert url.startswith(f"{moto_s3}/iot-webinar-audits/jobs/certs/certificate.pem.crt?") and "X-Amz-Signature=" in url, url
+    assert "X-Amz-Expires=300" in url
+    assert download_rotation_files(document) == [b"S3 CERT", b"S3 KEY"]

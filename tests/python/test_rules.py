@@ -250,37 +250,6 @@ def test_basic_ingest_reaches_only_the_rule(roost, tmp_path):
     close(watcher)
 
 
-@pytest.fixture
-def moto_s3(tmp_path):
-    """moto_server's S3 API on a free loopback port, for the s3 action's
-    S3-compatible store."""
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    log = open(tmp_path / "moto.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return True
-        except Exception:
-            return False
-
-    assert wait_until(up, 30), "moto_server did not start"
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.close()
-
-
 def test_the_scenario_rule_writing_to_an_s3_compatible_store(roost_factory, tmp_path, moto_s3):
     import boto3
     s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="moto", aws_secret_access_key="moto")

@@ -124,7 +124,7 @@ impl JobsService {
             None | Some((None, _)) => Ok(None),
             Some((Some(Err((e, state))), _)) => Err(DeviceError::transition(e, state)),
             Some((Some(Ok(execution)), job)) => {
-                let document = self.render_document(&job, now_ms())?;
+                let document = self.render_document(&job, now_ms()).await?;
                 Ok(Some((execution, document)))
             }
         }
@@ -202,7 +202,7 @@ impl JobsService {
             self.after_final(&execution).await?;
         }
         let document = match update.include_job_document {
-            true => Some(self.render_document(&job, now_ms())?),
+            true => Some(self.render_document(&job, now_ms()).await?),
             false => None,
         };
         Ok((execution, document))

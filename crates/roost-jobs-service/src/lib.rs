@@ -57,13 +57,18 @@ impl Outbox for roost_broker::Broker {
 pub trait UrlSigner: Send + Sync {
     /// A URL from which `object` can be fetched with a plain GET for the
     /// next `expires_in_secs` seconds.
-    fn presign(
-        &self,
-        object: &document::ObjectRef,
+    fn presign<'a>(
+        &'a self,
+        object: &'a document::ObjectRef,
         expires_in_secs: i64,
         now_ms: i64,
-    ) -> std::result::Result<String, String>;
+    ) -> Presigned<'a>;
 }
+
+/// A presigned URL, when ready, or why it could not be made.
+pub type Presigned<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::result::Result<String, String>> + Send + 'a>,
+>;
 
 /// Stripes of the per-thing lock: changes to one thing's executions are
 /// serialised; different things rarely wait on each other.
@@ -188,33 +193,33 @@ impl JobsService {
     /// freshly presigned URLs, as a JSON value.
     pub async fn device_document(&self, job_id: &str, now: i64) -> Result<Value> {
         let job = self.job(job_id).await?;
-        self.render_document(&job, now)
+        self.render_document(&job, now).await
     }
 
-    pub(crate) fn render_document(&self, job: &Job, now: i64) -> Result<Value> {
+    pub(crate) async fn render_document(&self, job: &Job, now: i64) -> Result<Value> {
         let expires = job
             .presigned_url_config
             .as_ref()
             .map_or(3600, |c| c.expires_in_secs());
-        let mut failure = None;
-        let text = document::substitute(&job.document, |object| {
-            match self.inner.signer.presign(object, expires, now) {
-                Ok(url) => url,
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    String::new()
-                }
-            }
-        })
-        .map_err(|e| RegistryError::Internal(format!("job {}: {e}", job.job_id)))?;
-        if let Some(e) = failure {
-            return Err(RegistryError::Internal(format!(
-                "job {}: presigning a URL failed: {e}",
-                job.job_id
-            )));
+        let failed = |e: String| {
+            RegistryError::Internal(format!("job {}: presigning a URL failed: {e}", job.job_id))
+        };
+        let mut urls = Vec::new();
+        for (_, object) in
+            document::placeholders(&job.document).map_err(|e| failed(e.to_string()))?
+        {
+            urls.push(
+                self.inner
+                    .signer
+                    .presign(&object, expires, now)
+                    .await
+                    .map_err(failed)?,
+            );
         }
-        serde_json::from_str(&text)
-            .map_err(|e| RegistryError::Internal(format!("job {}: {e}", job.job_id)))
+        let mut urls = urls.into_iter();
+        let text = document::substitute(&job.document, |_| urls.next().unwrap_or_default())
+            .map_err(|e| failed(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| failed(e.to_string()))
     }
 
     pub(crate) async fn job(&self, job_id: &str) -> Result<Job> {

@@ -186,10 +186,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )
         .context("reading the objects signing key")?,
     );
+    // Job documents' presigned URLs: Roost's own object route for the local
+    // folder, the store's own presigned URLs for an S3-compatible store.
+    let url_signer: std::sync::Arc<dyn roost_jobs_service::UrlSigner> = match &cfg.object_store {
+        roost_rules::ObjectStoreConfig::Local => object_signer.clone(),
+        roost_rules::ObjectStoreConfig::S3 {
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+        } => std::sync::Arc::new(roost_jobs_service::presign::S3Signer {
+            endpoint: endpoint.clone(),
+            region: region.clone(),
+            access_key_id: access_key_id.clone(),
+            secret_access_key: secret_access_key.clone(),
+        }),
+    };
     let jobs = roost_jobs_service::JobsService::new(
         registry.clone(),
         std::sync::Arc::new(broker.clone()),
-        object_signer.clone(),
+        url_signer,
     );
     // The device jobs API: $aws/things/{thing}/jobs/... requests are the
     // service's, answered to the requester alone.
