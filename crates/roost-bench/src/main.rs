@@ -11,6 +11,7 @@
 mod connects;
 mod flow;
 mod idle;
+mod jobs;
 mod mqtt;
 mod process;
 mod report;
@@ -99,6 +100,22 @@ enum Mode {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// N devices take one job each through start-next and SUCCEEDED
+    /// (Roost's jobs API); the job is created by the caller once
+    /// --ready-file appears.
+    Jobs {
+        /// Devices (things `{prefix}0` …).
+        #[arg(long, default_value_t = 1000)]
+        things: usize,
+        #[arg(long, default_value = "jobs-bench-")]
+        prefix: String,
+        /// Handshakes in flight while the devices connect.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Written once every device listens for its job.
+        #[arg(long)]
+        ready_file: std::path::PathBuf,
+    },
     /// Open N idle TLS MQTT connections and hold them; read the broker's memory.
     Idle {
         #[arg(long, default_value_t = 10_000)]
@@ -184,6 +201,7 @@ fn check_bounds(cli: &Cli) -> Result<()> {
         Mode::FanOut { subscribers, flow } => (subscribers + 1, Some(flow)),
         Mode::Connects { concurrency, .. } => (*concurrency, None),
         Mode::Idle { connections, .. } => (*connections, None),
+        Mode::Jobs { things, .. } => (*things, None),
     };
     if connections == 0 || connections > MAX_CONNECTIONS {
         bail!("a run opens between 1 and {MAX_CONNECTIONS} connections (asked for {connections})");
@@ -248,6 +266,22 @@ async fn run(cli: Cli) -> Result<()> {
                 broker_pid: pid,
             };
             connects::run(&target, spec, label).await?
+        }
+        Mode::Jobs {
+            things,
+            prefix,
+            concurrency,
+            ready_file,
+        } => {
+            let spec = jobs::JobsSpec {
+                things,
+                prefix,
+                concurrency,
+                ready_file,
+                duration,
+                broker_pid: pid,
+            };
+            jobs::run(&target, spec, label).await?
         }
         Mode::Idle {
             connections,

@@ -66,14 +66,20 @@ type DeviceResult<T> = std::result::Result<T, DeviceError>;
 impl JobsService {
     /// Whether the certificate `certificate_id` is attached to `thing`.
     pub(crate) async fn owns(&self, certificate_id: &str, thing: &str) -> Result<bool> {
+        // A thing has a few principals; a certificate may have many things.
         let arn = format!("{}cert/{certificate_id}", self.arn_prefix());
         let mut token: Option<String> = None;
         loop {
-            let page = self
+            let page = match self
                 .registry()
-                .list_principal_things(&arn, token.as_deref(), Some(250))
-                .await?;
-            if page.items.iter().any(|t| t == thing) {
+                .list_thing_principals(thing, token.as_deref(), Some(250))
+                .await
+            {
+                Ok(page) => page,
+                Err(RegistryError::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if page.items.contains(&arn) {
                 return Ok(true);
             }
             match page.next_token {
