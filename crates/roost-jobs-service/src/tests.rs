@@ -392,3 +392,41 @@ async fn the_rollout_rate_holds_executions_back() {
             .all_targets_queued
     );
 }
+
+#[tokio::test]
+async fn a_retry_config_queues_a_failed_execution_again() {
+    let f = fixture(&["a"]).await;
+    f.service
+        .create_job(
+            "j",
+            to_group(json!({"jobExecutionsRetryConfig": {"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]}})),
+        )
+        .await
+        .unwrap();
+    let fail = Update {
+        status: ExecutionStatus::Failed,
+        ..Update::default()
+    };
+    for attempt in 0..2 {
+        let ended = f
+            .service
+            .change_execution("j", "a", None, |e| e.update(&fail, None, 5))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ended.retry_attempt, attempt);
+        f.service.after_final(&ended).await.unwrap();
+    }
+    // Once retried, then final: FAILED at attempt 1, and the job complete.
+    let e = f
+        .service
+        .describe_job_execution("j", "a", None)
+        .await
+        .unwrap();
+    assert_eq!((e.status, e.retry_attempt), (ExecutionStatus::Failed, 1));
+    assert_eq!(
+        f.service.describe_job("j").await.unwrap().job.status,
+        JobStatus::Completed
+    );
+}
