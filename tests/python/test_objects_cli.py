@@ -76,3 +76,35 @@ def test_files_put_with_the_cli_are_what_the_rotation_job_serves(roost, tmp_path
     document = json.loads(described["execution"]["jobDocument"])
     assert urllib.request.urlopen(document["cert"]["url"], timeout=10).read() == b"CERT"
     assert urllib.request.urlopen(document["privateKey"]["url"], timeout=10).read() == b"KEY"
+
+
+def test_objects_go_to_the_s3_compatible_store_when_one_is_configured(roost_factory, tmp_path, moto_s3):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1",
+                      aws_access_key_id="moto", aws_secret_access_key="moto")
+    s3.create_bucket(Bucket="iot-webinar-jobs")
+    roost = roost_factory("--s3-endpoint", moto_s3, "--s3-access-key-id", "moto", "--s3-secret-access-key", "moto")
+    data = ["--data-dir", str(roost.data_dir)]
+    doc = tmp_path / "job-local-scan.json"
+    doc.write_text((FIXTURES / "job-local-scan.json").read_text())
+    roost.roost("objects", "put", "iot-webinar-jobs/documents/job-local-scan.json", str(doc), *data)
+    stored = s3.get_object(Bucket="iot-webinar-jobs", Key="documents/job-local-scan.json")["Body"].read()
+    assert json.loads(stored) == {"operation": "localScan"}
+    assert not (roost.data_dir / "objects" / "iot-webinar-jobs").exists()
+    listed = roost.roost("objects", "ls", "iot-webinar-jobs", *data).stdout
+    assert listed.split()[-1] == "iot-webinar-jobs/documents/job-local-scan.json"
+    got = roost.roost("objects", "get", "iot-webinar-jobs/documents/job-local-scan.json", *data).stdout
+    assert json.loads(got) == {"operation": "localScan"}
+
+    # documentSource reads from the same store.
+    make_device(roost, tmp_path, "s3-thing")
+    roost.aws("iot", "create-job", "--job-id", "from-s3", "--targets", f"arn:aws:iot:{REGION}:{ACCOUNT}:thing/s3-thing",
+              "--document-source", "https://s3.amazonaws.com/iot-webinar-jobs/documents/job-local-scan.json")
+    _, document, _ = roost.aws("iot", "get-job-document", "--job-id", "from-s3")
+    assert json.loads(document["document"]) == {"operation": "localScan"}
+
+    roost.roost("objects", "rm", "iot-webinar-jobs/documents/job-local-scan.json", *data)
+    assert s3.list_objects_v2(Bucket="iot-webinar-jobs").get("KeyCount", 0) == 0
+    missing = roost.roost("objects", "rm", "iot-webinar-jobs/documents/job-local-scan.json", *data, check=False)
+    assert missing.returncode != 0 and "NoSuchKey" in missing.stderr

@@ -10,15 +10,18 @@ use crate::error::ApiError;
 use crate::request::ApiRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use roost_jobs_service::presign::{LocalSigner, UrlRefusal};
+use roost_jobs_service::presign::{LocalSigner, S3Store, UrlRefusal};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Where the local object store keeps objects, and who signs their URLs.
+/// Where the object store keeps objects, and who signs their URLs.
 pub struct ObjectsConfig {
     /// `{data_dir}/objects`: objects are `{dir}/{bucket}/{key}`.
     pub dir: PathBuf,
     pub signer: Arc<LocalSigner>,
+    /// The S3-compatible store the operator's object operations go to
+    /// instead of `dir`, when one is configured.
+    pub s3: Option<S3Store>,
 }
 
 /// A presigned object request: a GET under `/objects/` with a signature.
@@ -127,7 +130,15 @@ pub(crate) async fn serve_signed(
     let Some(config) = config else {
         return Err(ApiError::new(404, "NoSuchKey", "no local object store"));
     };
-    if req.method == "GET" && req.segments.len() == 1 {
+    let listing = req.method == "GET" && req.segments.len() == 1;
+    if let Some(store) = &config.s3 {
+        if listing {
+            return s3_list(store, req).await;
+        }
+        let (bucket, key) = bucket_and_key(req)?;
+        return s3_object(store, &req.method, bucket, &key, &req.body).await;
+    }
+    if listing {
         return list(config, req).await;
     }
     let (bucket, key) = bucket_and_key(req)?;
@@ -230,6 +241,122 @@ async fn list(config: &ObjectsConfig, req: &ApiRequest) -> Result<Response, ApiE
     .await
     .map_err(|_| ApiError::new(500, "InternalError", "listing the object store failed"))?;
     let body = serde_json::json!({"objects": listed.0, "truncated": listed.1});
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+fn s3_failure(e: impl std::fmt::Display, bucket: &str) -> ApiError {
+    tracing::error!(error = %e, bucket, "the S3-compatible object store failed");
+    ApiError::new(
+        502,
+        "InternalError",
+        format!("the object store (bucket {bucket}) failed: {e}"),
+    )
+}
+
+fn json_ok() -> Response {
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response()
+}
+
+/// One object in the S3-compatible store: the bytes it holds, or NoSuchKey.
+pub(crate) async fn s3_read(store: &S3Store, bucket: &str, key: &str) -> Result<Vec<u8>, ApiError> {
+    use object_store::ObjectStore;
+    let client = store.bucket(bucket).map_err(|e| s3_failure(e, bucket))?;
+    let path = object_store::path::Path::from(key);
+    match client.get(&path).await {
+        Ok(result) => Ok(result
+            .bytes()
+            .await
+            .map_err(|e| s3_failure(e, bucket))?
+            .to_vec()),
+        Err(object_store::Error::NotFound { .. }) => Err(no_such_key(bucket, key)),
+        Err(e) => Err(s3_failure(e, bucket)),
+    }
+}
+
+async fn s3_object(
+    store: &S3Store,
+    method: &str,
+    bucket: &str,
+    key: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    use object_store::ObjectStore;
+    let client = store.bucket(bucket).map_err(|e| s3_failure(e, bucket))?;
+    let path = object_store::path::Path::from(key);
+    match method {
+        "PUT" => {
+            client
+                .put(&path, body.to_vec().into())
+                .await
+                .map_err(|e| s3_failure(e, bucket))?;
+            Ok(json_ok())
+        }
+        "GET" => {
+            let bytes = s3_read(store, bucket, key).await?;
+            Ok((
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                bytes,
+            )
+                .into_response())
+        }
+        "DELETE" => {
+            match client.head(&path).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => return Err(no_such_key(bucket, key)),
+                Err(e) => return Err(s3_failure(e, bucket)),
+            }
+            client
+                .delete(&path)
+                .await
+                .map_err(|e| s3_failure(e, bucket))?;
+            Ok(json_ok())
+        }
+        method => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not an object operation: PUT, GET or DELETE /objects/BUCKET/KEY"),
+        )),
+    }
+}
+
+async fn s3_list(store: &S3Store, req: &ApiRequest) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    use object_store::ObjectStore;
+    let Some(bucket) = req.query("bucket").filter(|b| is_bucket(b)) else {
+        return Err(ApiError::invalid(
+            "with an S3-compatible store, name the bucket to list (roost objects ls BUCKET[/PREFIX])",
+        ));
+    };
+    let prefix = req.query("prefix").unwrap_or_default();
+    let client = store.bucket(bucket).map_err(|e| s3_failure(e, bucket))?;
+    let mut listing = client.list(None);
+    let mut objects = Vec::new();
+    let mut truncated = false;
+    while let Some(item) = listing.next().await {
+        let meta = item.map_err(|e| s3_failure(e, bucket))?;
+        let key = meta.location.to_string();
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        if objects.len() == MAX_LISTED {
+            truncated = true;
+            break;
+        }
+        objects.push(serde_json::json!({"bucket": bucket, "key": key, "size": meta.size}));
+    }
+    objects.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+    let body = serde_json::json!({"objects": objects, "truncated": truncated});
     Ok((
         StatusCode::OK,
         [(axum::http::header::CONTENT_TYPE, "application/json")],

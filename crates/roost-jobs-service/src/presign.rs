@@ -153,15 +153,47 @@ impl UrlSigner for LocalSigner {
     }
 }
 
-/// Presigned GET URLs of an S3-compatible store (MinIO, Ceph, AWS S3,
-/// moto), signed with the store's own credentials (SigV4 query signing):
-/// the device downloads from the store itself.
-pub struct S3Signer {
+/// An S3-compatible store (MinIO, Ceph, AWS S3, moto) and its credentials.
+#[derive(Clone)]
+pub struct S3Store {
     pub endpoint: String,
     pub region: String,
     pub access_key_id: String,
     pub secret_access_key: String,
 }
+
+// Hand-written so the secret never reaches a log line.
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Store {
+    /// A client for one bucket (path-style requests, as S3-compatible
+    /// stores expect).
+    pub fn bucket(&self, bucket: &str) -> Result<object_store::aws::AmazonS3, String> {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_region(&self.region)
+            .with_bucket_name(bucket)
+            .with_access_key_id(&self.access_key_id)
+            .with_secret_access_key(&self.secret_access_key)
+            .with_allow_http(self.endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .map_err(|e| format!("S3 client for bucket {bucket}: {e}"))
+    }
+}
+
+/// Presigned GET URLs of an S3-compatible store, signed with the store's
+/// own credentials (SigV4 query signing): the device downloads from the
+/// store itself.
+pub struct S3Signer(pub S3Store);
 
 impl UrlSigner for S3Signer {
     fn presign<'a>(
@@ -172,16 +204,7 @@ impl UrlSigner for S3Signer {
     ) -> crate::Presigned<'a> {
         Box::pin(async move {
             use object_store::signer::Signer;
-            let store = object_store::aws::AmazonS3Builder::new()
-                .with_endpoint(&self.endpoint)
-                .with_region(&self.region)
-                .with_bucket_name(&object.bucket)
-                .with_access_key_id(&self.access_key_id)
-                .with_secret_access_key(&self.secret_access_key)
-                .with_allow_http(self.endpoint.starts_with("http://"))
-                .with_virtual_hosted_style_request(false)
-                .build()
-                .map_err(|e| format!("S3 client for bucket {}: {e}", object.bucket))?;
+            let store = self.0.bucket(&object.bucket)?;
             let path = object_store::path::Path::parse(&object.key)
                 .map_err(|e| format!("object key '{}': {e}", object.key))?;
             let expires = std::time::Duration::from_secs(expires_in_secs.max(1) as u64);

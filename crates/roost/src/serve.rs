@@ -186,21 +186,27 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )
         .context("reading the objects signing key")?,
     );
-    // Job documents' presigned URLs: Roost's own object route for the local
-    // folder, the store's own presigned URLs for an S3-compatible store.
-    let url_signer: std::sync::Arc<dyn roost_jobs_service::UrlSigner> = match &cfg.object_store {
-        roost_rules::ObjectStoreConfig::Local => object_signer.clone(),
+    // An S3-compatible object store, if configured: what `roost objects`
+    // and documentSource use, and what presigns job documents' URLs.
+    let s3_store = match &cfg.object_store {
+        roost_rules::ObjectStoreConfig::Local => None,
         roost_rules::ObjectStoreConfig::S3 {
             endpoint,
             region,
             access_key_id,
             secret_access_key,
-        } => std::sync::Arc::new(roost_jobs_service::presign::S3Signer {
+        } => Some(roost_jobs_service::presign::S3Store {
             endpoint: endpoint.clone(),
             region: region.clone(),
             access_key_id: access_key_id.clone(),
             secret_access_key: secret_access_key.clone(),
         }),
+    };
+    // Job documents' presigned URLs: Roost's own object route for the local
+    // folder, the store's own presigned URLs for an S3-compatible store.
+    let url_signer: std::sync::Arc<dyn roost_jobs_service::UrlSigner> = match &s3_store {
+        None => object_signer.clone(),
+        Some(store) => std::sync::Arc::new(roost_jobs_service::presign::S3Signer(store.clone())),
     };
     let jobs = roost_jobs_service::JobsService::new(
         registry.clone(),
@@ -253,6 +259,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             objects: Some(roost_api::ObjectsConfig {
                 dir: data_dir.join("objects"),
                 signer: object_signer,
+                s3: s3_store,
             }),
         },
     );

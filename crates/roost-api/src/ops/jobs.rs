@@ -81,13 +81,21 @@ async fn read_document_source(state: &ApiState, source: &str) -> ApiResult<Strin
             "documentSource needs Roost's local object store, which is not configured",
         )
     })?;
-    let path = objects.dir.join(&object.bucket).join(&object.key);
-    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+    let missing = || {
         ApiError::invalid(format!(
             "documentSource '{source}': no object {} in bucket {} of Roost's object store",
             object.key, object.bucket
         ))
-    })?;
+    };
+    let bytes = match &objects.s3 {
+        Some(store) => crate::objects::s3_read(store, &object.bucket, &object.key)
+            .await
+            .map_err(|e| if e.status == 404 { missing() } else { e })?,
+        None => {
+            let path = objects.dir.join(&object.bucket).join(&object.key);
+            tokio::fs::read(&path).await.map_err(|_| missing())?
+        }
+    };
     String::from_utf8(bytes)
         .map_err(|_| ApiError::invalid(format!("documentSource '{source}' is not UTF-8 text")))
 }
