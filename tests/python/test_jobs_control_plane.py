@@ -55,6 +55,17 @@ def test_the_scenarios_jobs_with_the_aws_cli(roost, tmp_path):
     assert [j["jobId"] for j in listed["jobs"]] == ["local-scan-job-01", "rotate-job-01"]
     _, one, _ = aws("iot", "list-jobs", "--max-results", "1")
     assert len(one["jobs"]) == 1 and "nextToken" in one
+    _, rest, _ = aws("iot", "list-jobs", "--max-results", "1", "--next-token", one["nextToken"])
+    assert [j["jobId"] for j in rest["jobs"]] == ["rotate-job-01"] and "nextToken" not in rest
+    _, in_progress, _ = aws("iot", "list-jobs", "--status", "IN_PROGRESS", "--target-selection", "SNAPSHOT")
+    assert len(in_progress["jobs"]) == 2
+    aws("iot", "create-thing-group", "--thing-group-name", "canaries")
+    aws("iot", "add-thing-to-thing-group", "--thing-group-name", "canaries", "--thing-name", THING)
+    aws("iot", "create-job", "--job-id", "group-job", "--targets",
+        f"arn:aws:iot:{REGION}:{ACCOUNT}:thinggroup/canaries", "--document", "{}")
+    _, by_group, _ = aws("iot", "list-jobs", "--thing-group-name", "canaries")
+    assert [j["jobId"] for j in by_group["jobs"]] == ["group-job"]
+    aws("iot", "delete-job", "--job-id", "group-job", "--force")
 
     _, document, _ = aws("iot", "get-job-document", "--job-id", "rotate-job-01")
     assert json.loads(document["document"]) == json.loads((FIXTURES / "job-rotate-cert.json").read_text())

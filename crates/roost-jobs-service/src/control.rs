@@ -156,20 +156,42 @@ impl JobsService {
         Ok(JobDescription { job, details })
     }
 
+    /// ListJobs; with `thing_group`, only the jobs that target that group.
     pub async fn list_jobs(
         &self,
         filter: JobFilter,
+        thing_group: Option<&str>,
         token: Option<&str>,
         max: Option<i64>,
     ) -> Result<Page<Job>> {
         let limit = page_size(max)?;
-        paged(
-            token,
-            limit,
-            true,
-            |job: &Job| job.job_id.clone(),
-            |page| async move { self.store().list_jobs(&filter, &page).await },
-        )
+        let key = |job: &Job| job.job_id.clone();
+        let Some(group) = thing_group else {
+            return paged(token, limit, true, key, |page| async move {
+                self.store().list_jobs(&filter, &page).await
+            })
+            .await;
+        };
+        let arn = format!("{}thinggroup/{group}", self.arn_prefix());
+        let mut targeting = Vec::new();
+        let mut page = PageRequest::first(500);
+        loop {
+            let batch = self.store().list_jobs(&filter, &page).await?;
+            let Some(last) = batch.last() else { break };
+            page.after = Some(last.job_id.clone());
+            let full = batch.len() == page.limit;
+            targeting.extend(batch.into_iter().filter(|job| job.targets.contains(&arn)));
+            if !full {
+                break;
+            }
+        }
+        paged(token, limit, true, key, |page| async move {
+            Ok(targeting
+                .into_iter()
+                .filter(|job| page.after.as_ref().is_none_or(|after| job.job_id > *after))
+                .take(page.limit)
+                .collect())
+        })
         .await
     }
 

@@ -150,9 +150,9 @@ fn parse_query<T>(
 }
 
 pub async fn list_jobs(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
-    if req.query("thingGroupName").is_some() || req.query("thingGroupId").is_some() {
+    if req.query("thingGroupId").is_some() {
         return Err(ApiError::invalid(
-            "the thingGroupName and thingGroupId filters are not supported by Roost yet",
+            "the thingGroupId filter is not supported by Roost: use thingGroupName",
         ));
     }
     let filter = JobFilter {
@@ -165,7 +165,12 @@ pub async fn list_jobs(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
     };
     let service = service(state)?;
     let page = service
-        .list_jobs(filter, req.query("nextToken"), req.query_i64("maxResults")?)
+        .list_jobs(
+            filter,
+            req.query("thingGroupName"),
+            req.query("nextToken"),
+            req.query_i64("maxResults")?,
+        )
         .await?;
     let jobs: Vec<Value> = page
         .items
