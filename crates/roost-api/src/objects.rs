@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::request::ApiRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use roost_jobs::document::is_bucket;
 use roost_jobs_service::presign::{LocalSigner, S3Store, UrlRefusal};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,14 +111,6 @@ fn bucket_and_key(req: &ApiRequest) -> Result<(&str, String), ApiError> {
         }
         _ => Err(ApiError::invalid("an object is /objects/BUCKET/KEY")),
     }
-}
-
-fn is_bucket(name: &str) -> bool {
-    (3..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && !name.starts_with('.')
 }
 
 /// The operator's object operations (SigV4-signed, what `roost objects`

@@ -141,9 +141,13 @@ fn is_region(region: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// S3's bucket names: 3 to 63 of lower-case letters, digits, '.' and '-'.
-fn is_bucket(name: &str) -> bool {
+/// S3's bucket names: 3 to 63 of lower-case letters, digits, '.' and '-',
+/// beginning and ending with a letter or digit.
+pub fn is_bucket(name: &str) -> bool {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     (3..=63).contains(&name.len())
+        && edge(name.as_bytes().first())
+        && edge(name.as_bytes().last())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
