@@ -1,0 +1,13 @@
+//! `roost-canary`: the device agent of the scenario. Honeypot services that
+//! look like what attackers want, every attempt reported over MQTT with
+//! mutual TLS to Roost or AWS IoT Core, kept on disk until acknowledged.
+//!
+//! The pure parts (incidents, aggregation, configuration) do no I/O; the
+//! outbox, the uplink and the services are the edges.
+#![forbid(unsafe_code)]
+
+pub mod aggregate;
+pub mod config;
+pub mod incident;
+pub mod outbox;
+pub mod services;

@@ -1,0 +1,4 @@
+//! `roost-canary`: the binary.
+#![forbid(unsafe_code)]
+
+fn main() {}
