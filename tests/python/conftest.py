@@ -27,6 +27,20 @@ def roost_binary() -> str:
     return str(Path(target) / "debug" / "roost")
 
 
+def stop_process(proc, *files):
+    """SIGTERM, 15 s to end, then SIGKILL; closes the process's log files."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for f in files:
+        if f:
+            f.close()
+
+
 class Roost:
     """One Roost server process and the clients pointed at it."""
 
@@ -37,6 +51,9 @@ class Roost:
         self.nofile = nofile
         self.proc = None
         self.stdout = ""
+        # The MQTT address to listen on; `restart(same_ports=True)` pins it
+        # so that devices configured with the port find Roost again.
+        self.mqtt_listen = "127.0.0.1:0"
 
     def start(self, timeout=30.0):
         endpoints = self.data_dir / "endpoints.json"
@@ -47,7 +64,7 @@ class Roost:
         self.proc = subprocess.Popen(
             [
                 roost_binary(), "serve", "--data-dir", str(self.data_dir),
-                "--api-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0",
+                "--api-listen", "127.0.0.1:0", "--mqtt-listen", self.mqtt_listen,
                 "--https-listen", "127.0.0.1:0", *self.extra_args,
             ],
             stdout=self.out,
@@ -103,16 +120,7 @@ class Roost:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for f in (getattr(self, "log", None), getattr(self, "out", None)):
-            if f:
-                f.close()
+        stop_process(self.proc, getattr(self, "log", None), getattr(self, "out", None))
 
     def kill(self):
         """Ends Roost with SIGKILL, as a crash or the OOM killer would: no
@@ -124,13 +132,16 @@ class Roost:
             if f:
                 f.close()
 
-    def restart(self, kill=False):
+    def restart(self, kill=False, same_ports=False):
         """Stops Roost (SIGTERM, or SIGKILL with `kill`) and starts it again
-        on the same data directory."""
+        on the same data directory (and, with `same_ports`, the same MQTT
+        port)."""
         if kill:
             self.kill()
         else:
             self.stop()
+        if same_ports:
+            self.mqtt_listen = f"127.0.0.1:{self.mqtt_port}"
         return self.start()
 
     # ---- clients --------------------------------------------------------

@@ -325,6 +325,25 @@ impl Aggregator {
         Changes { upserts, removes }
     }
 
+    /// Takes back changes that could not be written, for the next
+    /// [`Aggregator::take_changes`].
+    pub fn retry(&mut self, changes: Changes) {
+        for (text, _) in changes.upserts {
+            if let Some(key) = Key::from_text(&text) {
+                if self.windows.contains_key(&key) && !self.removed.contains(&key) {
+                    self.dirty.insert(key);
+                }
+            }
+        }
+        for text in changes.removes {
+            if let Some(key) = Key::from_text(&text) {
+                if !self.windows.contains_key(&key) {
+                    self.removed.insert(key);
+                }
+            }
+        }
+    }
+
     /// Windows open now (sources followed and shared windows).
     pub fn open_windows(&self) -> usize {
         self.windows.len()

@@ -304,6 +304,10 @@ impl Config {
                 error(line, field("max_connections"), "must be at least 1".into());
             }
             let listen = service.listen();
+            // Port 0 (any free port) never collides.
+            if listen.port() == 0 {
+                continue;
+            }
             if let Some(first) = used.insert(listen, i) {
                 error(
                     line,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 /// The longest any one attacker connection is served: bounds slow clients
 /// holding sockets open.
@@ -118,22 +118,32 @@ pub struct ServiceStats {
     pub accept_errors: AtomicU64,
 }
 
+/// An attempt on its way to the outbox, and who waits for it to be there.
+pub type Recorded = (Attempt, oneshot::Sender<()>);
+
 /// Where services hand their attempts: a bounded queue into the agent.
-/// When it is full, `record` waits, which slows the attacker's connection,
-/// never loses the attempt.
+/// `record` returns once the attempt is on disk, so a service answers the
+/// attacker only after that (an attacker who saw the answer saw an attempt
+/// that cannot be lost). When the queue is full, `record` waits, which
+/// slows the attacker's connection, never loses the attempt.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::Sender<Attempt>,
+    tx: mpsc::Sender<Recorded>,
 }
 
 impl Recorder {
-    pub fn new(tx: mpsc::Sender<Attempt>) -> Self {
+    pub fn new(tx: mpsc::Sender<Recorded>) -> Self {
         Self { tx }
     }
 
-    /// Records `attempt`; false only when the agent is shutting down.
+    /// Records `attempt` and waits until it is written; false only when
+    /// the agent is shutting down.
     pub async fn record(&self, attempt: Attempt) -> bool {
-        self.tx.send(attempt).await.is_ok()
+        let (done, written) = oneshot::channel();
+        if self.tx.send((attempt, done)).await.is_err() {
+            return false;
+        }
+        written.await.is_ok()
     }
 }
 
@@ -343,7 +353,17 @@ pub(crate) mod testing {
         let mut bound = bind_all(&[service]).await.unwrap();
         let bound = bound.remove(0);
         let addr = bound.local_addr().unwrap();
-        let (tx, attempts) = mpsc::channel(1024);
+        let (tx, mut recorded) = mpsc::channel::<Recorded>(1024);
+        let (forward, attempts) = mpsc::channel(1024);
+        // Written at once: tests see each attempt as the agent would take it.
+        tokio::spawn(async move {
+            while let Some((attempt, done)) = recorded.recv().await {
+                let _ = done.send(());
+                if forward.send(attempt).await.is_err() {
+                    break;
+                }
+            }
+        });
         let state_dir = tempfile::tempdir().unwrap();
         let shared = Shared {
             recorder: Recorder::new(tx),

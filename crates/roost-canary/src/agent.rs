@@ -1,0 +1,282 @@
+//! The running canary: services → aggregation → outbox → uplink, in one
+//! process with one MQTT connection and one state directory.
+//!
+//! The pipeline task owns the aggregator: it takes attempts in batches,
+//! turns them into incidents, and commits incidents and open windows to the
+//! outbox in one transaction (a group commit: attempts that arrive while a
+//! commit runs wait in the bounded queue and go in the next). Only then is
+//! the uplink woken. A failed commit is retried; attempts wait meanwhile.
+
+use crate::aggregate::{Aggregator, Limits};
+use crate::config::{AgentSettings, Config};
+use crate::incident::Incident;
+use crate::outbox::Outbox;
+use crate::services::{self, Recorded, Recorder, ServiceStats, Shared};
+use crate::status::{self, Status};
+use crate::uplink::{self, SharedOutbox, Uplink};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch, Mutex, Notify};
+
+/// Attempts waiting for the pipeline, at most; services wait when it is
+/// full (the attacker's connection slows, nothing is lost).
+const ATTEMPT_QUEUE: usize = 4096;
+/// Attempts taken into one commit, at most.
+const BATCH: usize = 512;
+/// How often windows are checked for their end.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Runs the canary until `shutdown` completes. `ready` receives the
+/// services' bound addresses once they listen.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(Vec<(String, SocketAddr)>),
+) -> anyhow::Result<()> {
+    let settings = config.agent_settings().map_err(anyhow::Error::msg)?;
+    let state_dir = config.state_dir.clone();
+    create_private_dir(&state_dir)?;
+    let _lock = crate::lock::acquire(&state_dir)?;
+    let tls = Arc::new(uplink::tls_config(&settings)?);
+    let outbox = Outbox::open(
+        &state_dir.join(Outbox::FILE),
+        config.outbox.max_bytes,
+        &settings.thing,
+    )
+    .await?;
+    let mut aggregator = Aggregator::new(Limits {
+        window: Duration::from_secs(config.reporting.window_secs),
+        max_sources: config.reporting.max_sources,
+        max_credentials: config.reporting.max_credentials,
+    });
+    let restored = outbox.open_windows().await?;
+    if !restored.is_empty() {
+        tracing::info!(
+            windows = restored.len(),
+            "took back the open windows of the last run"
+        );
+    }
+    aggregator.restore(restored, Instant::now());
+    let status = Arc::new(Status::default());
+    status.outbox(outbox.depth());
+    let outbox: SharedOutbox = Arc::new(Mutex::new(outbox));
+
+    let services: Vec<_> = config
+        .services
+        .iter()
+        .map(|s| s.get_ref().clone())
+        .collect();
+    let bound = services::bind_all(&services).await?;
+    let addresses = bound
+        .iter()
+        .filter_map(|b| Some((b.service.kind.name().to_owned(), b.local_addr().ok()?)))
+        .collect();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (attempt_tx, attempts) = mpsc::channel(ATTEMPT_QUEUE);
+    let service_stats = Arc::new(ServiceStats::default());
+    let shared = Shared {
+        recorder: Recorder::new(attempt_tx),
+        stats: service_stats.clone(),
+        state_dir: state_dir.clone(),
+    };
+    let mut tasks = Vec::new();
+    for b in bound {
+        tasks.push(tokio::spawn(services::serve(
+            b,
+            shared.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    // The pipeline holds the queue open until shutdown, services or not.
+    let keep_open = shared.recorder.clone();
+    drop(shared);
+    let committed = Arc::new(Notify::new());
+    let uplink = Uplink {
+        settings: settings.clone(),
+        tls,
+        outbox: outbox.clone(),
+        committed: committed.clone(),
+        status: status.clone(),
+        max_publish_per_sec: config.reporting.max_publish_per_sec,
+    };
+    let uplink_task = tokio::spawn(uplink.run(stop_rx.clone()));
+    let status_task = tokio::spawn(write_status(
+        state_dir.clone(),
+        status.clone(),
+        settings.clone(),
+        service_stats,
+        stop_rx.clone(),
+    ));
+    ready(addresses);
+    tracing::info!(thing = %settings.thing, topic = %settings.topic, services = services.len(), "the canary is running");
+
+    let pipeline = Pipeline {
+        aggregator,
+        outbox,
+        status: status.clone(),
+        committed,
+    };
+    pipeline.run(attempts, keep_open, shutdown, stop_tx).await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    let _ = uplink_task.await;
+    let _ = status_task.await;
+    Ok(())
+}
+
+struct Pipeline {
+    aggregator: Aggregator,
+    outbox: SharedOutbox,
+    status: Arc<Status>,
+    committed: Arc<Notify>,
+}
+
+impl Pipeline {
+    async fn run(
+        mut self,
+        mut attempts: mpsc::Receiver<Recorded>,
+        keep_open: Recorder,
+        shutdown: impl Future<Output = ()>,
+        stop: watch::Sender<bool>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut incidents: Vec<Incident> = Vec::new();
+        // Services waiting for their attempts to be written.
+        let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = false;
+        let mut keep_open = Some(keep_open);
+        // After a failed commit no more attempts are taken until a retry
+        // succeeds: services wait on the full queue instead.
+        let mut healthy = true;
+        loop {
+            let open = tokio::select! {
+                n = attempts.recv_many(&mut batch, BATCH), if healthy => n > 0,
+                _ = tick.tick() => true,
+                _ = &mut shutdown, if !stopping => {
+                    // Services stop accepting; what they recorded is still
+                    // taken until the queue closes.
+                    stopping = true;
+                    keep_open.take();
+                    let _ = stop.send(true);
+                    true
+                }
+            };
+            let now = Instant::now();
+            for (attempt, done) in batch.drain(..) {
+                self.status.attempt(attempt.service);
+                incidents.extend(self.aggregator.observe(&attempt, now));
+                waiting.push(done);
+            }
+            incidents.extend(self.aggregator.tick(now, time::OffsetDateTime::now_utc()));
+            healthy = self.commit(&mut incidents).await;
+            if healthy {
+                for done in waiting.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+            if !open {
+                // Every service has ended and the queue is empty.
+                break;
+            }
+        }
+        // Whatever could not be committed is retried until it is (or the
+        // process is killed, when it was never acknowledged to anyone).
+        while !incidents.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.commit(&mut incidents).await;
+        }
+        drop(waiting);
+    }
+
+    /// Commits the incidents and the windows' changes; on failure keeps the
+    /// incidents for the next try. True when everything is written.
+    async fn commit(&mut self, incidents: &mut Vec<Incident>) -> bool {
+        let changes = self.aggregator.take_changes();
+        if incidents.is_empty() && changes.is_empty() {
+            return true;
+        }
+        let mut outbox = self.outbox.lock().await;
+        match outbox.commit(incidents, &changes).await {
+            Ok(folding) => {
+                for incident in incidents.drain(..) {
+                    self.status.incident(incident.kind.name());
+                }
+                if folding.incidents > 0 {
+                    self.status.folded(folding.incidents);
+                    tracing::warn!(
+                        incidents = folding.incidents,
+                        attempts = folding.attempts,
+                        "the outbox is full: its oldest incidents were folded into one"
+                    );
+                }
+                self.status.outbox(outbox.depth());
+                self.committed.notify_one();
+                true
+            }
+            Err(e) => {
+                // The windows' changes went with the failed transaction;
+                // they are written again with the next one.
+                self.aggregator.retry(changes);
+                self.status.error(&e.to_string());
+                tracing::error!(error = %e, "could not write to the outbox; retrying");
+                false
+            }
+        }
+    }
+}
+
+async fn write_status(
+    dir: std::path::PathBuf,
+    status: Arc<Status>,
+    settings: AgentSettings,
+    services: Arc<ServiceStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut written = u64::MAX;
+    let mut interval = tokio::time::interval(status::INTERVAL);
+    let mut ticks = 0u64;
+    loop {
+        ticks += 1;
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => {}
+        }
+        let stopping = *stop.borrow();
+        let version = status.version();
+        // Rewritten when something changed, and every few seconds anyway so
+        // that `updatedAt` shows the agent alive.
+        if version != written || stopping || ticks.is_multiple_of(5) {
+            let snapshot = status.snapshot(&settings, &services);
+            if let Err(e) = status::write(&dir, &snapshot) {
+                tracing::warn!(error = %e, "could not write the status file");
+            }
+            written = version;
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Creates the state directory, readable by its owner only (it holds host
+/// keys and what attackers typed).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                anyhow::anyhow!("cannot create the state directory {}: {e}", dir.display())
+            })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+"""roost-canary never loses an incident: the gateway killed mid-burst and
+back 30 s later, and a flood from one source reported as a few summaries
+whose counts add up."""
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from canary_support import Canary, audits, probe_tcp, scenario_device, scenario_rule, tcp_config, wait_until
+
+SOURCES = [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(1000)]
+
+
+def attempts_by_source(roost):
+    """{source address: incident ids} of the single-attempt incidents stored."""
+    seen = {}
+    for a in audits(roost):
+        if a["kind"] == "attempt":
+            seen.setdefault(a["message"]["clientAddress"], set()).add(a["incidentId"])
+    return seen
+
+
+@pytest.mark.xdist_group("heavy")
+def test_gateway_killed_mid_burst_and_back_30s_later_loses_nothing(roost, tmp_path):
+    scenario_rule(roost, unique_keys=True)
+    dev = scenario_device(roost, tmp_path)
+    canary = Canary(roost, dev, tmp_path / "canary", tcp_config().replace("window_secs = 2", "window_secs = 2\nmax_publish_per_sec = 100")).start()
+    try:
+        port = canary.ports["tcp"]
+        killed = threading.Event()
+
+        def generate():
+            for i, source in enumerate(SOURCES):
+                if i == 250:
+                    # The gateway hangs first (incidents sent, no PUBACK:
+                    # a full window in flight), then dies.
+                    roost.proc.send_signal(signal.SIGSTOP)
+                    time.sleep(1)
+                    roost.kill()
+                    killed.set()
+                probe_tcp(port, source)
+
+        worker = threading.Thread(target=generate)
+        worker.start()
+        worker.join(120)
+        assert killed.is_set() and not worker.is_alive()
+        # Everything the canary saw is on its disk while the gateway is away.
+        assert wait_until(lambda: sum(canary.status()["attempts"].values()) == 1000, 30)
+        time.sleep(30)
+        roost.restart(same_ports=True)
+        assert wait_until(lambda: len(attempts_by_source(roost)) == 1000, 120, interval=1), canary.read_log()[-3000:]
+        assert set(attempts_by_source(roost)) == set(SOURCES)
+        assert wait_until(lambda: canary.status()["outboxIncidents"] == 0, 30)
+    finally:
+        canary.stop()
+
+
+@pytest.mark.xdist_group("heavy")
+def test_a_flood_from_one_source_is_summarised_and_every_attempt_counted(roost, tmp_path):
+    scenario_rule(roost, unique_keys=True)
+    dev = scenario_device(roost, tmp_path)
+    canary = Canary(roost, dev, tmp_path / "canary", tcp_config()).start()
+    try:
+        port = canary.ports["tcp"]
+        # 10,000 attempts in about ten seconds, sixteen at a time, as brute-force tools do.
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: probe_tcp(port, "127.0.0.1", b"attempt %d\r\n" % i), range(10_000)))
+
+        def counted():
+            return sum(a["attempts"] for a in audits(roost))
+
+        assert wait_until(lambda: counted() == 10_000, 60, interval=0.5), (counted(), canary.read_log()[-2000:])
+        stored = audits(roost)
+        # The first at once, then one summary per 2 s window: a few, not thousands.
+        assert len(stored) <= 300, len(stored)
+        assert [a["kind"] for a in stored].count("attempt") == 1
+        assert all(a["kind"] == "summary" for a in stored if a["kind"] != "attempt")
+        summary = next(a for a in stored if a["kind"] == "summary")
+        assert summary["message"]["clientAddress"] == "127.0.0.1"
+        assert summary["details"]["lastAttempt"]["firstBytes"].startswith("attempt ")
+        assert canary.status()["attempts"] == {"tcp": 10_000}
+    finally:
+        canary.stop()
