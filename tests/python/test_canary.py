@@ -2,9 +2,10 @@
 the test, through the scenario's policy and rule into the local bucket."""
 
 import json
+import shutil
 import subprocess
-import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,26 @@ def test_missing_gateway_settings_say_which_flag(tmp_path):
     assert proc.returncode == 2
     assert "nowhere.pem does not exist" in proc.stderr, proc.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_the_example_config_and_systemd_unit_are_valid(tmp_path):
+    root = Path(__file__).resolve().parents[2] / "deploy" / "canary"
+    text = (root / "roost-canary.toml").read_text()
+    for name in ("root-ca.pem", "certificate.pem.crt", "private.pem.key"):
+        (tmp_path / name).write_text("placeholder\n")
+    config = tmp_path / "roost-canary.toml"
+    config.write_text(text.replace("/etc/roost-canary/", f"{tmp_path}/"))
+    proc = subprocess.run([canary_binary(), "check-config", str(config)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "12 services" in proc.stdout
+    # Without the files it names, the example says which are missing.
+    proc = subprocess.run([canary_binary(), "check-config", str(root / "roost-canary.toml")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "gateway.root_ca: /etc/roost-canary/root-ca.pem does not exist" in proc.stderr
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed: the unit was not verified")
+    unit = tmp_path / "roost-canary.service"
+    unit.write_text((root / "roost-canary.service").read_text().replace("/usr/local/bin/roost-canary", canary_binary()))
+    proc = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr

@@ -12,7 +12,7 @@ const FIRST_BYTES: usize = 1024;
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> std::io::Result<()> {
-    if let Some(banner) = &conn.service.banner {
+    if let Some(banner) = conn.service.banner.as_ref().filter(|b| !b.is_empty()) {
         let mut line = banner.clone();
         if !line.ends_with('\n') {
             line.push_str("\r\n");
