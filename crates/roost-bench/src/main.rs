@@ -13,12 +13,12 @@ mod flow;
 mod idle;
 mod jobs;
 mod mqtt;
-mod process;
 mod report;
 mod target;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
+use roost_bench::process;
 use roost_mqtt::QoS;
 use std::time::Duration;
 

@@ -102,7 +102,7 @@ pub async fn run(
         status: status.clone(),
         max_publish_per_sec: config.reporting.max_publish_per_sec,
     };
-    let uplink_task = tokio::spawn(uplink.run(stop_rx.clone()));
+    let mut uplink_task = tokio::spawn(uplink.run(stop_rx.clone()));
     let status_task = tokio::spawn(write_status(
         state_dir.clone(),
         status.clone(),
@@ -119,13 +119,34 @@ pub async fn run(
         status: status.clone(),
         committed,
     };
-    pipeline.run(attempts, keep_open, shutdown, stop_tx).await;
+    // The uplink ends only at shutdown; if it ends before (a bug), the
+    // canary stops cleanly and says so, for its supervisor to restart it.
+    let mut uplink_ended = None;
+    let until = async {
+        tokio::select! {
+            _ = shutdown => {}
+            ended = &mut uplink_task => uplink_ended = Some(ended),
+        }
+    };
+    pipeline.run(attempts, keep_open, until, stop_tx).await;
     for task in tasks {
         let _ = task.await;
     }
-    let _ = uplink_task.await;
     let _ = status_task.await;
-    Ok(())
+    match uplink_ended {
+        Some(ended) => {
+            let why = match ended {
+                Err(e) if e.is_panic() => "it panicked".to_string(),
+                Err(e) => e.to_string(),
+                Ok(()) => "it returned".to_string(),
+            };
+            anyhow::bail!("the gateway connection task ended unexpectedly ({why}); everything recorded is in the outbox")
+        }
+        None => {
+            let _ = uplink_task.await;
+            Ok(())
+        }
+    }
 }
 
 struct Pipeline {

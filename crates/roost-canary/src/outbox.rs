@@ -29,6 +29,8 @@ pub struct OutboxError(#[from] sqlx::Error);
 pub struct Pending {
     pub seq: i64,
     pub payload: Vec<u8>,
+    /// The attempts the incident stands for.
+    pub attempts: u64,
 }
 
 /// What a commit did beyond writing.
@@ -83,8 +85,8 @@ impl Outbox {
         Ok(Self {
             pool,
             max_bytes,
-            count: row.get::<i64, _>(0) as u64,
-            bytes: row.get::<i64, _>(1) as u64,
+            count: row.try_get::<i64, _>(0)? as u64,
+            bytes: row.try_get::<i64, _>(1)? as u64,
             thing: thing.to_owned(),
         })
     }
@@ -99,14 +101,18 @@ impl Outbox {
         let rows = sqlx::query("SELECT source, state FROM open_window")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                let key = Key::from_text(row.get::<&str, _>(0))?;
-                let folded = serde_json::from_str(row.get::<&str, _>(1)).ok()?;
-                Some((key, folded))
-            })
-            .collect())
+        let mut windows = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (source, state): (&str, &str) = (row.try_get(0)?, row.try_get(1)?);
+            match (Key::from_text(source), serde_json::from_str(state)) {
+                (Some(key), Ok(folded)) => windows.push((key, folded)),
+                _ => tracing::warn!(
+                    source,
+                    "an open window in the outbox could not be read; left out"
+                ),
+            }
+        }
+        Ok(windows)
     }
 
     /// Writes `incidents` and the window `changes` in one transaction,
@@ -191,17 +197,17 @@ impl Outbox {
                 break;
             }
             for row in rows {
-                last_seq = row.get(0);
-                let attempts = row.get::<i64, _>(3) as u64;
-                *by_service.entry(row.get::<String, _>(1)).or_default() += attempts;
-                let at: String = row.get(4);
+                last_seq = row.try_get(0)?;
+                let attempts = row.try_get::<i64, _>(3)? as u64;
+                *by_service.entry(row.try_get::<String, _>(1)?).or_default() += attempts;
+                let at: String = row.try_get(4)?;
                 if first.is_none() {
-                    first = Some((row.get(2), at.clone()));
+                    first = Some((row.try_get(2)?, at.clone()));
                 }
                 last_at = at;
                 folding.incidents += 1;
                 folding.attempts += attempts;
-                freed += row.get::<i64, _>(5) as u64;
+                freed += row.try_get::<i64, _>(5)? as u64;
                 if freed >= need {
                     break;
                 }
@@ -236,19 +242,22 @@ impl Outbox {
 
     /// Up to `limit` incidents after `after`, oldest first.
     pub async fn next(&self, after: i64, limit: u32) -> Result<Vec<Pending>, OutboxError> {
-        let rows =
-            sqlx::query("SELECT seq, payload FROM incident WHERE seq > ? ORDER BY seq LIMIT ?")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Pending {
-                seq: row.get(0),
-                payload: row.get(1),
+        let rows = sqlx::query(
+            "SELECT seq, payload, attempts FROM incident WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Pending {
+                    seq: row.try_get(0)?,
+                    payload: row.try_get(1)?,
+                    attempts: row.try_get::<i64, _>(2)? as u64,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Removes acknowledged incidents (those already folded away are gone).
@@ -265,7 +274,7 @@ impl Outbox {
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(row) = row {
-                bytes += row.get::<i64, _>(0) as u64;
+                bytes += row.try_get::<i64, _>(0)? as u64;
                 count += 1;
             }
         }

@@ -22,6 +22,7 @@ pub struct Status {
     changes: AtomicU64,
     published: AtomicU64,
     acknowledged: AtomicU64,
+    attempts_reported: AtomicU64,
     connects: AtomicU64,
     failures: AtomicU64,
     folded: AtomicU64,
@@ -59,6 +60,9 @@ pub struct Snapshot {
     pub incidents: BTreeMap<String, u64>,
     pub published: u64,
     pub acknowledged: u64,
+    /// Attempts in acknowledged incidents (in this run; an incident sent
+    /// twice counts twice).
+    pub attempts_reported: u64,
     pub connects: u64,
     pub connection_failures: u64,
     /// Incidents folded because the outbox was full.
@@ -112,8 +116,11 @@ impl Status {
         self.changed();
     }
 
-    pub fn acknowledged(&self) {
+    /// An incident standing for `attempts` attempts was acknowledged.
+    pub fn acknowledged(&self, attempts: u64) {
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
+        self.attempts_reported
+            .fetch_add(attempts, Ordering::Relaxed);
         self.changed();
     }
 
@@ -173,6 +180,7 @@ impl Status {
             incidents,
             published: self.published.load(Ordering::Relaxed),
             acknowledged: self.acknowledged.load(Ordering::Relaxed),
+            attempts_reported: self.attempts_reported.load(Ordering::Relaxed),
             connects: self.connects.load(Ordering::Relaxed),
             connection_failures: self.failures.load(Ordering::Relaxed),
             folded: self.folded.load(Ordering::Relaxed),
@@ -242,9 +250,10 @@ pub fn render(snapshot: &Snapshot, running: bool) -> String {
         }
     ));
     out.push_str(&format!(
-        "published {}, acknowledged {}, folded {}, connections {} ({} failed)\n",
+        "published {}, acknowledged {} ({} attempts), folded {}, connections {} ({} failed)\n",
         snapshot.published,
         snapshot.acknowledged,
+        snapshot.attempts_reported,
         snapshot.folded,
         snapshot.connects,
         snapshot.connection_failures

@@ -140,8 +140,8 @@ impl Uplink {
         let mut connected = false;
         // Incidents handed to the client whose packet id is not known yet,
         // in the order the client sends them; then those awaiting a PUBACK.
-        let mut unassigned: VecDeque<i64> = VecDeque::new();
-        let mut in_flight: HashMap<u16, i64> = HashMap::new();
+        let mut unassigned: VecDeque<(i64, u64)> = VecDeque::new();
+        let mut in_flight: HashMap<u16, (i64, u64)> = HashMap::new();
         let mut cursor = 0i64;
         let mut acked: Vec<i64> = Vec::new();
         loop {
@@ -167,7 +167,7 @@ impl Uplink {
                                 {
                                     break;
                                 }
-                                unassigned.push_back(p.seq);
+                                unassigned.push_back((p.seq, p.attempts));
                                 cursor = p.seq;
                                 self.status.published();
                             }
@@ -192,14 +192,14 @@ impl Uplink {
                     tracing::info!(endpoint = %s.endpoint, client_id = %s.client_id, topic = %s.topic, "connected to the gateway");
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                    if let Some(seq) = unassigned.pop_front() {
-                        in_flight.insert(pkid, seq);
+                    if let Some(incident) = unassigned.pop_front() {
+                        in_flight.insert(pkid, incident);
                     }
                 }
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    if let Some(seq) = in_flight.remove(&ack.pkid) {
+                    if let Some((seq, attempts)) = in_flight.remove(&ack.pkid) {
                         acked.push(seq);
-                        self.status.acknowledged();
+                        self.status.acknowledged(attempts);
                     }
                 }
                 Ok(_) => {}
