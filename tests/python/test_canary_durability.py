@@ -84,3 +84,36 @@ def test_a_flood_from_one_source_is_summarised_and_every_attempt_counted(roost, 
         assert canary.status()["attempts"] == {"tcp": 10_000}
     finally:
         canary.stop()
+
+
+@pytest.mark.xdist_group("heavy")
+def test_a_full_outbox_folds_its_oldest_and_every_attempt_still_arrives(roost, tmp_path):
+    scenario_rule(roost, unique_keys=True)
+    dev = scenario_device(roost, tmp_path)
+    config = tcp_config().replace("window_secs = 2", "window_secs = 2\nmax_publish_per_sec = 100") + "\n[outbox]\nmax_bytes = 65536\n"
+    canary = Canary(roost, dev, tmp_path / "canary", config).start()
+    try:
+        assert wait_until(lambda: canary.status()["connected"], 20)
+        roost.stop()
+        sources = SOURCES[:600]
+        for source in sources:
+            probe_tcp(canary.ports["tcp"], source)
+        assert wait_until(lambda: canary.status()["folded"] > 0, 20), canary.status()
+        status = canary.status()
+        assert status["outboxBytes"] <= 65536
+        assert "the outbox is full" in canary.read_log()
+        roost.restart(same_ports=True)
+
+        def counted():
+            return sum(a["attempts"] for a in audits(roost))
+
+        assert wait_until(lambda: counted() >= len(sources), 60, interval=0.5), (counted(), canary.status())
+        stored = audits(roost)
+        # Each incident once (an incident may arrive twice, with its id).
+        folds = list({a["incidentId"]: a for a in stored if a["kind"] == "folded"}.values())
+        assert folds and all(a["service"] == "canary" for a in folds)
+        assert folds[0]["details"]["attemptsByService"]["tcp"] >= 1
+        # The folded attempts plus those reported one by one: every source once.
+        assert sum(f["attempts"] for f in folds) + len(attempts_by_source(roost)) == len(sources)
+    finally:
+        canary.stop()
