@@ -560,6 +560,32 @@ banner = "hello"
         assert!(e[0].contains("reporting.max_publish_per_sec"), "{e:?}");
     }
 
+    proptest::proptest! {
+        /// Any text: parsed or refused with an error that points inside the
+        /// file, never a panic.
+        #[test]
+        fn any_text_is_parsed_or_refused_with_a_line_in_the_file(
+            text in proptest::string::string_regex("(\\[\\[service\\]\\]\n|type = \"(tcp|http|ssh)\"\n|port = [0-9]{1,6}\n|[a-z_.]{1,12} = [\"a-z0-9\\[\\]{}]{0,8}\n|[ -~]{0,20}\n){0,12}").unwrap()
+        ) {
+            let lines = text.lines().count().max(1);
+            match Config::parse("f.toml", &text) {
+                Ok(config) => {
+                    if let Err(errors) = config.validate("f.toml", Some(&text)) {
+                        for e in errors.0 {
+                            proptest::prop_assert!(e.line.is_none_or(|l| l >= 1 && l <= lines), "{e}");
+                        }
+                    }
+                }
+                Err(errors) => {
+                    for e in errors.0 {
+                        proptest::prop_assert!(e.line.is_none_or(|l| l >= 1 && l <= lines + 1), "{e}");
+                        proptest::prop_assert!(!e.message.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_topic_defaults_to_the_scenarios() {
         let mut config = Config::empty();
