@@ -9,7 +9,9 @@
 //! counts: one that ends without the module recording anything is recorded
 //! as a bare connection.
 
+mod ftp;
 mod tcp;
+mod wire;
 
 use crate::config::Service;
 use crate::incident::Attempt;
@@ -293,12 +295,14 @@ pub async fn serve(bound: Bound, shared: Shared, mut shutdown: watch::Receiver<b
 /// and how it serves a connection.
 enum Protocol {
     Tcp,
+    Ftp,
 }
 
 impl Protocol {
     async fn prepare(service: &'static Service, _shared: &Shared) -> anyhow::Result<Self> {
         Ok(match service.kind {
             ServiceKind::Tcp => Protocol::Tcp,
+            ServiceKind::Ftp => Protocol::Ftp,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -306,6 +310,7 @@ impl Protocol {
     async fn serve(&self, stream: TcpStream, conn: &mut Conn) {
         let result = match self {
             Protocol::Tcp => tcp::serve(stream, conn).await,
+            Protocol::Ftp => ftp::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");
