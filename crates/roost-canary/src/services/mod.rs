@@ -11,6 +11,7 @@
 
 mod ftp;
 mod tcp;
+mod telnet;
 mod wire;
 
 use crate::config::Service;
@@ -296,6 +297,7 @@ pub async fn serve(bound: Bound, shared: Shared, mut shutdown: watch::Receiver<b
 enum Protocol {
     Tcp,
     Ftp,
+    Telnet,
 }
 
 impl Protocol {
@@ -303,6 +305,7 @@ impl Protocol {
         Ok(match service.kind {
             ServiceKind::Tcp => Protocol::Tcp,
             ServiceKind::Ftp => Protocol::Ftp,
+            ServiceKind::Telnet => Protocol::Telnet,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -311,6 +314,7 @@ impl Protocol {
         let result = match self {
             Protocol::Tcp => tcp::serve(stream, conn).await,
             Protocol::Ftp => ftp::serve(stream, conn).await,
+            Protocol::Telnet => telnet::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");

@@ -43,6 +43,14 @@ impl<S: Stream> Wire<S> {
         self.stream.flush().await
     }
 
+    /// Waits for the client to send something, keeping it for the next read.
+    pub async fn wait(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            self.fill().await?;
+        }
+        Ok(())
+    }
+
     /// The next line, without its line end (`\n`, `\r\n`, `\r\0` or a bare
     /// `\r`).
     pub async fn line(&mut self) -> io::Result<Vec<u8>> {
