@@ -10,6 +10,7 @@
 //! as a bare connection.
 
 mod ftp;
+mod redis;
 mod tcp;
 mod telnet;
 mod wire;
@@ -298,6 +299,7 @@ enum Protocol {
     Tcp,
     Ftp,
     Telnet,
+    Redis,
 }
 
 impl Protocol {
@@ -306,6 +308,7 @@ impl Protocol {
             ServiceKind::Tcp => Protocol::Tcp,
             ServiceKind::Ftp => Protocol::Ftp,
             ServiceKind::Telnet => Protocol::Telnet,
+            ServiceKind::Redis => Protocol::Redis,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -315,6 +318,7 @@ impl Protocol {
             Protocol::Tcp => tcp::serve(stream, conn).await,
             Protocol::Ftp => ftp::serve(stream, conn).await,
             Protocol::Telnet => telnet::serve(stream, conn).await,
+            Protocol::Redis => redis::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");

@@ -1,6 +1,6 @@
 //! What the text and length-prefixed services read from an attacker, with
 //! the bounds every one of them keeps: a cap on a line or a message, a wait
-//! for each read, and a cap on the commands kept.
+//! for each read, and a cap on the attempts one connection may make.
 //!
 //! Any bound crossed is an error, and the service closes the connection on
 //! it: what was recorded before stays recorded.
@@ -12,6 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The longest an attacker may stay silent before the connection closes.
 pub const IDLE: Duration = Duration::from_secs(30);
+
+/// Credentials one connection may offer before the service closes it, as a
+/// real server's `MaxAuthTries` would.
+pub const MAX_ATTEMPTS: u32 = 10;
 
 /// Commands kept per connection for an attempt's details.
 pub const MAX_COMMANDS: usize = 32;
@@ -54,13 +58,8 @@ impl<S: Stream> Wire<S> {
     /// The next line, without its line end (`\n`, `\r\n`, `\r\0` or a bare
     /// `\r`).
     pub async fn line(&mut self) -> io::Result<Vec<u8>> {
+        self.finish_line_end().await?;
         loop {
-            if self.after_cr && !self.pending.is_empty() {
-                if matches!(self.pending[0], b'\n' | b'\0') {
-                    self.pending.remove(0);
-                }
-                self.after_cr = false;
-            }
             if let Some(end) = self.pending.iter().position(|&b| b == b'\n' || b == b'\r') {
                 let mut line: Vec<u8> = self.pending.drain(..=end).collect();
                 if line.pop() == Some(b'\r') {
@@ -73,6 +72,33 @@ impl<S: Stream> Wire<S> {
             }
             self.fill().await?;
         }
+    }
+
+    /// Exactly `n` bytes (`n` at most the limit).
+    pub async fn exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        if n > self.limit {
+            return Err(too_long());
+        }
+        self.finish_line_end().await?;
+        while self.pending.len() < n {
+            self.fill().await?;
+        }
+        Ok(self.pending.drain(..n).collect())
+    }
+
+    /// After a line that ended at `\r`, takes the `\n` or `\0` that
+    /// belongs to it.
+    async fn finish_line_end(&mut self) -> io::Result<()> {
+        if self.after_cr {
+            if self.pending.is_empty() {
+                self.fill().await?;
+            }
+            if matches!(self.pending[0], b'\n' | b'\0') {
+                self.pending.remove(0);
+            }
+            self.after_cr = false;
+        }
+        Ok(())
     }
 
     async fn fill(&mut self) -> io::Result<()> {
@@ -94,21 +120,30 @@ fn too_long() -> io::Error {
 
 /// The commands a connection sent, bounded, for an attempt's details.
 #[derive(Default)]
-pub struct Commands(Vec<String>);
+pub struct Commands {
+    kept: Vec<String>,
+    /// All commands seen, kept or not.
+    seen: usize,
+}
 
 impl Commands {
     pub fn push(&mut self, command: String) {
-        if self.0.len() < MAX_COMMANDS {
-            self.0.push(command);
+        self.seen += 1;
+        if self.kept.len() < MAX_COMMANDS {
+            self.kept.push(command);
         }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        self.0.clone().into()
+        self.kept.clone().into()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.seen == 0
+    }
+
+    pub fn seen(&self) -> usize {
+        self.seen
     }
 }
 
