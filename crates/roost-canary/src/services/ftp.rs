@@ -21,10 +21,7 @@ pub async fn serve(stream: impl Stream, conn: &mut Conn) -> std::io::Result<()> 
     let mut wire = Wire::new(stream, MAX_LINE);
     let mut commands = Commands::default();
     let result = session(&mut wire, conn, &mut commands).await;
-    if conn.recorded() == 0 && !commands.is_empty() {
-        let attempt = conn.attempt().detail("commands", commands.to_json());
-        conn.record(attempt).await;
-    }
+    commands.record_rest(conn).await;
     result
 }
 
@@ -57,10 +54,8 @@ async fn session(
                     wire.send(b"503 Login with USER first.\r\n").await?;
                     continue;
                 };
-                let attempt = conn
-                    .attempt()
-                    .credential(Credential::password(name, arg))
-                    .detail("commands", commands.to_json());
+                let attempt =
+                    commands.attach(conn.attempt().credential(Credential::password(name, arg)));
                 conn.record(attempt).await;
                 failures += 1;
                 // vsftpd's delay_failed_login: a brute force gets slower.

@@ -22,15 +22,8 @@ const HELLO_NOAUTH: &[u8] = b"-NOAUTH HELLO must be called with the client alrea
 pub async fn serve(stream: impl Stream, conn: &mut Conn) -> std::io::Result<()> {
     let mut wire = Wire::new(stream, MAX_ARG + 2);
     let mut commands = Commands::default();
-    let mut reported = 0;
-    let result = session(&mut wire, conn, &mut commands, &mut reported).await;
-    if commands.seen() > reported {
-        let attempt = conn
-            .attempt()
-            .detail("event", "commands")
-            .detail("commands", commands.to_json());
-        conn.record(attempt).await;
-    }
+    let result = session(&mut wire, conn, &mut commands).await;
+    commands.record_rest(conn).await;
     result
 }
 
@@ -38,7 +31,6 @@ async fn session(
     wire: &mut Wire<impl Stream>,
     conn: &mut Conn,
     commands: &mut Commands,
-    reported: &mut usize,
 ) -> std::io::Result<()> {
     loop {
         let args = match read_command(wire).await? {
@@ -78,12 +70,8 @@ async fn session(
         };
         commands.push(shown(&name, &args));
         if let Some(credential) = credential {
-            let attempt = conn
-                .attempt()
-                .credential(credential)
-                .detail("commands", commands.to_json());
+            let attempt = commands.attach(conn.attempt().credential(credential));
             conn.record(attempt).await;
-            *reported = commands.seen();
             if conn.recorded() >= MAX_ATTEMPTS {
                 wire.send(&reply).await?;
                 return Ok(());

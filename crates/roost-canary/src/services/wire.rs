@@ -5,7 +5,8 @@
 //! Any bound crossed is an error, and the service closes the connection on
 //! it: what was recorded before stays recorded.
 
-use super::Stream;
+use super::{Conn, Stream};
+use crate::incident::Attempt;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,12 +119,14 @@ fn too_long() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "input over the service's limit")
 }
 
-/// The commands a connection sent, bounded, for an attempt's details.
+/// The commands a connection sent, bounded, for its attempts' details.
 #[derive(Default)]
 pub struct Commands {
     kept: Vec<String>,
     /// All commands seen, kept or not.
     seen: usize,
+    /// Commands seen when an attempt last carried them.
+    reported: usize,
 }
 
 impl Commands {
@@ -134,16 +137,20 @@ impl Commands {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        self.kept.clone().into()
+    /// `attempt` with the commands so far in its details.
+    pub fn attach(&mut self, attempt: Attempt) -> Attempt {
+        self.reported = self.seen;
+        attempt.detail("commands", self.kept.clone())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.seen == 0
-    }
-
-    pub fn seen(&self) -> usize {
-        self.seen
+    /// At the end of a connection: records the commands no attempt has
+    /// carried yet (all of them, on a connection that offered no
+    /// credential).
+    pub async fn record_rest(mut self, conn: &mut Conn) {
+        if self.seen > self.reported {
+            let attempt = self.attach(conn.attempt().detail("event", "commands"));
+            conn.record(attempt).await;
+        }
     }
 }
 
