@@ -10,6 +10,7 @@
 //! as a bare connection.
 
 mod ftp;
+mod postgres;
 mod redis;
 mod tcp;
 mod telnet;
@@ -300,6 +301,7 @@ enum Protocol {
     Ftp,
     Telnet,
     Redis,
+    Postgres,
 }
 
 impl Protocol {
@@ -309,6 +311,7 @@ impl Protocol {
             ServiceKind::Ftp => Protocol::Ftp,
             ServiceKind::Telnet => Protocol::Telnet,
             ServiceKind::Redis => Protocol::Redis,
+            ServiceKind::Postgres => Protocol::Postgres,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -319,6 +322,7 @@ impl Protocol {
             Protocol::Ftp => ftp::serve(stream, conn).await,
             Protocol::Telnet => telnet::serve(stream, conn).await,
             Protocol::Redis => redis::serve(stream, conn).await,
+            Protocol::Postgres => postgres::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");
