@@ -186,16 +186,15 @@ async fn answer(
     let credential = basic_auth(head.headers.get(AUTHORIZATION))
         .or_else(|| body.as_ref().and_then(|b| body_credential(content_type, b)))
         .or_else(|| head.uri.query().and_then(|q| form_credential(q.as_bytes())));
-    let mut attempt = {
-        let conn = conn.lock().await;
-        conn.attempt()
-    };
-    attempt.details = details;
     let offered = credential.is_some();
-    if let Some(credential) = credential {
-        attempt = attempt.credential(credential);
-    }
-    conn.lock().await.record(attempt).await;
+    let local_port = {
+        let mut conn = conn.lock().await;
+        let mut attempt = conn.attempt();
+        attempt.details = details;
+        attempt.credential = credential;
+        conn.record(attempt).await;
+        conn.local_port
+    };
 
     let path = head.uri.path();
     let host = head
@@ -203,6 +202,17 @@ async fn answer(
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
+    // How Apache names itself in an error page: the Host the client sent,
+    // else the name a stock Debian install falls back to (it logs
+    // "using 127.0.1.1" at start); the port the client named, else the one
+    // it connected to.
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') => (name, port.to_owned()),
+        _ => (host, local_port.to_string()),
+    };
+    let name = if name.is_empty() { "127.0.1.1" } else { name };
+    let host = format!("{name}:{port}");
+    let host = host.as_str();
     let mut response = match (&head.method, body) {
         (_, None) => site.error_page(StatusCode::PAYLOAD_TOO_LARGE, &head.method, host),
         (&Method::POST, _) if offered || is_login_path(path) => {
@@ -384,7 +394,7 @@ impl Site {
                     ),
                     _ => "<p>The requested resource does not allow request data with POST requests, or the amount of data provided in\nthe request exceeds the capacity limit.\n</p>".to_owned(),
                 };
-                let (name, port) = host.rsplit_once(':').unwrap_or((host, "80"));
+                let (name, port) = host.rsplit_once(':').unwrap_or((host, ""));
                 let name: String = name
                     .chars()
                     .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
@@ -753,6 +763,20 @@ mod tests {
         for _ in 0..MAX_ATTEMPTS {
             svc.next().await;
         }
+    }
+
+    #[tokio::test]
+    async fn apache_names_itself_as_a_stock_debian_install_does() {
+        let svc = testing::start(ServiceKind::Http, |_| {}).await;
+        let mut client = TcpStream::connect(svc.addr).await.unwrap();
+        client.write_all(b"GET /x HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut all = Vec::new();
+        let _ = client.read_to_end(&mut all).await;
+        let want = format!(
+            "<address>Apache/2.4.57 (Debian) Server at 127.0.1.1 Port {}</address>",
+            svc.addr.port()
+        );
+        assert!(String::from_utf8_lossy(&all).contains(&want));
     }
 
     #[tokio::test]
