@@ -9,7 +9,13 @@
 //! counts: one that ends without the module recording anything is recorded
 //! as a bare connection.
 
+mod ftp;
+mod http;
+mod postgres;
+mod redis;
 mod tcp;
+mod telnet;
+mod wire;
 
 use crate::config::Service;
 use crate::incident::Attempt;
@@ -303,12 +309,28 @@ pub async fn serve(bound: Bound, shared: Shared, mut shutdown: watch::Receiver<b
 /// and how it serves a connection.
 enum Protocol {
     Tcp,
+    Ftp,
+    Telnet,
+    Redis,
+    Postgres,
+    Http(http::Site),
+    Https(http::Site, tokio_rustls::TlsAcceptor),
 }
 
 impl Protocol {
-    async fn prepare(service: &'static Service, _shared: &Shared) -> anyhow::Result<Self> {
+    async fn prepare(service: &'static Service, shared: &Shared) -> anyhow::Result<Self> {
         Ok(match service.kind {
             ServiceKind::Tcp => Protocol::Tcp,
+            ServiceKind::Ftp => Protocol::Ftp,
+            ServiceKind::Telnet => Protocol::Telnet,
+            ServiceKind::Redis => Protocol::Redis,
+            ServiceKind::Postgres => Protocol::Postgres,
+            ServiceKind::Http => Protocol::Http(http::Site::new(service)),
+            ServiceKind::Https => {
+                let site = http::Site::new(service);
+                let tls = http::tls_acceptor(&site, &shared.state_dir)?;
+                Protocol::Https(site, tls)
+            }
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -316,6 +338,12 @@ impl Protocol {
     async fn serve(&self, stream: TcpStream, conn: &mut Conn) {
         let result = match self {
             Protocol::Tcp => tcp::serve(stream, conn).await,
+            Protocol::Ftp => ftp::serve(stream, conn).await,
+            Protocol::Telnet => telnet::serve(stream, conn).await,
+            Protocol::Redis => redis::serve(stream, conn).await,
+            Protocol::Postgres => postgres::serve(stream, conn).await,
+            Protocol::Http(site) => http::serve(stream, conn, site).await,
+            Protocol::Https(site, tls) => http::serve_tls(stream, conn, site, tls).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");
