@@ -9,6 +9,7 @@
 //! counts: one that ends without the module recording anything is recorded
 //! as a bare connection.
 
+mod ssh;
 mod tcp;
 
 use crate::config::Service;
@@ -293,12 +294,14 @@ pub async fn serve(bound: Bound, shared: Shared, mut shutdown: watch::Receiver<b
 /// and how it serves a connection.
 enum Protocol {
     Tcp,
+    Ssh(Arc<russh::server::Config>),
 }
 
 impl Protocol {
-    async fn prepare(service: &'static Service, _shared: &Shared) -> anyhow::Result<Self> {
+    async fn prepare(service: &'static Service, shared: &Shared) -> anyhow::Result<Self> {
         Ok(match service.kind {
             ServiceKind::Tcp => Protocol::Tcp,
+            ServiceKind::Ssh => Protocol::Ssh(ssh::prepare(service, &shared.state_dir).await?),
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -306,6 +309,7 @@ impl Protocol {
     async fn serve(&self, stream: TcpStream, conn: &mut Conn) {
         let result = match self {
             Protocol::Tcp => tcp::serve(stream, conn).await,
+            Protocol::Ssh(config) => ssh::serve(stream, conn, config.clone()).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");
