@@ -9,8 +9,10 @@
 //! counts: one that ends without the module recording anything is recorded
 //! as a bare connection.
 
+mod mysql;
 mod ssh;
 mod tcp;
+mod wire;
 
 use crate::config::Service;
 use crate::incident::Attempt;
@@ -295,6 +297,7 @@ pub async fn serve(bound: Bound, shared: Shared, mut shutdown: watch::Receiver<b
 enum Protocol {
     Tcp,
     Ssh(Arc<russh::server::Config>),
+    Mysql,
 }
 
 impl Protocol {
@@ -302,6 +305,7 @@ impl Protocol {
         Ok(match service.kind {
             ServiceKind::Tcp => Protocol::Tcp,
             ServiceKind::Ssh => Protocol::Ssh(ssh::prepare(service, &shared.state_dir).await?),
+            ServiceKind::Mysql => Protocol::Mysql,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -310,6 +314,7 @@ impl Protocol {
         let result = match self {
             Protocol::Tcp => tcp::serve(stream, conn).await,
             Protocol::Ssh(config) => ssh::serve(stream, conn, config.clone()).await,
+            Protocol::Mysql => mysql::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");
