@@ -9,6 +9,7 @@
 //! counts: one that ends without the module recording anything is recorded
 //! as a bare connection.
 
+mod mssql;
 mod mysql;
 mod ssh;
 mod tcp;
@@ -298,6 +299,7 @@ enum Protocol {
     Tcp,
     Ssh(Arc<russh::server::Config>),
     Mysql,
+    Mssql,
 }
 
 impl Protocol {
@@ -306,6 +308,7 @@ impl Protocol {
             ServiceKind::Tcp => Protocol::Tcp,
             ServiceKind::Ssh => Protocol::Ssh(ssh::prepare(service, &shared.state_dir).await?),
             ServiceKind::Mysql => Protocol::Mysql,
+            ServiceKind::Mssql => Protocol::Mssql,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -315,6 +318,7 @@ impl Protocol {
             Protocol::Tcp => tcp::serve(stream, conn).await,
             Protocol::Ssh(config) => ssh::serve(stream, conn, config.clone()).await,
             Protocol::Mysql => mysql::serve(stream, conn).await,
+            Protocol::Mssql => mssql::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");

@@ -66,10 +66,11 @@ pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
         }
     };
 
+    let username = printable(response.username.as_bytes());
     let credential = if response.auth.is_empty() {
-        Credential::username(response.username.clone())
+        Credential::username(username)
     } else {
-        Credential::password(response.username.clone(), hex::encode(&response.auth))
+        Credential::password(username, hex::encode(&response.auth))
     };
     let mut attempt = conn
         .attempt()
@@ -175,7 +176,8 @@ struct HandshakeResponse {
 }
 
 impl HandshakeResponse {
-    /// The response, or why it is refused as a bad handshake.
+    /// The response (the username as sent, to echo it), or why it is
+    /// refused as a bad handshake.
     fn parse(packet: &[u8]) -> Result<Self, &'static str> {
         let mut c = Cursor::new(packet);
         let capabilities = c.u32_le().ok_or("truncated")?;
@@ -186,7 +188,7 @@ impl HandshakeResponse {
         if capabilities & CLIENT_SSL != 0 && c.rest().is_empty() {
             return Err("TLS requested, not offered");
         }
-        let username = printable(c.until_nul().ok_or("truncated")?);
+        let username = String::from_utf8_lossy(c.until_nul().ok_or("truncated")?).into_owned();
         let auth = if capabilities & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
             let len = lenenc(&mut c).ok_or("truncated")?;
             c.take(len).ok_or("truncated")?
