@@ -11,6 +11,7 @@
 
 mod mssql;
 mod mysql;
+mod rdp;
 mod ssh;
 mod tcp;
 mod wire;
@@ -47,7 +48,6 @@ pub enum ServiceKind {
     Postgres,
     Redis,
     Rdp,
-    Vnc,
     Tcp,
 }
 
@@ -300,6 +300,8 @@ enum Protocol {
     Ssh(Arc<russh::server::Config>),
     Mysql,
     Mssql,
+    Rdp,
+    Vnc,
 }
 
 impl Protocol {
@@ -309,6 +311,7 @@ impl Protocol {
             ServiceKind::Ssh => Protocol::Ssh(ssh::prepare(service, &shared.state_dir).await?),
             ServiceKind::Mysql => Protocol::Mysql,
             ServiceKind::Mssql => Protocol::Mssql,
+            ServiceKind::Rdp => Protocol::Rdp,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -319,6 +322,7 @@ impl Protocol {
             Protocol::Ssh(config) => ssh::serve(stream, conn, config.clone()).await,
             Protocol::Mysql => mysql::serve(stream, conn).await,
             Protocol::Mssql => mssql::serve(stream, conn).await,
+            Protocol::Rdp => rdp::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");

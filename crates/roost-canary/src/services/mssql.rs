@@ -49,12 +49,7 @@ pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
                 let Some(options) = options else {
                     // Not a PRELOGIN: a TLS handshake after ours said no
                     // encryption, or garbage.
-                    let attempt = conn
-                        .attempt()
-                        .detail("event", "connection")
-                        .detail("refused", "not a PRELOGIN")
-                        .detail("firstBytes", printable(&message));
-                    conn.record(attempt).await;
+                    wire::record_refused(conn, "not a PRELOGIN", &message).await;
                     return Ok(());
                 };
                 let reply = prelogin_reply(version, options.contains(&OPTION_MARS));
@@ -63,11 +58,7 @@ pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
             LOGIN7 => {
                 logins += 1;
                 let Some(login) = Login::parse(&message) else {
-                    let attempt = conn
-                        .attempt()
-                        .detail("event", "connection")
-                        .detail("refused", "malformed LOGIN7");
-                    conn.record(attempt).await;
+                    wire::record_refused(conn, "malformed LOGIN7", &[]).await;
                     return Ok(());
                 };
                 let username = shown(&login.username);
@@ -93,12 +84,8 @@ pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
                 write_message(&mut stream, &login_failed(&text)).await?;
             }
             other => {
-                let attempt = conn
-                    .attempt()
-                    .detail("event", "connection")
-                    .detail("refused", format!("TDS packet type {other:#04x}"))
-                    .detail("firstBytes", printable(&message));
-                conn.record(attempt).await;
+                let why = format!("TDS packet type {other:#04x}");
+                wire::record_refused(conn, why, &message).await;
                 return Ok(());
             }
         }

@@ -55,12 +55,7 @@ pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
     let response = match HandshakeResponse::parse(&packet) {
         Ok(response) => response,
         Err(refused) => {
-            let attempt = conn
-                .attempt()
-                .detail("event", "connection")
-                .detail("refused", refused)
-                .detail("firstBytes", printable(&packet));
-            conn.record(attempt).await;
+            wire::record_refused(conn, refused, &packet).await;
             let err = error_packet(1043, "08S01", "Bad handshake");
             return write_packet(&mut stream, reply, &err).await;
         }

@@ -2,7 +2,9 @@
 //! in time, and a cursor that parses attacker bytes without ever indexing
 //! past them (a short or lying packet is `None`, never a panic).
 
-use super::Stream;
+use super::{Conn, Stream};
+use crate::incident::printable;
+use serde_json::Value;
 use std::io;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -24,6 +26,19 @@ pub async fn read_exact(stream: &mut impl Stream, buf: &mut [u8]) -> io::Result<
 /// The error for input a service refuses to parse further.
 pub fn malformed(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// Records a connection whose input the service refused: why, and the
+/// refused bytes where there are any.
+pub async fn record_refused(conn: &mut Conn, why: impl Into<Value>, bytes: &[u8]) {
+    let mut attempt = conn
+        .attempt()
+        .detail("event", "connection")
+        .detail("refused", why);
+    if !bytes.is_empty() {
+        attempt = attempt.detail("firstBytes", printable(bytes));
+    }
+    conn.record(attempt).await;
 }
 
 /// Reads through a client's packet; every read is checked.
