@@ -14,6 +14,7 @@ mod mysql;
 mod rdp;
 mod ssh;
 mod tcp;
+mod vnc;
 mod wire;
 
 use crate::config::Service;
@@ -48,6 +49,7 @@ pub enum ServiceKind {
     Postgres,
     Redis,
     Rdp,
+    Vnc,
     Tcp,
 }
 
@@ -312,6 +314,7 @@ impl Protocol {
             ServiceKind::Mysql => Protocol::Mysql,
             ServiceKind::Mssql => Protocol::Mssql,
             ServiceKind::Rdp => Protocol::Rdp,
+            ServiceKind::Vnc => Protocol::Vnc,
             other => anyhow::bail!("the {} service is not built yet", other.name()),
         })
     }
@@ -323,6 +326,7 @@ impl Protocol {
             Protocol::Mysql => mysql::serve(stream, conn).await,
             Protocol::Mssql => mssql::serve(stream, conn).await,
             Protocol::Rdp => rdp::serve(stream, conn).await,
+            Protocol::Vnc => vnc::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");
