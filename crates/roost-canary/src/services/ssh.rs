@@ -2,8 +2,9 @@
 //! OpenSSH, completes the key exchange with host keys kept in the state
 //! directory, and refuses every login: password, public key and
 //! keyboard-interactive alike. Each credential offered is an attempt,
-//! with the client's version string; after [`MAX_AUTH_TRIES`] the
-//! connection is closed, as OpenSSH's `MaxAuthTries` does.
+//! with the client's version string; at [`MAX_AUTH_TRIES`] the server
+//! disconnects with OpenSSH's words for it ("Too many authentication
+//! failures").
 //!
 //! It must never accept a login, open a channel or run anything: the
 //! handler rejects every method and implements nothing past userauth.
@@ -46,24 +47,31 @@ const RSA_BITS: usize = 3072;
 pub async fn prepare(service: &Service, state_dir: &Path) -> anyhow::Result<Arc<Config>> {
     let dir = state_dir.to_owned();
     let keys = tokio::task::spawn_blocking(move || host_keys(&dir)).await??;
-    let methods: &[MethodKind] = &[
-        MethodKind::PublicKey,
-        MethodKind::Password,
-        MethodKind::KeyboardInteractive,
-    ];
     Ok(Arc::new(Config {
         server_id: SshId::Standard(Cow::Owned(version_line(service.banner.as_deref()))),
-        methods: MethodSet::from(methods),
+        methods: methods(),
         auth_rejection_time: REJECTION_TIME,
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys,
-        // The handler closes at MAX_AUTH_TRIES credentials; russh's own
-        // count also takes the "none" probe clients start with, which
-        // OpenSSH does not count.
+        // serve disconnects at MAX_AUTH_TRIES credentials; russh's own
+        // count, a backstop, also takes the "none" probe clients start
+        // with, which OpenSSH does not count.
         max_auth_attempts: MAX_AUTH_TRIES as usize + 1,
         inactivity_timeout: Some(IDLE),
         ..Config::default()
     }))
+}
+
+/// The methods offered, after every refusal too: left alone, russh drops
+/// a refused method from the list, and a client would stop trying it.
+fn methods() -> MethodSet {
+    MethodSet::from(
+        &[
+            MethodKind::PublicKey,
+            MethodKind::Password,
+            MethodKind::KeyboardInteractive,
+        ][..],
+    )
 }
 
 /// The identification line sent: the banner's first line, with the
@@ -171,7 +179,10 @@ pub async fn serve(
     let ended = match russh::server::run_stream(config, stream, attacker).await {
         // The handler lives in the session's task: the offers end with it.
         Ok(session) => {
+            let handle = session.handle();
+            let mut offered = 0;
             while let Some(offer) = offers.recv().await {
+                offered += 1;
                 let mut attempt = conn
                     .attempt()
                     .credential(offer.credential)
@@ -183,6 +194,16 @@ pub async fn serve(
                     attempt = attempt.detail("clientVersion", version.as_str());
                 }
                 conn.record(attempt).await;
+                if offered == MAX_AUTH_TRIES {
+                    // Fails only when the session has ended already.
+                    let _ = handle
+                        .disconnect(
+                            russh::Disconnect::ProtocolError,
+                            "Too many authentication failures".into(),
+                            String::new(),
+                        )
+                        .await;
+                }
             }
             session.await
         }
@@ -205,7 +226,7 @@ pub async fn serve(
 pub enum SessionEnd {
     #[error(transparent)]
     Ssh(#[from] russh::Error),
-    #[error("{MAX_AUTH_TRIES} credentials offered: closed")]
+    #[error("more than {MAX_AUTH_TRIES} credentials offered")]
     TooManyTries,
     #[error("the connection is gone")]
     Gone,
@@ -218,16 +239,21 @@ struct Attacker {
 }
 
 impl Attacker {
+    /// Hands the offer to [`serve`] and refuses it; past the cap (a
+    /// client quicker than the disconnect) the session ends unrecorded.
     async fn refuse(&mut self, offer: Offer) -> Result<Auth, SessionEnd> {
         self.tries += 1;
+        if self.tries > MAX_AUTH_TRIES {
+            return Err(SessionEnd::TooManyTries);
+        }
         self.offers
             .send(offer)
             .await
             .map_err(|_| SessionEnd::Gone)?;
-        if self.tries >= MAX_AUTH_TRIES {
-            return Err(SessionEnd::TooManyTries);
-        }
-        Ok(Auth::reject())
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(methods()),
+            partial_success: false,
+        })
     }
 }
 
@@ -376,9 +402,16 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    /// A client that trusts any host key and keeps the one it saw.
+    /// A client that trusts any host key and keeps the one it saw, and
+    /// the server's reason when it disconnects.
     struct Client {
-        host_key: Arc<OnceLock<String>>,
+        seen: Arc<Seen>,
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        host_key: OnceLock<String>,
+        disconnect: OnceLock<String>,
     }
 
     impl client::Handler for Client {
@@ -390,26 +423,38 @@ mod tests {
         ) -> Result<bool, Self::Error> {
             if let PublicKeyOrCertificate::PublicKey { key, .. } = key {
                 let _ = self
+                    .seen
                     .host_key
                     .set(key.fingerprint(HashAlg::Sha256).to_string());
             }
             Ok(true)
         }
+
+        async fn disconnected(
+            &mut self,
+            reason: client::DisconnectReason<Self::Error>,
+        ) -> Result<(), Self::Error> {
+            match reason {
+                client::DisconnectReason::ReceivedDisconnect(info) => {
+                    let _ = self.seen.disconnect.set(info.message);
+                    Ok(())
+                }
+                client::DisconnectReason::Error(e) => Err(e),
+            }
+        }
     }
 
-    async fn connect(addr: SocketAddr) -> (client::Handle<Client>, Arc<OnceLock<String>>) {
+    async fn connect(addr: SocketAddr) -> (client::Handle<Client>, Arc<Seen>) {
         let config = client::Config {
             client_id: SshId::Standard("SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13".into()),
             ..client::Config::default()
         };
-        let host_key = Arc::new(OnceLock::new());
-        let handler = Client {
-            host_key: host_key.clone(),
-        };
+        let seen = Arc::new(Seen::default());
+        let handler = Client { seen: seen.clone() };
         let handle = client::connect(Arc::new(config), addr, handler)
             .await
             .unwrap();
-        (handle, host_key)
+        (handle, seen)
     }
 
     #[tokio::test]
@@ -421,7 +466,14 @@ mod tests {
             .authenticate_password("root", "hunter2")
             .await
             .unwrap();
-        assert!(!auth.success());
+        // Refused, and every method still open, as OpenSSH lists them.
+        let client::AuthResult::Failure {
+            remaining_methods, ..
+        } = auth
+        else {
+            panic!("refused, not {auth:?}");
+        };
+        assert_eq!(remaining_methods, methods());
         let attempt = svc.next().await;
         assert_eq!(attempt.service, "ssh");
         assert_eq!(
@@ -477,7 +529,7 @@ mod tests {
     #[tokio::test]
     async fn closes_after_max_auth_tries_of_any_method() {
         let mut svc = testing::start(ServiceKind::Ssh, |_| {}).await;
-        let (mut session, _) = connect(svc.addr).await;
+        let (mut session, seen) = connect(svc.addr).await;
         // Public keys, which russh's own cap does not count, and passwords.
         let mut offered = Vec::new();
         let mut refused = 0;
@@ -518,6 +570,17 @@ mod tests {
         }
         // Nothing past the cap was recorded.
         assert!(svc.attempts.try_recv().is_err());
+        // The client was told why, in OpenSSH's words.
+        for _ in 0..100 {
+            if seen.disconnect.get().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            seen.disconnect.get().map(String::as_str),
+            Some("Too many authentication failures")
+        );
     }
 
     #[tokio::test]
@@ -579,7 +642,8 @@ mod tests {
         // What a client sees is one of them.
         let svc = testing::start(ServiceKind::Ssh, |_| {}).await;
         let (_session, seen) = connect(svc.addr).await;
-        assert!(seen.get().is_some_and(|f| f.starts_with("SHA256:")));
+        let host_key = seen.host_key.get();
+        assert!(host_key.is_some_and(|f| f.starts_with("SHA256:")));
     }
 
     #[tokio::test]
