@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use russh::keys::ssh_key::private::{KeypairData, RsaKeypair};
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
 use russh::server::{Auth, Config, Handler, PublicKeyOffer, Response};
-use russh::{MethodKind, MethodSet, SshId};
+use russh::{MethodKind, MethodSet, Preferred, SshId};
 use std::borrow::Cow;
 use std::future::Future as _;
 use std::io;
@@ -58,8 +58,61 @@ pub async fn prepare(service: &Service, state_dir: &Path) -> anyhow::Result<Arc<
         // with, which OpenSSH does not count.
         max_auth_attempts: MAX_AUTH_TRIES as usize + 1,
         inactivity_timeout: Some(IDLE),
+        preferred: openssh_9_2(),
         ..Config::default()
     }))
+}
+
+/// OpenSSH 9.2p1's algorithm lists (Debian 12, with the strict key
+/// exchange of its Terrapin fix), less what russh lacks: the
+/// sntrup761x25519 exchange, the umac MACs and zlib compression. A scanner
+/// listing algorithms (nmap's ssh2-enum-algos) sees a stock sshd, not
+/// russh's own choice.
+fn openssh_9_2() -> Preferred {
+    use russh::{cipher, kex, mac};
+    Preferred {
+        kex: Cow::Borrowed(&[
+            kex::CURVE25519,
+            kex::CURVE25519_PRE_RFC_8731,
+            kex::ECDH_SHA2_NISTP256,
+            kex::ECDH_SHA2_NISTP384,
+            kex::ECDH_SHA2_NISTP521,
+            kex::DH_GEX_SHA256,
+            kex::DH_G16_SHA512,
+            kex::DH_G18_SHA512,
+            kex::DH_G14_SHA256,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]),
+        key: Cow::Owned(vec![
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            },
+            Algorithm::Ed25519,
+        ]),
+        cipher: Cow::Borrowed(&[
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_128_CTR,
+            cipher::AES_192_CTR,
+            cipher::AES_256_CTR,
+            cipher::AES_128_GCM,
+            cipher::AES_256_GCM,
+        ]),
+        mac: Cow::Borrowed(&[
+            mac::HMAC_SHA256_ETM,
+            mac::HMAC_SHA512_ETM,
+            mac::HMAC_SHA1_ETM,
+            mac::HMAC_SHA256,
+            mac::HMAC_SHA512,
+            mac::HMAC_SHA1,
+        ]),
+        ..Preferred::default()
+    }
 }
 
 /// The methods offered, after every refusal too: left alone, russh drops
