@@ -637,6 +637,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_limited_to_what_openssh_9_2_offers_gets_through_key_exchange() {
+        use russh::{cipher, kex, mac};
+        let svc = testing::start(ServiceKind::Ssh, |_| {}).await;
+        // Algorithms stock OpenSSH has and russh's own defaults leave out.
+        let config = client::Config {
+            preferred: Preferred {
+                kex: Cow::Borrowed(&[kex::ECDH_SHA2_NISTP256]),
+                key: Cow::Owned(vec![Algorithm::Ecdsa {
+                    curve: EcdsaCurve::NistP256,
+                }]),
+                cipher: Cow::Borrowed(&[cipher::AES_128_CTR]),
+                mac: Cow::Borrowed(&[mac::HMAC_SHA1]),
+                ..Preferred::default()
+            },
+            ..client::Config::default()
+        };
+        let handler = Client {
+            seen: Arc::default(),
+        };
+        let mut session = client::connect(Arc::new(config), svc.addr, handler)
+            .await
+            .unwrap();
+        let auth = session.authenticate_none("root").await.unwrap();
+        assert!(!auth.success());
+    }
+
+    #[tokio::test]
     async fn introduces_itself_as_debian_openssh_or_its_banner() {
         let svc = testing::start(ServiceKind::Ssh, |_| {}).await;
         assert_eq!(
