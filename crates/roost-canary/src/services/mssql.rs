@@ -20,8 +20,9 @@ const SERVER_NAME: &str = "SQL01";
 /// The longest message (all its packets) read: a LOGIN7 is a few hundred
 /// bytes.
 const MAX_MESSAGE: usize = 16 * 1024;
-/// Logins read on one connection; a server closes after a failed one.
-const MAX_LOGINS: u32 = 1;
+/// Messages read on one connection: a PRELOGIN, then a LOGIN7, after
+/// whose failure a server closes.
+const MAX_MESSAGES: usize = 2;
 
 const PRELOGIN: u8 = 0x12;
 const LOGIN7: u8 = 0x10;
@@ -40,11 +41,16 @@ const ENCRYPT_NOT_SUP: u8 = 0x02;
 
 pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
     let version = version(conn.banner(DEFAULT_VERSION));
-    let mut logins = 0;
-    while logins < MAX_LOGINS {
+    let mut greeted = false;
+    for _ in 0..MAX_MESSAGES {
         let (kind, message) = read_message(&mut stream).await?;
         match kind {
+            PRELOGIN if greeted => {
+                wire::record_refused(conn, "a second PRELOGIN", &[]).await;
+                return Ok(());
+            }
             PRELOGIN => {
+                greeted = true;
                 let options = prelogin_options(&message);
                 let Some(options) = options else {
                     // Not a PRELOGIN: a TLS handshake after ours said no
@@ -56,7 +62,6 @@ pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
                 write_message(&mut stream, &reply).await?;
             }
             LOGIN7 => {
-                logins += 1;
                 let Some(login) = Login::parse(&message) else {
                     wire::record_refused(conn, "malformed LOGIN7", &[]).await;
                     return Ok(());
@@ -81,7 +86,7 @@ pub async fn serve(mut stream: impl Stream, conn: &mut Conn) -> io::Result<()> {
                 }
                 conn.record(attempt).await;
                 let text = format!("Login failed for user '{}'.", login.username);
-                write_message(&mut stream, &login_failed(&text)).await?;
+                return write_message(&mut stream, &login_failed(&text)).await;
             }
             other => {
                 let why = format!("TDS packet type {other:#04x}");
@@ -427,5 +432,15 @@ mod tests {
             assert_eq!(attempt.details["event"], "connection");
         }
         assert_eq!(version("not a version"), version(DEFAULT_VERSION));
+
+        // PRELOGIN after PRELOGIN: the second is not answered.
+        let mut client = TcpStream::connect(svc.addr).await.unwrap();
+        client.write_all(NMAP_PRELOGIN).await.unwrap();
+        reply(&mut client).await;
+        client.write_all(NMAP_PRELOGIN).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = client.read_to_end(&mut rest).await;
+        assert!(rest.is_empty());
+        assert_eq!(svc.next().await.details["refused"], "a second PRELOGIN");
     }
 }
