@@ -9,12 +9,18 @@
 //! counts: one that ends without the module recording anything is recorded
 //! as a bare connection.
 
+mod binary;
 mod ftp;
 mod http;
+mod mssql;
+mod mysql;
 mod postgres;
+mod rdp;
 mod redis;
+mod ssh;
 mod tcp;
 mod telnet;
+mod vnc;
 mod wire;
 
 use crate::config::Service;
@@ -315,6 +321,11 @@ enum Protocol {
     Postgres,
     Http(http::Site),
     Https(http::Site, tokio_rustls::TlsAcceptor),
+    Ssh(Arc<russh::server::Config>),
+    Mysql,
+    Mssql,
+    Rdp,
+    Vnc,
 }
 
 impl Protocol {
@@ -331,7 +342,11 @@ impl Protocol {
                 let tls = http::tls_acceptor(&site, &shared.state_dir)?;
                 Protocol::Https(site, tls)
             }
-            other => anyhow::bail!("the {} service is not built yet", other.name()),
+            ServiceKind::Ssh => Protocol::Ssh(ssh::prepare(service, &shared.state_dir).await?),
+            ServiceKind::Mysql => Protocol::Mysql,
+            ServiceKind::Mssql => Protocol::Mssql,
+            ServiceKind::Rdp => Protocol::Rdp,
+            ServiceKind::Vnc => Protocol::Vnc,
         })
     }
 
@@ -344,6 +359,11 @@ impl Protocol {
             Protocol::Postgres => postgres::serve(stream, conn).await,
             Protocol::Http(site) => http::serve(stream, conn, site).await,
             Protocol::Https(site, tls) => http::serve_tls(stream, conn, site, tls).await,
+            Protocol::Ssh(config) => ssh::serve(stream, conn, config.clone()).await,
+            Protocol::Mysql => mysql::serve(stream, conn).await,
+            Protocol::Mssql => mssql::serve(stream, conn).await,
+            Protocol::Rdp => rdp::serve(stream, conn).await,
+            Protocol::Vnc => vnc::serve(stream, conn).await,
         };
         if let Err(e) = result {
             tracing::debug!(service = conn.service.kind.name(), peer = %conn.peer, error = %e, "connection ended");
