@@ -129,6 +129,14 @@ class Canary:
             self.log.close()
 
 
+def scenario_canary(roost, tmp_path, config):
+    """The scenario's rule (keys unique per incident), its device, and a
+    canary for it with `config`, started."""
+    scenario_rule(roost, unique_keys=True)
+    dev = scenario_device(roost, tmp_path)
+    return Canary(roost, dev, tmp_path / "canary", config).start()
+
+
 def tcp_config(extra=""):
     """A canary with one `tcp` service on 127.0.0.1 port 0."""
     return f"""
@@ -160,5 +168,5 @@ def probe_tcp(port, source_ip="127.0.0.1", payload=b"hello\r\n"):
             pass
 
 
-__all__ = ["Canary", "scenario_device", "scenario_rule", "audits", "wait_until", "tcp_config", "probe_tcp",
+__all__ = ["Canary", "scenario_canary", "scenario_device", "scenario_rule", "audits", "wait_until", "tcp_config", "probe_tcp",
            "canary_binary", "OWNER", "BUCKET", "REGION"]

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from canary_support import Canary, audits, probe_tcp, scenario_device, scenario_rule, tcp_config, wait_until
+from canary_support import audits, probe_tcp, scenario_canary, tcp_config, wait_until
 
 SOURCES = [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(1000)]
 
@@ -25,9 +25,7 @@ def attempts_by_source(roost):
 
 @pytest.mark.xdist_group("heavy")
 def test_gateway_killed_mid_burst_and_back_30s_later_loses_nothing(roost, tmp_path):
-    scenario_rule(roost, unique_keys=True)
-    dev = scenario_device(roost, tmp_path)
-    canary = Canary(roost, dev, tmp_path / "canary", tcp_config().replace("window_secs = 2", "window_secs = 2\nmax_publish_per_sec = 100")).start()
+    canary = scenario_canary(roost, tmp_path, tcp_config().replace("window_secs = 2", "window_secs = 2\nmax_publish_per_sec = 100"))
     try:
         port = canary.ports["tcp"]
         killed = threading.Event()
@@ -60,9 +58,7 @@ def test_gateway_killed_mid_burst_and_back_30s_later_loses_nothing(roost, tmp_pa
 
 @pytest.mark.xdist_group("heavy")
 def test_a_flood_from_one_source_is_summarised_and_every_attempt_counted(roost, tmp_path):
-    scenario_rule(roost, unique_keys=True)
-    dev = scenario_device(roost, tmp_path)
-    canary = Canary(roost, dev, tmp_path / "canary", tcp_config()).start()
+    canary = scenario_canary(roost, tmp_path, tcp_config())
     try:
         port = canary.ports["tcp"]
         # 10,000 attempts in about ten seconds, sixteen at a time, as brute-force tools do.
@@ -88,10 +84,8 @@ def test_a_flood_from_one_source_is_summarised_and_every_attempt_counted(roost, 
 
 @pytest.mark.xdist_group("heavy")
 def test_a_full_outbox_folds_its_oldest_and_every_attempt_still_arrives(roost, tmp_path):
-    scenario_rule(roost, unique_keys=True)
-    dev = scenario_device(roost, tmp_path)
     config = tcp_config().replace("window_secs = 2", "window_secs = 2\nmax_publish_per_sec = 100") + "\n[outbox]\nmax_bytes = 65536\n"
-    canary = Canary(roost, dev, tmp_path / "canary", config).start()
+    canary = scenario_canary(roost, tmp_path, config)
     try:
         assert wait_until(lambda: canary.status()["connected"], 20)
         roost.stop()
@@ -115,5 +109,60 @@ def test_a_full_outbox_folds_its_oldest_and_every_attempt_still_arrives(roost, t
         assert folds[0]["details"]["attemptsByService"]["tcp"] >= 1
         # The folded attempts plus those reported one by one: every source once.
         assert sum(f["attempts"] for f in folds) + len(attempts_by_source(roost)) == len(sources)
+    finally:
+        canary.stop()
+
+
+def http_login(port, source, password):
+    """One login posted from `source`; True once the honeypot answered it
+    (it answers only after the attempt is on its disk)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15, source_address=(source, 0))
+    try:
+        conn.request("POST", "/login", body=f"username=admin&password={password}",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return conn.getresponse().status > 0
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+@pytest.mark.xdist_group("heavy")
+def test_canary_killed_mid_burst_and_restarted_loses_nothing(roost, tmp_path):
+    config = ('[reporting]\nwindow_secs = 2\nmax_publish_per_sec = 100\n\n[gateway]\nmax_backoff_secs = 2\n\n'
+              '[[service]]\ntype = "http"\naddress = "127.0.0.1"\nport = 0\n')
+    canary = scenario_canary(roost, tmp_path, config)
+    try:
+        answered = []
+        lock = threading.Lock()
+        ports = {"http": canary.ports["http"]}
+
+        def attacker(k):
+            # Eight attackers at once, so that attempts are queued, being
+            # written and in flight when the canary dies.
+            for i in range(k, len(SOURCES), 8):
+                deadline = time.monotonic() + 60
+                # An attacker whose attempt was not answered tries again.
+                while not http_login(ports["http"], SOURCES[i], f"pw{i}"):
+                    if time.monotonic() > deadline:
+                        return
+                    time.sleep(0.05)
+                with lock:
+                    answered.append(i)
+
+        with ThreadPoolExecutor(8) as pool:
+            running = [pool.submit(attacker, k) for k in range(8)]
+            assert wait_until(lambda: len(answered) >= 300, 60)
+            canary.kill()
+            canary.start()
+            ports["http"] = canary.ports["http"]
+            for r in running:
+                r.result()
+        assert len(answered) == len(SOURCES), canary.read_log()[-2000:]
+        assert wait_until(lambda: len(attempts_by_source(roost)) == 1000, 120, interval=1), \
+            (len(attempts_by_source(roost)), canary.read_log()[-3000:])
+        assert set(attempts_by_source(roost)) == set(SOURCES)
     finally:
         canary.stop()

@@ -428,3 +428,39 @@ pub(crate) mod testing {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::{Strategy, ValueTree};
+    use tokio::io::AsyncWriteExt;
+
+    /// Arbitrary bytes, in a few writes, then a close: every service
+    /// records the connection (a service that panicked would record
+    /// nothing) and goes on serving the next one.
+    #[tokio::test]
+    async fn any_bytes_to_any_service_are_recorded_and_never_crash_it() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let inputs = proptest::collection::vec(
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700),
+            0..4,
+        );
+        for kind in ServiceKind::ALL {
+            let mut svc = testing::start(kind, |s| s.port = Some(0)).await;
+            for case in 0..12 {
+                let chunks = inputs.new_tree(&mut runner).unwrap().current();
+                let mut client = TcpStream::connect(svc.addr).await.unwrap();
+                for chunk in &chunks {
+                    if client.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                drop(client);
+                let attempt = svc.next().await;
+                assert_eq!(attempt.service, kind.name(), "case {case}: {chunks:?}");
+                // What else this input made the service record.
+                while svc.attempts.try_recv().is_ok() {}
+            }
+        }
+    }
+}
