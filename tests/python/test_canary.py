@@ -65,7 +65,7 @@ def test_status_says_what_is_wrong_when_the_gateway_refuses(roost, canary_factor
     # Logged once per backoff step, not in a tight loop.
     time.sleep(3)
     failures = canary.read_log().count("the gateway connection failed")
-    assert 1 <= failures <= 4, failures
+    assert 1 <= failures <= 8, failures  # a tight loop would log hundreds
     # Reactivated: the incident kept on disk goes out.
     scenario_rule(roost)
     roost.boto().update_certificate(certificateId=canary.device.cert_id, newStatus="ACTIVE")
