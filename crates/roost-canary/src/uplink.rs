@@ -144,6 +144,9 @@ impl Uplink {
         let mut in_flight: HashMap<u16, (i64, u64)> = HashMap::new();
         let mut cursor = 0i64;
         let mut acked: Vec<i64> = Vec::new();
+        // Nothing after `cursor` in the outbox: no query until the pipeline
+        // says it committed more (every PINGRESP and PUBACK would ask again).
+        let mut drained = false;
         loop {
             // Fill the window from the outbox, at the allowed pace.
             let mut pace_wait = None;
@@ -152,19 +155,22 @@ impl Uplink {
                     return Ended::Failed(e);
                 }
                 let room = WINDOW.saturating_sub(unassigned.len() + in_flight.len());
-                if room > 0 {
+                if room > 0 && !drained {
                     match self.outbox.lock().await.next(cursor, room as u32).await {
                         Err(e) => return Ended::Failed(e.to_string()),
                         Ok(pending) => {
+                            drained = pending.len() < room;
                             for p in pending {
                                 if let Err(wait) = pacer.take() {
                                     pace_wait = Some(wait);
+                                    drained = false;
                                     break;
                                 }
                                 if client
                                     .try_publish(&s.topic, QoS::AtLeastOnce, false, p.payload)
                                     .is_err()
                                 {
+                                    drained = false;
                                     break;
                                 }
                                 unassigned.push_back((p.seq, p.attempts));
@@ -177,7 +183,10 @@ impl Uplink {
             }
             let event = tokio::select! {
                 event = events.poll() => event,
-                _ = self.committed.notified(), if connected => continue,
+                _ = self.committed.notified(), if connected => {
+                    drained = false;
+                    continue;
+                }
                 _ = sleep_for(pace_wait), if pace_wait.is_some() => continue,
                 _ = shutdown.changed() => {
                     let _ = client.try_disconnect();
