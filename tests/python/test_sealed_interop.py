@@ -144,6 +144,11 @@ def test_an_altered_file_is_refused_and_nothing_is_written(tmp_path):
     assert "does not fit the device's RSA 2048-bit key" in proc.stderr
     assert opened is None
 
+    # No certificate or key is a megabyte: such a file is not read at all.
+    proc, opened = decrypt(tmp_path, device.export_key(), bytes(1024 * 1024 + 1))
+    assert proc.returncode != 0 and "more than the 1048576" in proc.stderr
+    assert opened is None
+
 
 # The EC P-256 format, written from docs/encrypted-delivery.md.
 MAGIC = b"RSLD\x01"
