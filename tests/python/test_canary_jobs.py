@@ -1,16 +1,18 @@
 """roost-canary's jobs agent end to end: the real canary runs the thing's
 jobs over its own MQTT connection: the scenario's localScan, an unknown
 operation (REJECTED), and rotate-cert — a rotation that works and keeps the
-canary reporting, a rotation to a certificate the gateway refuses (rolled
+canary reporting, encrypted ones (Roost's EC format, and the scenario's
+PyCryptodome sample with an RSA device key), a rotation to a certificate the gateway refuses (rolled
 back, FAILED, still reporting with the old one), and a canary killed at
 each step of a rotation (it restarts with a pair that connects)."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from canary_support import (BUCKET, Canary, audits, probe_tcp, scenario_device, scenario_rule, tcp_config,
+from canary_support import (Canary, audits, canary_binary, probe_tcp, scenario_device, scenario_rule, tcp_config,
                             wait_until)
 from conftest import ACCOUNT, REGION, scenario_policy
 
@@ -207,5 +209,115 @@ def test_a_canary_killed_after_installing_a_refused_certificate_comes_back_on_th
         done = wait_terminal(roost, "rotate-job-refused", dev.thing, canary)
         assert done["status"] == "FAILED", (done, canary.read_log())
         assert uses(canary, dev.cert_id)
+    finally:
+        canary.stop()
+
+
+def put_rotation(roost, files: dict):
+    certs = roost.data_dir / "objects" / "iot-webinar-audits" / "jobs" / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (certs / name).write_bytes(data)
+
+
+def create_encrypted_rotation(roost, dev, job, encryption):
+    document = json.loads((FIXTURES / "job-rotate-cert.json").read_text())
+    document.update(encryption)
+    roost.boto().create_job(
+        jobId=job, targets=[thing_arn(dev.thing)], document=json.dumps(document),
+        presignedUrlConfig={"roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-jobs-s3", "expiresInSec": 300})
+
+
+def test_an_encrypted_rotation_is_decrypted_with_the_devices_key(roost, tmp_path):
+    """Roost's own keys are EC P-256: the files are sealed to the device's
+    current certificate (`roost-canary encrypt`, the format roost
+    rotate-certs --encrypt writes) and the document names the scheme."""
+    scenario_rule(roost, unique_keys=True)
+    dev = jobs_device(roost, tmp_path)
+    canary = start_canary(roost, tmp_path, dev)
+    try:
+        assert wait_until(lambda: (canary.status() or {}).get("connected"), 20), canary.read_log()
+        new = new_certificate(roost, dev)
+        certs = roost.data_dir / "objects" / "iot-webinar-audits" / "jobs" / "certs"
+        schemes = set()
+        for name in ("certificate.pem.crt", "private.pem.key"):
+            plain = certs / name
+            proc = subprocess.run([canary_binary(), "encrypt", "--to", dev.certfile, "--in", str(plain),
+                                   "--out", str(plain) + ".sealed"], capture_output=True, text=True, timeout=30)
+            assert proc.returncode == 0, proc.stderr
+            schemes.add(proc.stdout.strip())
+            Path(str(plain) + ".sealed").replace(plain)
+        assert schemes == {"ecies-p256-hkdf-sha256-aes256gcm"}
+        assert b"PRIVATE KEY" not in (certs / "private.pem.key").read_bytes()
+        create_encrypted_rotation(roost, dev, "rotate-sealed", {"encryption": {"scheme": schemes.pop()}})
+        done = wait_terminal(roost, "rotate-sealed", dev.thing, canary)
+        assert done["status"] == "SUCCEEDED", (done, canary.read_log())
+        assert Path(dev.certfile).read_text() == new["certificatePem"]
+        assert uses(canary, new["certificateId"])
+    finally:
+        canary.stop()
+
+
+def rsa_device(roost, tmp_path, thing):
+    """A device whose key is RSA 2048, as AWS's CreateKeysAndCertificate
+    makes them: its certificate from a CSR."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    def issue():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, thing)]))
+               .sign(key, hashes.SHA256()))
+        cert = roost.boto().create_certificate_from_csr(
+            certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode(), setAsActive=True)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+        return cert, pem
+
+    dev = jobs_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    cert, key_pem = issue()
+    iot.attach_policy(policyName="iot-webinar-policy", target=cert["certificateArn"])
+    iot.attach_thing_principal(thingName=thing, principal=cert["certificateArn"])
+    iot.update_certificate(certificateId=dev.cert_id, newStatus="INACTIVE")
+    Path(dev.certfile).write_text(cert["certificatePem"])
+    Path(dev.keyfile).write_bytes(key_pem)
+    dev.cert_id, dev.cert_arn = cert["certificateId"], cert["certificateArn"]
+    return dev, issue
+
+
+def test_files_encrypted_by_the_scenarios_pycryptodome_sample_rotate_an_rsa_device(roost, tmp_path):
+    """The scenario's bonus 2 end to end: the operator encrypts the new
+    certificate and key with the device's RSA public key exactly as the
+    scenario's sample does (PyCryptodome: RSA-OAEP session key, then nonce,
+    tag and AES-EAX ciphertext), says so in the job body, and the canary
+    decrypts them with its private key."""
+    from Crypto.PublicKey import RSA
+
+    from test_sealed_interop import sample_encrypt
+
+    scenario_rule(roost, unique_keys=True)
+    dev, issue = rsa_device(roost, tmp_path, "iot-webinar-rsa-device")
+    canary = start_canary(roost, tmp_path, dev)
+    try:
+        assert uses(canary, dev.cert_id), canary.read_log()
+        assert wait_until(lambda: (canary.status() or {}).get("connected"), 20), canary.read_log()
+        new, new_key = issue()
+        iot = roost.boto()
+        iot.attach_policy(policyName="iot-webinar-policy", target=new["certificateArn"])
+        iot.attach_thing_principal(thingName=dev.thing, principal=new["certificateArn"])
+        public = RSA.import_key(Path(dev.keyfile).read_bytes()).publickey().export_key()
+        put_rotation(roost, {"certificate.pem.crt": sample_encrypt(public, new["certificatePem"].encode()),
+                             "private.pem.key": sample_encrypt(public, new_key)})
+        create_encrypted_rotation(roost, dev, "rotate-pycryptodome", {"encrypted": True})
+        done = wait_terminal(roost, "rotate-pycryptodome", dev.thing, canary)
+        assert done["status"] == "SUCCEEDED", (done, canary.read_log())
+        assert Path(dev.keyfile).read_bytes() == new_key
+        assert uses(canary, new["certificateId"])
+        iot.update_certificate(certificateId=dev.cert_id, newStatus="INACTIVE")
+        assert reports_an_incident(roost, canary, "127.0.0.61"), canary.read_log()
     finally:
         canary.stop()

@@ -389,17 +389,26 @@ impl JobsAgent {
     }
 }
 
-/// Decrypts the two downloaded files with the device's current key.
+/// Decrypts the two downloaded files with the device's current key
+/// (docs/encrypted-delivery.md): the scheme
+/// the document names, or the one that fits the key.
 fn decrypt(
     current: &Pair,
     scheme: &str,
     cert: Vec<u8>,
     key: Vec<u8>,
 ) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let _ = (current, cert, key);
-    Err(format!(
-        "the files are encrypted ({scheme}) and this canary cannot decrypt them yet"
-    ))
+    let private = std::str::from_utf8(&current.key_pem)
+        .map_err(|_| "the private key in use is not PEM text".to_string())?;
+    let open = |what: &str, sealed: &[u8]| {
+        let opened = if scheme == document::SCHEME_BY_KEY {
+            roost_sealed::open(private, sealed)
+        } else {
+            roost_sealed::open_with_scheme(scheme, private, sealed)
+        };
+        opened.map_err(|e| format!("decrypting the {what} ({scheme}): {e}"))
+    };
+    Ok((open("certificate", &cert)?, open("private key", &key)?))
 }
 
 /// GETs `url` (a presigned URL: no credentials), at most `MAX_DOWNLOAD`
