@@ -133,6 +133,10 @@ def test_a_rotation_installs_the_new_pair_and_the_canary_keeps_reporting(roost, 
         assert Path(dev.keyfile).stat().st_mode & 0o777 == 0o600
         assert Path(dev.certfile + ".previous").read_text() != new["certificatePem"]
         assert uses(canary, new["certificateId"])
+        shown = lambda: subprocess.run([canary_binary(), "status", "--state-dir", str(canary.state_dir)],
+                                       capture_output=True, text=True, timeout=30).stdout
+        assert wait_until(lambda: "last job: rotate-job-01 SUCCEEDED" in shown(), 10)
+        assert f"certificate: {new['certificateId']}" in shown()
         # The old certificate retired: the canary still reports, with the new one.
         roost.boto().update_certificate(certificateId=old, newStatus="INACTIVE")
         assert reports_an_incident(roost, canary, "127.0.0.21"), canary.read_log()
@@ -321,3 +325,4 @@ def test_files_encrypted_by_the_scenarios_pycryptodome_sample_rotate_an_rsa_devi
         assert reports_an_incident(roost, canary, "127.0.0.61"), canary.read_log()
     finally:
         canary.stop()
+

@@ -270,6 +270,12 @@ pub fn render(snapshot: &Snapshot, running: bool) -> String {
         snapshot.thing, snapshot.pid
     ));
     out.push_str(&format!("topic: {}\n", snapshot.topic));
+    if let Some(id) = &snapshot.certificate_id {
+        out.push_str(&format!("certificate: {id}\n"));
+    }
+    if let Some(job) = &snapshot.last_job {
+        out.push_str(&format!("last job: {job}\n"));
+    }
     out.push_str(&format!(
         "outbox: {} incidents ({} bytes) waiting\n",
         snapshot.outbox_incidents, snapshot.outbox_bytes
