@@ -7,6 +7,19 @@ use std::path::Path;
 
 pub async fn create(thing: &str, out: &Path, target: &Target) -> Result<()> {
     let api = ApiClient::from_target(target)?;
+    let (id, arn) = issue(&api, thing, out).await?;
+    println!("certificateId: {id}");
+    println!("certificateArn: {arn}");
+    println!(
+        "wrote certificate.pem.crt, private.pem.key (0600), public.pem.key and root-ca.pem to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Creates an ACTIVE certificate for `thing`, attaches it, and writes its
+/// files (key 0600) and the root CA to `out`: (certificate id, ARN).
+pub async fn issue(api: &ApiClient, thing: &str, out: &Path) -> Result<(String, String)> {
     // Check the thing first, so a typo does not leave an orphan certificate.
     api.call("GET", &format!("/things/{}", label(thing)), "", &[], None)
         .await
@@ -67,11 +80,5 @@ pub async fn create(thing: &str, out: &Path, target: &Target) -> Result<()> {
         field(&created["keyPair"]["PublicKey"])?.as_bytes(),
     )?;
     write_public_file(&out.join("root-ca.pem"), root.as_bytes())?;
-    println!("certificateId: {id}");
-    println!("certificateArn: {arn}");
-    println!(
-        "wrote certificate.pem.crt, private.pem.key (0600), public.pem.key and root-ca.pem to {}",
-        out.display()
-    );
-    Ok(())
+    Ok((id, arn))
 }

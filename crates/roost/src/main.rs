@@ -7,6 +7,7 @@
 mod cert;
 mod client;
 mod config;
+mod deploy;
 mod metrics;
 mod objects;
 mod serve;
@@ -39,6 +40,12 @@ enum Command {
     /// Objects in Roost's object store (job files, what the s3 rule action wrote).
     #[command(subcommand)]
     Objects(ObjectsCommand),
+    /// Create or update everything a deployment file describes (idempotent).
+    Apply(deploy::DeployArgs),
+    /// Show what `apply` would change, and what exists that the file does not name.
+    Plan(deploy::DeployArgs),
+    /// Remove exactly what a deployment file describes, in an order the registry accepts.
+    Destroy(deploy::DeployArgs),
 }
 
 #[derive(Subcommand)]
@@ -106,6 +113,9 @@ fn main() -> std::process::ExitCode {
         Command::Cert(CertCommand::Create { thing, out, target }) => {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }
+        Command::Apply(args) => block_on(async move { deploy::apply(&args).await }),
+        Command::Plan(args) => block_on(async move { deploy::plan(&args).await }),
+        Command::Destroy(args) => block_on(async move { deploy::destroy(&args).await }),
         Command::Objects(command) => block_on(async move {
             match command {
                 ObjectsCommand::Put {
