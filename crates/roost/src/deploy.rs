@@ -63,8 +63,23 @@ fn print_plan(plan: &roost_deploy::Plan) {
 pub async fn apply(args: &DeployArgs) -> Result<()> {
     let d = load(args)?;
     let api = ApiClient::from_target(&args.target)?;
-    let (actual, names) = read(&api, &d).await?;
-    let plan = roost_deploy::plan(&d, &actual, &names);
+    let certificates = args.certificates_dir.clone().unwrap_or_else(|| {
+        args.file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("certificates")
+    });
+    apply_deployment(&api, &d, &certificates).await.map(|_| ())
+}
+
+/// Applies `d`, printing each change; how many there were.
+pub async fn apply_deployment(
+    api: &ApiClient,
+    d: &Deployment,
+    certificates: &Path,
+) -> Result<usize> {
+    let (actual, names) = read(api, d).await?;
+    let plan = roost_deploy::plan(d, &actual, &names);
     if !plan.conflicts.is_empty() {
         for c in &plan.conflicts {
             eprintln!("! {c}");
@@ -73,22 +88,16 @@ pub async fn apply(args: &DeployArgs) -> Result<()> {
     }
     if plan.changes.is_empty() {
         println!("no changes");
-        return Ok(());
+        return Ok(0);
     }
-    let certificates = args.certificates_dir.clone().unwrap_or_else(|| {
-        args.file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("certificates")
-    });
     for change in &plan.changes {
-        execute(&api, change, &certificates)
+        execute(api, change, certificates)
             .await
             .with_context(|| format!("{change}"))?;
         println!("{change}");
     }
     println!("applied {} changes", plan.changes.len());
-    Ok(())
+    Ok(plan.changes.len())
 }
 
 pub async fn destroy(args: &DeployArgs) -> Result<()> {
@@ -421,7 +430,7 @@ fn xml<T: for<'de> Deserialize<'de>>(action: &str, text: &str) -> Result<T> {
 }
 
 /// Topic name → ARN.
-async fn sns_topics(api: &ApiClient) -> Result<BTreeMap<String, String>> {
+pub(crate) async fn sns_topics(api: &ApiClient) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let mut token = None::<String>;
     loop {
@@ -442,7 +451,7 @@ async fn sns_topics(api: &ApiClient) -> Result<BTreeMap<String, String>> {
     }
 }
 
-async fn sns_subscriptions(
+pub(crate) async fn sns_subscriptions(
     api: &ApiClient,
     topic_arn: &str,
 ) -> Result<BTreeMap<(String, String), String>> {

@@ -10,6 +10,7 @@ mod config;
 mod deploy;
 mod metrics;
 mod objects;
+mod quickstart;
 mod serve;
 mod sql;
 
@@ -40,6 +41,8 @@ enum Command {
     /// Objects in Roost's object store (job files, what the s3 rule action wrote).
     #[command(subcommand)]
     Objects(ObjectsCommand),
+    /// The whole scenario on this machine: Roost, the scenario applied, and a honeypot canary reporting to it.
+    Quickstart(Box<quickstart::QuickstartArgs>),
     /// Create or update everything a deployment file describes (idempotent).
     Apply(deploy::DeployArgs),
     /// Show what `apply` would change, and what exists that the file does not name.
@@ -113,6 +116,7 @@ fn main() -> std::process::ExitCode {
         Command::Cert(CertCommand::Create { thing, out, target }) => {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }
+        Command::Quickstart(args) => block_on(quickstart::run(*args)),
         Command::Apply(args) => block_on(async move { deploy::apply(&args).await }),
         Command::Plan(args) => block_on(async move { deploy::plan(&args).await }),
         Command::Destroy(args) => block_on(async move { deploy::destroy(&args).await }),

@@ -16,13 +16,28 @@ pub const AWS_CONFIG_FILE: &str = "aws-config";
 pub const PROFILE: &str = "roost";
 
 pub async fn run(args: ServeArgs) -> Result<()> {
+    init_logging("info,sqlx=warn,rustls=error");
+    run_until(args, shutdown_signal()).await
+}
+
+/// Logs to standard error, filtered by `ROOST_LOG` (else `default`), in
+/// colour only on a terminal (a log file gets no escape codes).
+pub fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROOST_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,rustls=error".into()),
+                .unwrap_or_else(|_| default.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Runs Roost until `shutdown` completes.
+pub async fn run_until(
+    args: ServeArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let cfg = Config::resolve(args)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
@@ -270,7 +285,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         listeners.api.clone(),
         stop.clone(),
     ));
-    shutdown_signal().await;
+    shutdown.await;
+    tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     // Connections get a moment to say goodbye (MQTT 5 DISCONNECT), then
     // their last changes (sessions detached) are committed.
@@ -281,7 +297,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -297,7 +314,6 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down");
 }
 
 /// Creates the admin access key and the shared-credentials file on first
