@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod metrics;
 mod objects;
+mod rotate;
 mod serve;
 mod sql;
 
@@ -39,6 +40,10 @@ enum Command {
     /// Objects in Roost's object store (job files, what the s3 rule action wrote).
     #[command(subcommand)]
     Objects(ObjectsCommand),
+    /// Rotate the certificates of a thing or a thing group's things through
+    /// rotate-cert jobs; the old certificate goes INACTIVE only after the
+    /// device reported SUCCEEDED with the new one. Running it again resumes.
+    RotateCerts(Box<rotate::RotateArgs>),
 }
 
 #[derive(Subcommand)]
@@ -106,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Cert(CertCommand::Create { thing, out, target }) => {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }
+        Command::RotateCerts(args) => block_on(rotate::run(*args)),
         Command::Objects(command) => block_on(async move {
             match command {
                 ObjectsCommand::Put {

@@ -1,0 +1,271 @@
+"""`roost rotate-certs`, the operator's side of certificate rotation, with the
+real binary: a device written as the scenario's jobs handler
+(AWSIoTPythonSDK's AWSIoTMQTTThingJobsClient: start-next, a bare GET of
+both presigned URLs, overwrite its files, reconnect, report) rotates from the
+job the command creates; a device that reports FAILED keeps its old
+certificate; a second run follows the first run's job instead of starting
+another; bad input creates nothing."""
+
+import hashlib
+import json
+import queue
+import shutil
+import ssl
+import subprocess
+import urllib.request
+
+from conftest import Device, make_device, roost_binary, scenario_policy
+from mqtt_helpers import mosquitto
+
+OWNER = "abcde-12345"
+CLI_TIMEOUT = 120
+
+
+def scenario_device(roost, tmp_path, thing):
+    """A thing with the scenario's Owner attribute and jobs policy (v2)."""
+    return make_device(roost, tmp_path, thing, policy=scenario_policy(2),
+                       attributes={"Owner": OWNER}, policy_name="iot-webinar-policy")
+
+
+def rotate_certs(roost, *args):
+    """Starts `roost rotate-certs` against `roost` (not waited for)."""
+    return subprocess.Popen([roost_binary(), "rotate-certs", *args, "--data-dir", str(roost.data_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc):
+    out, err = proc.communicate(timeout=CLI_TIMEOUT)
+    return proc.returncode, out, err
+
+
+def certificate_id(pem: bytes) -> str:
+    """A certificate's id as Roost and AWS compute it: SHA-256 of its DER."""
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.decode())).hexdigest()
+
+
+def keep_old_pair(device, tmp_path):
+    """A copy of the device's current files, to try them again later."""
+    old = tmp_path / f"old-{device.thing}"
+    shutil.copytree(device.dir, old)
+    return Device(device.roost, old, device.thing, {"certificateArn": device.cert_arn, "certificateId": device.cert_id})
+
+
+class JobsHandler:
+    """The scenario's jobs-handler.py: AWSIoTMQTTThingJobsClient subscribed to
+    notify-next and the start-next and update replies."""
+
+    def __init__(self, device):
+        from AWSIoTPythonSDK.core.jobs.thingJobManager import jobExecutionTopicReplyType as reply
+        from AWSIoTPythonSDK.core.jobs.thingJobManager import jobExecutionTopicType as topic
+        from AWSIoTPythonSDK.MQTTLib import AWSIoTMQTTThingJobsClient
+
+        self.device = device
+        self.inbox = queue.Queue()
+        self.client = AWSIoTMQTTThingJobsClient(device.thing, device.thing, QoS=1)
+        self.client.configureEndpoint("localhost", device.roost.mqtt_port)
+        self.client.configureCredentials(device.ca, device.keyfile, device.certfile)
+        self.client.configureConnectDisconnectTimeout(10)
+        self.client.configureMQTTOperationTimeout(10)
+        assert self.client.connect()
+        on = lambda kind: (lambda c, u, m: self.inbox.put((kind, json.loads(m.payload))))
+        assert self.client.createJobSubscription(on("notify-next"), topic.JOB_NOTIFY_NEXT_TOPIC)
+        assert self.client.createJobSubscription(on("started"), topic.JOB_START_NEXT_TOPIC, reply.JOB_ACCEPTED_REPLY_TYPE)
+        assert self.client.createJobSubscription(on("updated"), topic.JOB_UPDATE_TOPIC, reply.JOB_ACCEPTED_REPLY_TYPE, "+")
+
+    def next_job(self):
+        """start-next until an execution comes (the job may not exist yet:
+        then notify-next says when it does)."""
+        assert self.client.sendJobsStartNext()
+        while True:
+            kind, payload = self.inbox.get(timeout=60)
+            if kind == "started" and "execution" in payload:
+                return payload["execution"]
+            if kind == "notify-next" and "execution" in payload:
+                assert self.client.sendJobsStartNext()
+
+    def report(self, job_id, status, details, version):
+        from AWSIoTPythonSDK.core.jobs.thingJobManager import jobExecutionStatus
+
+        status = {"SUCCEEDED": jobExecutionStatus.JOB_EXECUTION_SUCCEEDED,
+                  "FAILED": jobExecutionStatus.JOB_EXECUTION_FAILED}[status]
+        assert self.client.sendJobsUpdate(job_id, status, statusDetails=details, expectedVersion=version)
+        while True:
+            kind, payload = self.inbox.get(timeout=30)
+            if kind == "updated":
+                return payload
+
+    def disconnect(self):
+        self.client.disconnect()
+
+
+def rotate_as_the_scenario_does(device, outcome="SUCCEEDED"):
+    """Runs one rotate-cert job as the scenario's handler: downloads both
+    files with a bare GET, overwrites its own, reconnects with them and
+    reports SUCCEEDED over the new connection (or reports FAILED with a
+    reason and keeps its pair). Returns the execution and the new id."""
+    handler = JobsHandler(device)
+    execution = handler.next_job()
+    document = execution["jobDocument"]
+    cert, key = (urllib.request.urlopen(document[f]["url"], timeout=10).read() for f in ("cert", "privateKey"))
+    new_id = certificate_id(cert)
+    assert document["certificateId"] == new_id
+    if outcome == "FAILED":
+        handler.report(execution["jobId"], "FAILED", {"reason": "the new pair was refused (test)"},
+                       execution["versionNumber"])
+        handler.disconnect()
+        return execution, new_id
+    with open(device.dir / document["cert"]["fileName"], "wb") as f:
+        f.write(cert)
+    with open(device.dir / document["privateKey"]["fileName"], "wb") as f:
+        f.write(key)
+    handler.disconnect()
+    handler = JobsHandler(device)  # the same thing and client id, the new pair
+    handler.report(execution["jobId"], "SUCCEEDED", {"certificateId": new_id}, execution["versionNumber"])
+    handler.disconnect()
+    return execution, new_id
+
+
+def status(iot, cert_id):
+    return iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"]
+
+
+def rotation_objects(roost):
+    return sorted(p.relative_to(roost.data_dir / "objects").as_posix()
+                  for p in (roost.data_dir / "objects").rglob("*") if p.is_file())
+
+
+def test_a_scenario_jobs_handler_rotates_from_the_job_rotate_certs_creates(roost, tmp_path):
+    thing = "iot-webinar-device"
+    device = scenario_device(roost, tmp_path, thing)
+    old = keep_old_pair(device, tmp_path)
+    iot = roost.boto()
+    cli = rotate_certs(roost, "--thing", thing, "--wait")
+    execution, new_id = rotate_as_the_scenario_does(device)
+    rc, out, err = finished(cli)
+    assert rc == 0, (out, err)
+    assert "1 rotated, 0 failed, 0 in progress" in out
+    assert f"{thing}: rotated to {new_id}" in err
+
+    # The job: one per device, named for the thing and the new certificate,
+    # the scenario's document with the ids the contract adds.
+    assert execution["jobId"] == f"rotate-cert-{thing}-{new_id[:12]}"
+    stored = json.loads(iot.get_job_document(jobId=execution["jobId"])["document"])
+    assert stored["operation"] == "rotate-cert" and stored["version"] == "1.0"
+    assert stored["cert"]["fileName"] == "certificate.pem.crt" and stored["privateKey"]["fileName"] == "private.pem.key"
+    assert stored["cert"]["url"] == ("${aws:iot:s3-presigned-url:https://s3.amazonaws.com/roost-rotation/"
+                                     f"rotate-certs/{thing}/{new_id}/certificate.pem.crt}}")
+    assert (stored["certificateId"], stored["previousCertificateId"]) == (new_id, device.cert_id)
+    assert "encryption" not in stored
+
+    # The old certificate INACTIVE, the new one ACTIVE with the old one's
+    # policy and thing; the files gone from the object store.
+    assert status(iot, device.cert_id) == "INACTIVE"
+    assert status(iot, new_id) == "ACTIVE"
+    new_arn = iot.describe_certificate(certificateId=new_id)["certificateDescription"]["certificateArn"]
+    assert [p["policyName"] for p in iot.list_attached_policies(target=new_arn)["policies"]] == ["iot-webinar-policy"]
+    assert new_arn in iot.list_thing_principals(thingName=thing)["principals"]
+    assert rotation_objects(roost) == []
+
+    # The device publishes with its new pair; its old one is refused.
+    topic = f"{OWNER}/{thing}/audit"
+    sent = mosquitto(device, roost.mqtt_port, "-i", thing, "-t", topic, "-m", "after rotation", "-q", "1")
+    assert sent.returncode == 0, sent.stderr
+    refused = mosquitto(old, roost.mqtt_port, "-i", thing, "-t", topic, "-m", "old pair", "-q", "1")
+    assert refused.returncode != 0
+
+
+def test_a_device_that_reports_failed_keeps_its_old_certificate(roost, tmp_path):
+    thing = "failing-device"
+    device = scenario_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    cli = rotate_certs(roost, "--thing", thing, "--wait")
+    execution, new_id = rotate_as_the_scenario_does(device, outcome="FAILED")
+    rc, out, err = finished(cli)
+    assert rc != 0, (out, err)
+    assert "0 rotated, 1 failed" in out
+    assert f"failed: {thing}: FAILED: the new pair was refused (test)" in out
+    assert "1 of 1 devices failed to rotate" in err
+    assert status(iot, device.cert_id) == "ACTIVE"
+    assert status(iot, new_id) == "INACTIVE"
+    assert rotation_objects(roost) == []
+    # The device still connects and publishes with the pair it kept.
+    sent = mosquitto(device, roost.mqtt_port, "-i", thing, "-t", f"{OWNER}/{thing}/audit", "-m", "still here", "-q", "1")
+    assert sent.returncode == 0, sent.stderr
+
+
+def test_a_second_run_follows_the_first_runs_job(roost, tmp_path):
+    thing = "resumed-device"
+    device = scenario_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    rc, out, err = finished(rotate_certs(roost, "--thing", thing))
+    assert rc == 0, (out, err)
+    [job] = [j["jobId"] for j in iot.list_jobs()["jobs"]]
+    assert f"in progress: {thing} {job}" in out
+    assert f"roost rotate-certs --thing {thing} --resume --wait" in out
+    new_id = json.loads(iot.get_job_document(jobId=job)["document"])["certificateId"]
+    assert status(iot, new_id) == "ACTIVE" and status(iot, device.cert_id) == "ACTIVE"
+    assert len(rotation_objects(roost)) == 2
+
+    cli = rotate_certs(roost, "--thing", thing, "--wait")
+    execution, rotated_to = rotate_as_the_scenario_does(device)
+    rc, out, err = finished(cli)
+    assert rc == 0, (out, err)
+    assert f"{thing}: resuming {job}" in err
+    assert (execution["jobId"], rotated_to) == (job, new_id)
+    assert [j["jobId"] for j in iot.list_jobs()["jobs"]] == [job]
+    assert status(iot, device.cert_id) == "INACTIVE" and status(iot, new_id) == "ACTIVE"
+    assert rotation_objects(roost) == []
+
+    # With nothing left to finish, running it again rotates again.
+    rc, out, err = finished(rotate_certs(roost, "--thing", thing))
+    assert rc == 0, (out, err)
+    assert len(iot.list_jobs()["jobs"]) == 2
+    # --resume alone starts nothing.
+    rc, out, err = finished(rotate_certs(roost, "--thing", thing, "--resume"))
+    assert rc == 0 and len(iot.list_jobs()["jobs"]) == 2
+
+
+def test_a_finished_rotation_is_completed_by_the_next_run(roost, tmp_path):
+    """The device rotated while nobody waited: the next run only deactivates
+    the old certificate, and starts no new rotation."""
+    thing = "unattended-device"
+    device = scenario_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    rc, out, err = finished(rotate_certs(roost, "--thing", thing))
+    assert rc == 0, (out, err)
+    _, new_id = rotate_as_the_scenario_does(device)
+    assert status(iot, device.cert_id) == "ACTIVE"
+    rc, out, err = finished(rotate_certs(roost, "--thing", thing))
+    assert rc == 0, (out, err)
+    assert "1 rotated, 0 failed, 0 in progress" in out
+    assert status(iot, device.cert_id) == "INACTIVE" and status(iot, new_id) == "ACTIVE"
+    assert len(iot.list_jobs()["jobs"]) == 1 and rotation_objects(roost) == []
+
+
+def test_bad_input_is_refused_and_creates_nothing(roost, tmp_path):
+    scenario_device(roost, tmp_path, "real-device")
+    iot = roost.boto()
+    iot.create_thing(thingName="no-cert-device")
+    certificates = len(iot.list_certificates()["certificates"])
+
+    for args, message in [
+        (["--thing", "no-such-thing"], "looking up thing 'no-such-thing'"),
+        (["--group", "no-such-group"], "listing the things of group 'no-such-group'"),
+        (["--thing", "real-device", "--expires-in", "30"], "from 60 to 3600 seconds"),
+        (["--thing", "real-device", "--rate", "fast"], "N/min"),
+        (["--thing", "real-device", "--bucket", "Bad/Bucket"], "is not a bucket name"),
+    ]:
+        rc, out, err = finished(rotate_certs(roost, *args))
+        assert rc != 0, args
+        assert message in err, (args, err)
+    rc, _, err = finished(rotate_certs(roost, "--thing", "no-such-thing"))
+    assert "ResourceNotFoundException" in err
+
+    # A thing with no ACTIVE certificate is listed as a failure.
+    rc, out, err = finished(rotate_certs(roost, "--thing", "no-cert-device", "--wait"))
+    assert rc != 0
+    assert "failed: no-cert-device: no ACTIVE certificate attached" in out
+
+    assert len(iot.list_certificates()["certificates"]) == certificates
+    assert iot.list_jobs()["jobs"] == []
+    assert rotation_objects(roost) == []
