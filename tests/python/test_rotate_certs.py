@@ -2,8 +2,8 @@
 real binary: a device written as the scenario's jobs handler
 (AWSIoTPythonSDK's AWSIoTMQTTThingJobsClient: start-next, a bare GET of
 both presigned URLs, overwrite its files, reconnect, report) rotates from the
-job the command creates; a device that reports FAILED keeps its old
-certificate; a second run follows the first run's job instead of starting
+job the command creates, also with the files sealed to its key; a device
+that reports FAILED keeps its old certificate; a second run follows the first run's job instead of starting
 another; bad input creates nothing."""
 
 import hashlib
@@ -41,6 +41,29 @@ def finished(proc):
 def certificate_id(pem: bytes) -> str:
     """A certificate's id as Roost and AWS compute it: SHA-256 of its DER."""
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem.decode())).hexdigest()
+
+
+ECIES_INFO = b"roost-sealed ecies-p256-hkdf-sha256-aes256gcm v1"
+
+
+def open_sealed(private_key_pem: bytes, sealed: bytes) -> bytes:
+    """Opens a file sealed in the ecies-p256-hkdf-sha256-aes256gcm format, as
+    its documentation describes it, with the `cryptography` package: "RSLD",
+    version 1, the ephemeral SEC1 point, a 12-byte nonce, then AES-256-GCM
+    under HKDF-SHA256(ECDH, info ‖ ephemeral ‖ recipient), the prefix as
+    associated data."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    assert sealed[:5] == b"RSLD\x01", sealed[:5]
+    ephemeral, nonce, prefix = sealed[5:70], sealed[70:82], sealed[:82]
+    key = serialization.load_pem_private_key(private_key_pem, password=None)
+    secret = key.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), ephemeral))
+    recipient = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    aes_key = HKDF(hashes.SHA256(), 32, salt=None, info=ECIES_INFO + ephemeral + recipient).derive(secret)
+    return AESGCM(aes_key).decrypt(nonce, sealed[82:], prefix)
 
 
 def keep_old_pair(device, tmp_path):
@@ -107,6 +130,10 @@ def rotate_as_the_scenario_does(device, outcome="SUCCEEDED"):
     execution = handler.next_job()
     document = execution["jobDocument"]
     cert, key = (urllib.request.urlopen(document[f]["url"], timeout=10).read() for f in ("cert", "privateKey"))
+    if "encryption" in document:
+        assert document["encryption"] == {"scheme": "ecies-p256-hkdf-sha256-aes256gcm"}
+        current_key = (device.dir / "private.pem.key").read_bytes()
+        cert, key = open_sealed(current_key, cert), open_sealed(current_key, key)
     new_id = certificate_id(cert)
     assert document["certificateId"] == new_id
     if outcome == "FAILED":
@@ -172,6 +199,37 @@ def test_a_scenario_jobs_handler_rotates_from_the_job_rotate_certs_creates(roost
     assert sent.returncode == 0, sent.stderr
     refused = mosquitto(old, roost.mqtt_port, "-i", thing, "-t", topic, "-m", "old pair", "-q", "1")
     assert refused.returncode != 0
+
+
+def test_an_encrypted_rotation_is_sealed_to_the_devices_current_key(roost, tmp_path):
+    thing = "sealed-device"
+    device = scenario_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    cli = rotate_certs(roost, "--thing", thing, "--wait", "--encrypt")
+    # The device opens both files with the key it holds, then rotates.
+    execution, new_id = rotate_as_the_scenario_does(device)
+    rc, out, err = finished(cli)
+    assert rc == 0, (out, err)
+    assert "1 rotated, 0 failed, 0 in progress" in out
+    assert status(iot, device.cert_id) == "INACTIVE" and status(iot, new_id) == "ACTIVE"
+    stored = json.loads(iot.get_job_document(jobId=execution["jobId"])["document"])
+    assert stored["encryption"] == {"scheme": "ecies-p256-hkdf-sha256-aes256gcm"}
+    sent = mosquitto(device, roost.mqtt_port, "-i", thing, "-t", f"{OWNER}/{thing}/audit", "-m", "sealed", "-q", "1")
+    assert sent.returncode == 0, sent.stderr
+
+
+def test_what_is_put_in_the_object_store_is_sealed(roost, tmp_path):
+    """Anyone holding a presigned URL gets only ciphertext."""
+    thing = "sealed-at-rest"
+    device = scenario_device(roost, tmp_path, thing)
+    rc, out, err = finished(rotate_certs(roost, "--thing", thing, "--encrypt"))
+    assert rc == 0, (out, err)
+    files = {p.name: p.read_bytes() for p in (roost.data_dir / "objects").rglob("*") if p.is_file()}
+    assert sorted(files) == ["certificate.pem.crt", "private.pem.key"]
+    for name, sealed in files.items():
+        assert sealed.startswith(b"RSLD\x01") and b"-----BEGIN" not in sealed, name
+    opened = open_sealed((device.dir / "private.pem.key").read_bytes(), files["certificate.pem.crt"])
+    assert opened.startswith(b"-----BEGIN CERTIFICATE-----")
 
 
 def test_a_device_that_reports_failed_keeps_its_old_certificate(roost, tmp_path):

@@ -43,6 +43,11 @@ pub struct RotateArgs {
     /// the old certificates (or the new ones after a failure).
     #[arg(long)]
     wait: bool,
+    /// Seal the new certificate and key to the device's current certificate
+    /// (roost-sealed: RSA keys in the scenario's PyCryptodome format, EC
+    /// P-256 keys in its ECIES format); the job document names the scheme.
+    #[arg(long)]
+    encrypt: bool,
     /// Only follow and finish rotations already started; start none.
     #[arg(long)]
     resume: bool,
@@ -157,6 +162,7 @@ fn check_bucket(bucket: &str) -> Result<()> {
 struct Attached {
     cert: Cert,
     arn: String,
+    pem: String,
 }
 
 /// Creates the new certificate, gives it the old ones' policies and the
@@ -183,6 +189,21 @@ async fn start(
         .ok_or_else(|| anyhow!("no ACTIVE certificate attached"))?
         .id
         .clone();
+    // The files are sealed to the certificate the device most likely holds;
+    // a key encrypted delivery cannot use is refused before anything is made.
+    let recipient = match args.encrypt {
+        false => None,
+        true => {
+            let pem = certs
+                .iter()
+                .find(|c| c.cert.id == newest)
+                .map(|c| c.pem.as_str())
+                .unwrap_or_default();
+            let scheme = roost_sealed::scheme_for(pem)
+                .with_context(|| format!("--encrypt: certificate {newest}"))?;
+            Some((pem, scheme.name()))
+        }
+    };
     let new = create_keys_and_certificate(&control.api).await?;
     let objects = plan::object_names(&args.bucket, thing, &new.id);
     let rotation = Rotation {
@@ -196,13 +217,20 @@ async fn start(
             control.attach_policy(policy, &new.arn).await?;
         }
         control.attach_thing_principal(thing, &new.arn).await?;
-        control
-            .put_object(&objects[0], new.certificate_pem.as_bytes())
-            .await?;
-        control
-            .put_object(&objects[1], new.private_key_pem.as_bytes())
-            .await?;
-        let document = plan::job_document(&objects, &new.id, &newest, None);
+        let files = [
+            new.certificate_pem.as_bytes(),
+            new.private_key_pem.as_bytes(),
+        ];
+        for (object, file) in objects.iter().zip(files) {
+            let bytes = match recipient {
+                Some((pem, _)) => roost_sealed::seal(pem, file)
+                    .with_context(|| format!("sealing {object} to certificate {newest}"))?,
+                None => file.to_vec(),
+            };
+            control.put_object(object, &bytes).await?;
+        }
+        let scheme = recipient.map(|(_, scheme)| scheme);
+        let document = plan::job_document(&objects, &new.id, &newest, scheme);
         control
             .create_job(&rotation.job_id, thing_arn, &document, args.expires_in)
             .await
@@ -508,6 +536,7 @@ impl Control {
                     created: d["creationDate"].as_f64().unwrap_or(0.0),
                 },
                 arn: arn.to_string(),
+                pem: d["certificatePem"].as_str().unwrap_or_default().to_string(),
             });
         }
         Ok(certs)
