@@ -12,6 +12,8 @@ import queue
 import shutil
 import ssl
 import subprocess
+import threading
+import time
 import urllib.request
 
 from conftest import Device, make_device, roost_binary, scenario_policy
@@ -27,9 +29,11 @@ def scenario_device(roost, tmp_path, thing):
                        attributes={"Owner": OWNER}, policy_name="iot-webinar-policy")
 
 
-def rotate_certs(roost, *args):
-    """Starts `roost rotate-certs` against `roost` (not waited for)."""
-    return subprocess.Popen([roost_binary(), "rotate-certs", *args, "--data-dir", str(roost.data_dir)],
+def rotate_certs(roost, *args, remote=False):
+    """Starts `roost rotate-certs` against `roost` (not waited for): with its
+    data directory, or `remote`ly with its URL and the AWS credentials chain."""
+    target = ["--endpoint", roost.api_url] if remote else ["--data-dir", str(roost.data_dir)]
+    return subprocess.Popen([roost_binary(), "rotate-certs", *args, *target], env=roost.aws_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -326,4 +330,74 @@ def test_bad_input_is_refused_and_creates_nothing(roost, tmp_path):
 
     assert len(iot.list_certificates()["certificates"]) == certificates
     assert iot.list_jobs()["jobs"] == []
+    assert rotation_objects(roost) == []
+
+
+def test_a_group_rotates_together_against_a_remote_roost(roost, tmp_path):
+    """--group: every member (subgroups' too) rotates, each from its own job,
+    paced by --rate; the CLI talks to the API's URL with AWS credentials."""
+    iot = roost.boto()
+    iot.create_thing_group(thingGroupName="fleet")
+    iot.create_thing_group(thingGroupName="fleet-east", parentGroupName="fleet")
+    devices = [scenario_device(roost, tmp_path, f"fleet-{i}") for i in range(3)]
+    for device, group in zip(devices, ["fleet", "fleet", "fleet-east"]):
+        iot.add_thing_to_thing_group(thingGroupName=group, thingName=device.thing)
+    cli = rotate_certs(roost, "--group", "fleet", "--wait", "--rate", "120/min", remote=True)
+    results, errors = {}, []
+
+    def run(device):
+        try:
+            results[device.thing] = rotate_as_the_scenario_does(device)
+        except Exception as e:  # reported below, with the CLI's output
+            errors.append((device.thing, e))
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in devices]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    rc, out, err = finished(cli)
+    assert not errors and rc == 0, (errors, out, err)
+    assert "3 rotated, 0 failed, 0 in progress" in out
+    assert len(iot.list_jobs()["jobs"]) == 3
+    for device in devices:
+        execution, new_id = results[device.thing]
+        assert execution["jobId"] == f"rotate-cert-{device.thing}-{new_id[:12]}"
+        assert status(iot, device.cert_id) == "INACTIVE" and status(iot, new_id) == "ACTIVE"
+    assert rotation_objects(roost) == []
+
+
+def test_a_start_that_fails_half_way_leaves_nothing_behind(roost_factory, tmp_path, moto_s3):
+    """The object store refuses the files (the bucket does not exist in the
+    S3-compatible store): the new certificate is detached and deleted, no job
+    is created, and the device keeps its certificate."""
+    roost = roost_factory("--s3-endpoint", moto_s3, "--s3-access-key-id", "moto", "--s3-secret-access-key", "moto")
+    thing = "no-bucket-device"
+    device = scenario_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    rc, out, err = finished(rotate_certs(roost, "--thing", thing, "--wait"))
+    assert rc != 0, (out, err)
+    assert f"failed: {thing}: starting the rotation of {thing}: putting roost-rotation/rotate-certs/{thing}/" in out
+    assert [c["certificateId"] for c in iot.list_certificates()["certificates"]] == [device.cert_id]
+    assert status(iot, device.cert_id) == "ACTIVE"
+    assert iot.list_thing_principals(thingName=thing)["principals"] == [device.cert_arn]
+    assert iot.list_jobs()["jobs"] == []
+
+
+def test_a_job_deleted_under_a_rotation_rolls_it_back(roost, tmp_path):
+    thing = "deleted-job-device"
+    device = scenario_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    cli = rotate_certs(roost, "--thing", thing, "--wait")
+    deadline = time.monotonic() + 60
+    while not iot.list_jobs()["jobs"]:
+        assert time.monotonic() < deadline and cli.poll() is None, "no job was created"
+        time.sleep(0.1)
+    [job] = iot.list_jobs()["jobs"]
+    new_id = json.loads(iot.get_job_document(jobId=job["jobId"])["document"])["certificateId"]
+    iot.delete_job(jobId=job["jobId"], force=True)
+    rc, out, err = finished(cli)
+    assert rc != 0, (out, err)
+    assert f"failed: {thing}: DELETED: the job or its execution was deleted" in out
+    assert status(iot, device.cert_id) == "ACTIVE" and status(iot, new_id) == "INACTIVE"
     assert rotation_objects(roost) == []

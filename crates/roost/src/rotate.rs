@@ -662,10 +662,18 @@ impl Control {
         Ok(())
     }
 
-    /// DescribeJobExecution: the status and statusDetails.
+    /// DescribeJobExecution: the status and statusDetails (`DELETED` when
+    /// the execution is gone).
     async fn execution(&self, thing: &str, job_id: &str) -> Result<(String, Value)> {
         let path = format!("/things/{}/jobs/{}", label(thing), label(job_id));
-        let described = self.get(&path, "").await?;
+        let described = match self.get(&path, "").await {
+            // Deleted (DeleteJob --force): it will never succeed.
+            Err(e) if e.to_string().starts_with("ResourceNotFoundException") => {
+                let reason = "the job or its execution was deleted";
+                return Ok(("DELETED".to_string(), json!({ "reason": reason })));
+            }
+            other => other?,
+        };
         let execution = &described["execution"];
         let status = execution["status"]
             .as_str()

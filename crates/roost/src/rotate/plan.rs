@@ -48,7 +48,8 @@ pub enum Outcome {
     /// QUEUED or IN_PROGRESS: the device has not finished.
     Pending,
     Succeeded,
-    /// FAILED, REJECTED, TIMED_OUT, CANCELED or REMOVED, with the reason.
+    /// FAILED, REJECTED, TIMED_OUT, CANCELED, REMOVED (or the execution
+    /// deleted), with the reason.
     Failed(String),
 }
 
@@ -356,6 +357,10 @@ mod tests {
         assert_eq!(
             outcome("REJECTED", &json!({"why": "busy"})),
             Outcome::Failed(r#"REJECTED: {"why":"busy"}"#.into())
+        );
+        assert_eq!(
+            outcome("DELETED", &json!({"reason": "gone"})),
+            Outcome::Failed("DELETED: gone".into())
         );
         assert_eq!(
             outcome("TIMED_OUT", &json!({})),
