@@ -70,6 +70,51 @@ def open_sealed(private_key_pem: bytes, sealed: bytes) -> bytes:
     return AESGCM(aes_key).decrypt(nonce, sealed[82:], prefix)
 
 
+def open_as_the_sample_does(private_key_pem: bytes, sealed: bytes) -> bytes:
+    """The scenario's PyCryptodome sample (sample-asymmetric-crypto.py),
+    decrypting: the RSA-OAEP encrypted session key, a 16-byte nonce, a
+    16-byte tag, then the AES-EAX ciphertext."""
+    from Crypto.Cipher import AES, PKCS1_OAEP
+    from Crypto.PublicKey import RSA
+
+    private_key = RSA.import_key(private_key_pem)
+    size = private_key.size_in_bytes()
+    enc_session_key, nonce, tag = sealed[:size], sealed[size:size + 16], sealed[size + 16:size + 32]
+    session_key = PKCS1_OAEP.new(private_key).decrypt(enc_session_key)
+    return AES.new(session_key, AES.MODE_EAX, nonce).decrypt_and_verify(sealed[size + 32:], tag)
+
+
+def rsa_device(roost, tmp_path, thing):
+    """A device whose key is RSA 2048 (its certificate from a CSR), as one
+    made in the AWS console is."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    iot = roost.boto()
+    iot.create_thing(thingName=thing, attributePayload={"attributes": {"Owner": OWNER}})
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, thing)]))
+           .sign(key, hashes.SHA256()))
+    cert = iot.create_certificate_from_csr(
+        certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode(), setAsActive=True)
+    directory = tmp_path / f"device-{thing}"
+    directory.mkdir()
+    (directory / "certificate.pem.crt").write_text(cert["certificatePem"])
+    (directory / "private.pem.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    (directory / "root-ca.pem").write_text((roost.data_dir / "root-ca.pem").read_text())
+    iot.attach_thing_principal(thingName=thing, principal=cert["certificateArn"])
+    try:
+        iot.create_policy(policyName="iot-webinar-policy", policyDocument=scenario_policy(2))
+    except iot.exceptions.ResourceAlreadyExistsException:
+        pass
+    iot.attach_policy(policyName="iot-webinar-policy", target=cert["certificateArn"])
+    return Device(roost, directory, thing, cert)
+
+
 def keep_old_pair(device, tmp_path):
     """A copy of the device's current files, to try them again later."""
     old = tmp_path / f"old-{device.thing}"
@@ -135,9 +180,10 @@ def rotate_as_the_scenario_does(device, outcome="SUCCEEDED"):
     document = execution["jobDocument"]
     cert, key = (urllib.request.urlopen(document[f]["url"], timeout=10).read() for f in ("cert", "privateKey"))
     if "encryption" in document:
-        assert document["encryption"] == {"scheme": "ecies-p256-hkdf-sha256-aes256gcm"}
         current_key = (device.dir / "private.pem.key").read_bytes()
-        cert, key = open_sealed(current_key, cert), open_sealed(current_key, key)
+        opener = {"ecies-p256-hkdf-sha256-aes256gcm": open_sealed,
+                  "rsa-oaep-sha1-aes-eax": open_as_the_sample_does}[document["encryption"]["scheme"]]
+        cert, key = opener(current_key, cert), opener(current_key, key)
     new_id = certificate_id(cert)
     assert document["certificateId"] == new_id
     if outcome == "FAILED":
@@ -219,6 +265,22 @@ def test_an_encrypted_rotation_is_sealed_to_the_devices_current_key(roost, tmp_p
     stored = json.loads(iot.get_job_document(jobId=execution["jobId"])["document"])
     assert stored["encryption"] == {"scheme": "ecies-p256-hkdf-sha256-aes256gcm"}
     sent = mosquitto(device, roost.mqtt_port, "-i", thing, "-t", f"{OWNER}/{thing}/audit", "-m", "sealed", "-q", "1")
+    assert sent.returncode == 0, sent.stderr
+
+
+def test_an_encrypted_rotation_to_an_rsa_device_uses_the_scenarios_sample_format(roost, tmp_path):
+    """A device with an RSA key opens the files with the scenario's own
+    PyCryptodome code, then rotates (to the EC P-256 pair Roost issues)."""
+    thing = "rsa-device"
+    device = rsa_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    cli = rotate_certs(roost, "--thing", thing, "--wait", "--encrypt")
+    execution, new_id = rotate_as_the_scenario_does(device)
+    rc, out, err = finished(cli)
+    assert rc == 0, (out, err)
+    assert execution["jobDocument"]["encryption"] == {"scheme": "rsa-oaep-sha1-aes-eax"}
+    assert status(iot, device.cert_id) == "INACTIVE" and status(iot, new_id) == "ACTIVE"
+    sent = mosquitto(device, roost.mqtt_port, "-i", thing, "-t", f"{OWNER}/{thing}/audit", "-m", "rsa to ec", "-q", "1")
     assert sent.returncode == 0, sent.stderr
 
 
