@@ -11,7 +11,7 @@ pub async fn create(thing: &str, out: &Path, target: &Target) -> Result<()> {
     api.call("GET", &format!("/things/{}", label(thing)), "", &[], None)
         .await
         .with_context(|| format!("looking up thing '{thing}' (create it first: aws iot create-thing --thing-name {thing})"))?;
-    let created = create_keys_and_certificate(&api).await?;
+    let created = create_keys_and_certificate(&api, true).await?;
     let (arn, id) = (created.arn.clone(), created.id.clone());
     let attach = api
         .call(
@@ -71,16 +71,11 @@ pub struct CreatedKeys {
     pub public_key_pem: String,
 }
 
-/// CreateKeysAndCertificate, the certificate ACTIVE.
-pub async fn create_keys_and_certificate(api: &ApiClient) -> Result<CreatedKeys> {
+/// CreateKeysAndCertificate, the certificate ACTIVE or INACTIVE.
+pub async fn create_keys_and_certificate(api: &ApiClient, active: bool) -> Result<CreatedKeys> {
+    let query = format!("setAsActive={active}");
     let created = api
-        .call(
-            "POST",
-            "/keys-and-certificate",
-            "setAsActive=true",
-            &[],
-            None,
-        )
+        .call("POST", "/keys-and-certificate", &query, &[], None)
         .await?;
     let field = |v: &serde_json::Value| {
         v.as_str()

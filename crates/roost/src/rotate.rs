@@ -166,7 +166,8 @@ struct Attached {
 }
 
 /// Creates the new certificate, gives it the old ones' policies and the
-/// thing, puts the pair in the object store and creates the job. On any
+/// thing, puts the pair in the object store, activates the certificate and
+/// creates the job. On any
 /// error what was made is undone, so a failed start leaves nothing behind.
 async fn start(
     control: &Control,
@@ -204,7 +205,9 @@ async fn start(
             Some((pem, scheme.name()))
         }
     };
-    let new = create_keys_and_certificate(&control.api).await?;
+    // INACTIVE until the job is about to be created: a run killed half-way
+    // leaves at worst an INACTIVE certificate, never a second usable one.
+    let new = create_keys_and_certificate(&control.api, false).await?;
     let objects = plan::object_names(&args.bucket, thing, &new.id);
     let rotation = Rotation {
         job_id: plan::job_id(thing, &new.id),
@@ -231,6 +234,7 @@ async fn start(
         }
         let scheme = recipient.map(|(_, scheme)| scheme);
         let document = plan::job_document(&objects, &new.id, &newest, scheme);
+        control.set_status(&new.id, "ACTIVE").await?;
         control
             .create_job(&rotation.job_id, thing_arn, &document, args.expires_in)
             .await
