@@ -305,6 +305,26 @@ def test_a_device_that_reports_failed_keeps_its_old_certificate(roost, tmp_path)
     assert sent.returncode == 0, sent.stderr
 
 
+def test_a_success_naming_another_certificate_switches_nothing_off(roost, tmp_path):
+    """A device that reports SUCCEEDED while naming the certificate it still
+    uses (not the new one) has not proved the new pair: both stay ACTIVE and
+    the operator is told."""
+    thing = "confused-device"
+    device = scenario_device(roost, tmp_path, thing)
+    iot = roost.boto()
+    cli = rotate_certs(roost, "--thing", thing, "--wait")
+    handler = JobsHandler(device)
+    execution = handler.next_job()
+    new_id = execution["jobDocument"]["certificateId"]
+    handler.report(execution["jobId"], "SUCCEEDED", {"certificateId": device.cert_id}, execution["versionNumber"])
+    handler.disconnect()
+    rc, out, err = finished(cli)
+    assert rc != 0, (out, err)
+    assert f"the device reports certificate {device.cert_id}, not the new {new_id}" in out
+    assert status(iot, device.cert_id) == "ACTIVE" and status(iot, new_id) == "ACTIVE"
+    assert rotation_objects(roost) == []
+
+
 def test_a_second_run_follows_the_first_runs_job(roost, tmp_path):
     thing = "resumed-device"
     device = scenario_device(roost, tmp_path, thing)

@@ -359,12 +359,12 @@ impl Run {
                 }
                 self.followed[i].status = Some(status.clone());
             }
-            let outcome = plan::outcome(&status, &details);
+            let rotation = self.followed[i].rotation.clone();
+            let outcome = plan::outcome(&status, &details, &rotation.new_cert);
             if outcome == Outcome::Pending {
                 continue;
             }
             self.followed[i].open = false;
-            let rotation = self.followed[i].rotation.clone();
             match (conclude(control, &rotation, &outcome).await, outcome) {
                 (Err(e), _) => self.failed(&thing, format!("{job}: {e:#} (run again to resume)")),
                 (Ok(()), Outcome::Failed(reason)) => self.failed(
@@ -374,6 +374,9 @@ impl Run {
                         rotation.new_cert
                     ),
                 ),
+                (Ok(()), Outcome::Unconfirmed(reason)) => {
+                    self.failed(&thing, format!("{reason} ({job})"))
+                }
                 (Ok(()), _) => {
                     self.succeeded += 1;
                     let old = match rotation.previous.is_empty() {
@@ -428,8 +431,8 @@ impl Run {
 }
 
 /// Finishes an ended rotation: after a success the old certificates go
-/// INACTIVE; after a failure the new one does, and the old ones stay. Either
-/// way the pair leaves the object store.
+/// INACTIVE; after a failure the new one does, and the old ones stay; an
+/// unconfirmed success changes neither. The pair leaves the object store.
 async fn conclude(control: &Control, rotation: &Rotation, outcome: &Outcome) -> Result<()> {
     match outcome {
         Outcome::Succeeded => {
@@ -437,7 +440,8 @@ async fn conclude(control: &Control, rotation: &Rotation, outcome: &Outcome) -> 
                 control.set_status(old, "INACTIVE").await?;
             }
         }
-        _ => control.set_status(&rotation.new_cert, "INACTIVE").await?,
+        Outcome::Failed(_) => control.set_status(&rotation.new_cert, "INACTIVE").await?,
+        Outcome::Pending | Outcome::Unconfirmed(_) => {}
     }
     for object in &rotation.objects {
         control.delete_object(object).await?;

@@ -51,6 +51,9 @@ pub enum Outcome {
     /// FAILED, REJECTED, TIMED_OUT, CANCELED, REMOVED (or the execution
     /// deleted), with the reason.
     Failed(String),
+    /// SUCCEEDED, but the device says it uses another certificate than the
+    /// new one: neither certificate can safely be switched off.
+    Unconfirmed(String),
 }
 
 /// An execution of a rotate-cert job on the device, as
@@ -159,11 +162,19 @@ pub fn read_document(document: &Value) -> Option<(String, Vec<String>)> {
     Some((new_cert, objects))
 }
 
-/// What an execution's status (and its statusDetails) means.
-pub fn outcome(status: &str, details: &Value) -> Outcome {
+/// What an execution's status (and its statusDetails) means for a rotation
+/// to `new_cert`. A device that names the certificate it now uses
+/// (`certificateId`, as roost-canary does) must name the new one.
+pub fn outcome(status: &str, details: &Value, new_cert: &str) -> Outcome {
     match status {
         "QUEUED" | "IN_PROGRESS" => Outcome::Pending,
-        "SUCCEEDED" => Outcome::Succeeded,
+        "SUCCEEDED" => match details.get("certificateId").and_then(Value::as_str) {
+            Some(used) if used != new_cert => Outcome::Unconfirmed(format!(
+                "SUCCEEDED, but the device reports certificate {used}, not the new {new_cert}: \
+                 both left as they are"
+            )),
+            _ => Outcome::Succeeded,
+        },
         other => {
             let reason = match details.get("reason").and_then(Value::as_str) {
                 Some(reason) => reason.to_string(),
@@ -197,7 +208,7 @@ pub fn worth_reading<'a>(past: &'a [PastExecution], certs: &[Cert]) -> Vec<&'a P
     past.iter()
         .filter(|e| e.job_id.starts_with(JOB_PREFIX))
         .filter(|e| {
-            outcome(&e.status, &Value::Null) == Outcome::Pending
+            outcome(&e.status, &Value::Null, "") == Outcome::Pending
                 || e.job_id.rsplit_once('-').is_some_and(|(_, short)| {
                     certs.iter().any(|c| c.active && c.id.starts_with(short))
                 })
@@ -217,13 +228,17 @@ pub fn next(certs: &[Cert], found: &[(PastExecution, String, Vec<String>)]) -> N
     };
     let follow: Vec<Rotation> = found
         .iter()
-        .filter(|(e, new_cert, _)| match outcome(&e.status, &Value::Null) {
-            Outcome::Pending => true,
-            // Its old certificate is still ACTIVE: deactivate it.
-            Outcome::Succeeded => !superseded(certs, new_cert).is_empty(),
-            // Its new certificate is still ACTIVE: deactivate that.
-            Outcome::Failed(_) => is_active(new_cert),
-        })
+        .filter(
+            |(e, new_cert, _)| match outcome(&e.status, &Value::Null, new_cert) {
+                Outcome::Pending => true,
+                // Its old certificate is still ACTIVE: deactivate it.
+                Outcome::Succeeded | Outcome::Unconfirmed(_) => {
+                    !superseded(certs, new_cert).is_empty()
+                }
+                // Its new certificate is still ACTIVE: deactivate that.
+                Outcome::Failed(_) => is_active(new_cert),
+            },
+        )
         .map(|(e, new_cert, objects)| rotation(e, new_cert, objects))
         .collect();
     if !follow.is_empty() {
@@ -347,23 +362,32 @@ mod tests {
 
     #[test]
     fn outcomes_carry_the_devices_reason() {
-        assert_eq!(outcome("QUEUED", &Value::Null), Outcome::Pending);
-        assert_eq!(outcome("IN_PROGRESS", &json!({})), Outcome::Pending);
-        assert_eq!(outcome("SUCCEEDED", &json!({})), Outcome::Succeeded);
+        assert_eq!(outcome("QUEUED", &Value::Null, "new"), Outcome::Pending);
+        assert_eq!(outcome("IN_PROGRESS", &json!({}), "new"), Outcome::Pending);
+        assert_eq!(outcome("SUCCEEDED", &json!({}), "new"), Outcome::Succeeded);
         assert_eq!(
-            outcome("FAILED", &json!({"reason": "new pair refused"})),
+            outcome("FAILED", &json!({"reason": "new pair refused"}), "new"),
             Outcome::Failed("FAILED: new pair refused".into())
         );
         assert_eq!(
-            outcome("REJECTED", &json!({"why": "busy"})),
+            outcome("REJECTED", &json!({"why": "busy"}), "new"),
             Outcome::Failed(r#"REJECTED: {"why":"busy"}"#.into())
         );
+        // A device that names its certificate must name the new one.
         assert_eq!(
-            outcome("DELETED", &json!({"reason": "gone"})),
+            outcome("SUCCEEDED", &json!({"certificateId": "new"}), "new"),
+            Outcome::Succeeded
+        );
+        assert!(matches!(
+            outcome("SUCCEEDED", &json!({"certificateId": "old"}), "new"),
+            Outcome::Unconfirmed(reason) if reason.contains("reports certificate old, not the new new")
+        ));
+        assert_eq!(
+            outcome("DELETED", &json!({"reason": "gone"}), "new"),
             Outcome::Failed("DELETED: gone".into())
         );
         assert_eq!(
-            outcome("TIMED_OUT", &json!({})),
+            outcome("TIMED_OUT", &json!({}), "new"),
             Outcome::Failed("TIMED_OUT: no reason given".into())
         );
     }
