@@ -1,10 +1,13 @@
 """`roost rotate-certs`, the operator's side of certificate rotation, with the
-real binary: a device written as the scenario's jobs handler
+real binary. A device written as the scenario's jobs handler
 (AWSIoTPythonSDK's AWSIoTMQTTThingJobsClient: start-next, a bare GET of
 both presigned URLs, overwrite its files, reconnect, report) rotates from the
-job the command creates, also with the files sealed to its key; a device
-that reports FAILED keeps its old certificate; a second run follows the first run's job instead of starting
-another; bad input creates nothing."""
+job the command creates, also with the files sealed to its EC or RSA key; a
+group rotates together against a remote Roost; a device that reports FAILED
+keeps its old certificate; a SUCCEEDED naming another certificate switches
+nothing off; a second run follows the first run's job, or finishes what it
+left; a start that fails half-way, or a job deleted under it, leaves no
+usable new certificate; bad input creates nothing."""
 
 import hashlib
 import json
