@@ -460,6 +460,39 @@ def test_a_group_larger_than_a_page_gets_one_job_per_thing(roost, tmp_path):
     assert len(iot.list_jobs(maxResults=100)["jobs"]) == 30
 
 
+def test_a_certificate_shared_by_two_things_stays_active_until_both_rotated(roost, tmp_path):
+    """Two things on one certificate: the first to rotate only detaches it
+    (the other still connects with it to fetch its own job); the last one
+    deactivates it."""
+    iot = roost.boto()
+    first = scenario_device(roost, tmp_path, "shared-a")
+    iot.create_thing(thingName="shared-b", attributePayload={"attributes": {"Owner": OWNER}})
+    iot.attach_thing_principal(thingName="shared-b", principal=first.cert_arn)
+    shutil.copytree(first.dir, tmp_path / "device-shared-b")
+    second = Device(roost, tmp_path / "device-shared-b", "shared-b",
+                    {"certificateArn": first.cert_arn, "certificateId": first.cert_id})
+    iot.create_thing_group(thingGroupName="sharing")
+    for thing in ("shared-a", "shared-b"):
+        iot.add_thing_to_thing_group(thingGroupName="sharing", thingName=thing)
+    cli = rotate_certs(roost, "--group", "sharing", "--wait")
+
+    _, first_new = rotate_as_the_scenario_does(first)
+    deadline = time.monotonic() + 60
+    while first.cert_arn in iot.list_thing_principals(thingName="shared-a")["principals"]:
+        assert time.monotonic() < deadline and cli.poll() is None, "the old certificate was never detached"
+        time.sleep(0.1)
+    assert status(iot, first.cert_id) == "ACTIVE"
+    _, second_new = rotate_as_the_scenario_does(second)  # connects with the shared certificate first
+
+    rc, out, err = finished(cli)
+    assert rc == 0, (out, err)
+    assert "2 rotated, 0 failed, 0 in progress" in out
+    assert f"shared-a: rotated to {first_new}; old: {first.cert_id} detached, left ACTIVE for shared-b" in err
+    assert f"shared-b: rotated to {second_new}; old: {first.cert_id} INACTIVE" in err
+    assert status(iot, first.cert_id) == "INACTIVE"
+    assert status(iot, first_new) == "ACTIVE" and status(iot, second_new) == "ACTIVE"
+
+
 def test_a_start_that_fails_half_way_leaves_nothing_behind(roost_factory, tmp_path, moto_s3):
     """The object store refuses the files (the bucket does not exist in the
     S3-compatible store): the new certificate is detached and deleted, no job

@@ -365,26 +365,25 @@ impl Run {
                 continue;
             }
             self.followed[i].open = false;
-            match (conclude(control, &rotation, &outcome).await, outcome) {
+            match (
+                conclude(control, &thing, &rotation, &outcome).await,
+                outcome,
+            ) {
                 (Err(e), _) => self.failed(&thing, format!("{job}: {e:#} (run again to resume)")),
-                (Ok(()), Outcome::Failed(reason)) => self.failed(
+                (Ok(_), Outcome::Failed(reason)) => self.failed(
                     &thing,
                     format!(
                         "{reason} ({job}; certificate {} set INACTIVE, the old one kept)",
                         rotation.new_cert
                     ),
                 ),
-                (Ok(()), Outcome::Unconfirmed(reason)) => {
+                (Ok(_), Outcome::Unconfirmed(reason)) => {
                     self.failed(&thing, format!("{reason} ({job})"))
                 }
-                (Ok(()), _) => {
+                (Ok(retired), _) => {
                     self.succeeded += 1;
-                    let old = match rotation.previous.is_empty() {
-                        true => "none".to_string(),
-                        false => rotation.previous.join(", "),
-                    };
                     self.line(format!(
-                        "{thing}: rotated to {}; INACTIVE now: {old}",
+                        "{thing}: rotated to {}; {retired}",
                         rotation.new_cert
                     ));
                     self.settle();
@@ -431,13 +430,36 @@ impl Run {
 }
 
 /// Finishes an ended rotation: after a success the old certificates go
-/// INACTIVE; after a failure the new one does, and the old ones stay; an
-/// unconfirmed success changes neither. The pair leaves the object store.
-async fn conclude(control: &Control, rotation: &Rotation, outcome: &Outcome) -> Result<()> {
+/// INACTIVE (one still attached to other things is only detached from this
+/// one: they rely on it until their own rotation); after a failure the new
+/// one goes INACTIVE and the old ones stay; an unconfirmed success changes
+/// neither. The pair leaves the object store. Says what became of the old
+/// certificates.
+async fn conclude(
+    control: &Control,
+    thing: &str,
+    rotation: &Rotation,
+    outcome: &Outcome,
+) -> Result<String> {
+    let mut retired = Vec::new();
     match outcome {
         Outcome::Succeeded => {
             for old in &rotation.previous {
-                control.set_status(old, "INACTIVE").await?;
+                let arn = control.certificate_arn(old).await?;
+                let holders = control.principal_things(&arn).await?;
+                match plan::retire(&holders, thing) {
+                    plan::Retire::Deactivate => {
+                        control.set_status(old, "INACTIVE").await?;
+                        retired.push(format!("{old} INACTIVE"));
+                    }
+                    plan::Retire::Detach(others) => {
+                        control.detach_thing_principal(thing, &arn).await?;
+                        retired.push(format!(
+                            "{old} detached, left ACTIVE for {}",
+                            others.join(", ")
+                        ));
+                    }
+                }
             }
         }
         Outcome::Failed(_) => control.set_status(&rotation.new_cert, "INACTIVE").await?,
@@ -446,7 +468,10 @@ async fn conclude(control: &Control, rotation: &Rotation, outcome: &Outcome) -> 
     for object in &rotation.objects {
         control.delete_object(object).await?;
     }
-    Ok(())
+    Ok(match retired.is_empty() {
+        true => "no old certificate".to_string(),
+        false => format!("old: {}", retired.join("; ")),
+    })
 }
 
 /// The control-plane calls rotate-certs makes.
@@ -465,6 +490,7 @@ impl Control {
         method: &str,
         path: &str,
         query: &str,
+        headers: &[(&str, &str)],
         field: &str,
         (token_in, token_out): (&str, &str),
     ) -> Result<Vec<Value>> {
@@ -478,7 +504,7 @@ impl Control {
                 }
                 q.push_str(&format!("{token_in}={}", label(t)));
             }
-            let page = self.api.call(method, path, &q, &[], None).await?;
+            let page = self.api.call(method, path, &q, headers, None).await?;
             items.extend(page[field].as_array().cloned().unwrap_or_default());
             match page[token_out].as_str() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
@@ -506,6 +532,7 @@ impl Control {
                 "GET",
                 &format!("/thing-groups/{}/things", label(group)),
                 "recursive=true",
+                &[],
                 "things",
                 ("nextToken", "nextToken"),
             )
@@ -524,6 +551,7 @@ impl Control {
                 "GET",
                 &format!("/things/{}/principals", label(thing)),
                 "",
+                &[],
                 "principals",
                 ("nextToken", "nextToken"),
             )
@@ -562,6 +590,7 @@ impl Control {
                 "GET",
                 &format!("/things/{}/jobs", label(thing)),
                 "",
+                &[],
                 "executionSummaries",
                 ("nextToken", "nextToken"),
             )
@@ -601,6 +630,7 @@ impl Control {
                 "POST",
                 &format!("/attached-policies/{}", label(cert_arn)),
                 "recursive=false",
+                &[],
                 "policies",
                 ("marker", "nextMarker"),
             )
@@ -615,6 +645,42 @@ impl Control {
         let path = format!("/target-policies/{}", label(policy));
         let body = json!({ "target": target });
         self.api.call("PUT", &path, "", &[], Some(&body)).await?;
+        Ok(())
+    }
+
+    async fn certificate_arn(&self, cert_id: &str) -> Result<String> {
+        let described = self
+            .get(&format!("/certificates/{}", label(cert_id)), "")
+            .await?;
+        described["certificateDescription"]["certificateArn"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("DescribeCertificate of {cert_id} answered no certificateArn"))
+    }
+
+    /// ListPrincipalThings: the things a certificate is attached to.
+    async fn principal_things(&self, arn: &str) -> Result<Vec<String>> {
+        let header = [("x-amzn-principal", arn)];
+        let things = self
+            .all(
+                "GET",
+                "/principals/things",
+                "",
+                &header,
+                "things",
+                ("nextToken", "nextToken"),
+            )
+            .await?;
+        Ok(things
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect())
+    }
+
+    async fn detach_thing_principal(&self, thing: &str, principal: &str) -> Result<()> {
+        let path = format!("/things/{}/principals", label(thing));
+        let header = [("x-amzn-principal", principal)];
+        self.api.call("DELETE", &path, "", &header, None).await?;
         Ok(())
     }
 
@@ -711,9 +777,7 @@ impl Control {
         objects: &[String],
     ) {
         let _ = self.set_status(&new.id, "INACTIVE").await;
-        let path = format!("/things/{}/principals", label(thing));
-        let header = [("x-amzn-principal", new.arn.as_str())];
-        let _ = self.api.call("DELETE", &path, "", &header, None).await;
+        let _ = self.detach_thing_principal(thing, &new.arn).await;
         for policy in policies {
             let path = format!("/target-policies/{}", label(policy));
             let body = json!({ "target": new.arn });

@@ -255,6 +255,25 @@ pub fn next(certs: &[Cert], found: &[(PastExecution, String, Vec<String>)]) -> N
     Next::Start { previous }
 }
 
+/// What to do with an old certificate once its device has rotated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Retire {
+    Deactivate,
+    /// Still attached to these other things, which rely on it until their
+    /// own rotation: only detach it from this thing.
+    Detach(Vec<String>),
+}
+
+/// How to retire an old certificate attached to `holders` (ListPrincipalThings)
+/// after `thing` rotated away from it.
+pub fn retire(holders: &[String], thing: &str) -> Retire {
+    let others: Vec<String> = holders.iter().filter(|t| *t != thing).cloned().collect();
+    match others.is_empty() {
+        true => Retire::Deactivate,
+        false => Retire::Detach(others),
+    }
+}
+
 /// The certificate a sealed delivery is encrypted for: the newest ACTIVE
 /// one, the one a device holding several most likely uses.
 pub fn newest<'a>(certs: &'a [Cert], ids: &[String]) -> Option<&'a Cert> {
@@ -461,6 +480,17 @@ mod tests {
             Next::Start {
                 previous: vec!["old".into()]
             }
+        );
+    }
+
+    #[test]
+    fn a_certificate_other_things_still_use_is_only_detached() {
+        let holders = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(retire(&holders(&["t"]), "t"), Retire::Deactivate);
+        assert_eq!(retire(&[], "t"), Retire::Deactivate);
+        assert_eq!(
+            retire(&holders(&["a", "t", "b"]), "t"),
+            Retire::Detach(holders(&["a", "b"]))
         );
     }
 
