@@ -72,8 +72,9 @@ def wait_until(predicate, timeout, interval=0.1):
 class Canary:
     """One roost-canary process for `device`, reporting to `roost`."""
 
-    def __init__(self, roost, device, directory: Path, config: str, extra_args=()):
+    def __init__(self, roost, device, directory: Path, config: str, extra_args=(), env=None):
         self.roost = roost
+        self.env = dict(env or {})
         self.device = device
         self.dir = directory
         self.state_dir = directory / "state"
@@ -97,7 +98,7 @@ class Canary:
                 "--state-dir", str(self.state_dir), *self.extra_args,
             ],
             stdout=self.log, stderr=self.log,
-            env={**os.environ, "ROOST_CANARY_LOG": "info"},
+            env={**os.environ, "ROOST_CANARY_LOG": "info", **self.env},
         )
         deadline = time.monotonic() + timeout
         while not services.exists():

@@ -102,7 +102,7 @@ def test_the_example_config_and_systemd_unit_are_valid(tmp_path):
     for name in ("root-ca.pem", "certificate.pem.crt", "private.pem.key"):
         (tmp_path / name).write_text("placeholder\n")
     config = tmp_path / "roost-canary.toml"
-    config.write_text(text.replace("/etc/roost-canary/", f"{tmp_path}/"))
+    config.write_text(text.replace("/etc/roost-canary/", f"{tmp_path}/").replace("/var/lib/roost-canary/", f"{tmp_path}/"))
     proc = subprocess.run([canary_binary(), "check-config", str(config)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "12 services" in proc.stdout

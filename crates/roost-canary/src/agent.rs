@@ -10,6 +10,7 @@
 use crate::aggregate::{Aggregator, Limits};
 use crate::config::{AgentSettings, Config};
 use crate::incident::Incident;
+use crate::jobs;
 use crate::outbox::Outbox;
 use crate::services::{self, Recorded, Recorder, ServiceStats, Shared};
 use crate::status::{self, Status};
@@ -28,6 +29,42 @@ const ATTEMPT_QUEUE: usize = 4096;
 const BATCH: usize = 512;
 /// How often windows are checked for their end.
 const TICK: Duration = Duration::from_millis(250);
+/// Messages from the uplink to the jobs agent, and requests back, waiting
+/// at most (jobs traffic is a few messages per job; overflow is counted in
+/// the status and the agent asks again).
+const JOBS_EVENTS: usize = 64;
+const JOBS_REQUESTS: usize = 16;
+
+/// A rotation the last run did not finish: the files go back to a pair
+/// that connects (the previous one, unless the new one had connected), and
+/// the job's report is settled, before anything connects.
+fn recover_rotation(store: &jobs::state::Store, settings: &AgentSettings) -> anyhow::Result<()> {
+    let Some(mut job) = store.load()? else {
+        return Ok(());
+    };
+    if let Some(journal) = job.rotation.clone() {
+        let paths = jobs::rotation::PairPaths {
+            cert: settings.cert.clone(),
+            key: settings.key.clone(),
+        };
+        match jobs::rotation::recover(&paths, &journal)? {
+            jobs::rotation::Recovered::Kept => {
+                tracing::info!(job = %job.job_id, certificate = %journal.certificate_id, "the last run connected with the new certificate; keeping it");
+            }
+            jobs::rotation::Recovered::RolledBack => {
+                tracing::warn!(job = %job.job_id, certificate = %journal.previous_certificate_id, "a rotation was interrupted before the new certificate connected; back on the previous one");
+                job.rotation = None;
+            }
+            jobs::rotation::Recovered::Unresolved(why) => {
+                tracing::error!(job = %job.job_id, "a rotation was interrupted and cannot be undone: {why}");
+                job.rotation = None;
+            }
+        }
+    }
+    job.settle_after_restart();
+    store.save(&job)?;
+    Ok(())
+}
 
 /// Runs the canary until `shutdown` completes. `ready` receives the
 /// services' bound addresses once they listen.
@@ -40,6 +77,8 @@ pub async fn run(
     let state_dir = config.state_dir.clone();
     create_private_dir(&state_dir)?;
     let _lock = crate::lock::acquire(&state_dir)?;
+    let job_store = jobs::state::Store::new(&state_dir);
+    recover_rotation(&job_store, &settings)?;
     let tls = Arc::new(uplink::tls_config(&settings)?);
     let outbox = Outbox::open(
         &state_dir.join(Outbox::FILE),
@@ -70,7 +109,7 @@ pub async fn run(
         .map(|s| s.get_ref().clone())
         .collect();
     let bound = services::bind_all(&services).await?;
-    let addresses = bound
+    let addresses: Vec<(String, SocketAddr)> = bound
         .iter()
         .filter_map(|b| Some((b.service.kind.name().to_owned(), b.local_addr().ok()?)))
         .collect();
@@ -94,6 +133,43 @@ pub async fn run(
     let keep_open = shared.recorder.clone();
     drop(shared);
     let committed = Arc::new(Notify::new());
+    let (jobs_link, jobs_task) = if config.jobs.enabled {
+        let device_ca_path = config.jobs.device_ca.as_ref().unwrap_or(&settings.root_ca);
+        let device_ca = jobs::rotation::read_cas(device_ca_path).map_err(anyhow::Error::msg)?;
+        let (event_tx, event_rx) = mpsc::channel(JOBS_EVENTS);
+        let (request_tx, request_rx) = mpsc::channel(JOBS_REQUESTS);
+        let topics = jobs::protocol::Topics::new(&settings.thing);
+        let agent = jobs::agent::JobsAgent {
+            topics: topics.clone(),
+            events: event_rx,
+            requests: request_tx,
+            store: job_store,
+            settings: settings.clone(),
+            device_ca,
+            rotation_deadline: Duration::from_secs(config.jobs.rotation_deadline_secs),
+            services: addresses.clone(),
+            status: status.clone(),
+        };
+        let link = uplink::JobsLink {
+            topics,
+            events: event_tx,
+            requests: request_rx,
+        };
+        (Some(link), Some(tokio::spawn(agent.run(stop_rx.clone()))))
+    } else {
+        (None, None)
+    };
+    let pair = jobs::rotation::PairPaths {
+        cert: settings.cert.clone(),
+        key: settings.key.clone(),
+    };
+    if let Ok(id) = pair
+        .read()
+        .map_err(|e| e.to_string())
+        .and_then(|p| p.certificate_id())
+    {
+        status.certificate(&id);
+    }
     let uplink = Uplink {
         settings: settings.clone(),
         tls,
@@ -101,6 +177,7 @@ pub async fn run(
         committed: committed.clone(),
         status: status.clone(),
         max_publish_per_sec: config.reporting.max_publish_per_sec,
+        jobs: jobs_link,
     };
     let mut uplink_task = tokio::spawn(uplink.run(stop_rx.clone()));
     let status_task = tokio::spawn(write_status(
@@ -133,6 +210,9 @@ pub async fn run(
         let _ = task.await;
     }
     let _ = status_task.await;
+    if let Some(task) = jobs_task {
+        let _ = task.await;
+    }
     match uplink_ended {
         Some(ended) => {
             let why = match ended {

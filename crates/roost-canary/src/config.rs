@@ -23,6 +23,8 @@ pub struct Config {
     pub reporting: Reporting,
     #[serde(default)]
     pub outbox: Outbox,
+    #[serde(default)]
+    pub jobs: Jobs,
     /// Where the outbox, the host keys and the status live.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -110,6 +112,33 @@ impl Default for Outbox {
     }
 }
 
+/// The jobs agent.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jobs {
+    /// Run the thing's jobs (localScan, rotate-cert) on the canary's
+    /// connection.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The CA a rotated device certificate must chain to; the gateway's CA
+    /// (`gateway.root_ca`) unless set (Roost signs both with its own CA).
+    pub device_ca: Option<PathBuf>,
+    /// How long the gateway has to accept a new certificate before the
+    /// canary goes back to the previous one and fails the rotation.
+    #[serde(default = "default_rotation_deadline")]
+    pub rotation_deadline_secs: u64,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            device_ca: None,
+            rotation_deadline_secs: default_rotation_deadline(),
+        }
+    }
+}
+
 /// One honeypot service.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +198,12 @@ fn default_credentials() -> usize {
 }
 fn default_outbox_bytes() -> u64 {
     64 * 1024 * 1024
+}
+fn yes() -> bool {
+    true
+}
+fn default_rotation_deadline() -> u64 {
+    60
 }
 fn default_connections() -> usize {
     256
@@ -345,11 +380,19 @@ impl Config {
                 "must be at least 65536".into(),
             );
         }
+        if !(5..=3600).contains(&self.jobs.rotation_deadline_secs) {
+            error(
+                None,
+                "jobs.rotation_deadline_secs".into(),
+                "must be between 5 and 3600".into(),
+            );
+        }
         let gateway = &self.gateway;
         for (name, path) in [
             ("gateway.root_ca", &gateway.root_ca),
             ("gateway.cert", &gateway.cert),
             ("gateway.key", &gateway.key),
+            ("jobs.device_ca", &self.jobs.device_ca),
         ] {
             if let Some(path) = path {
                 if !path.is_file() {

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod aggregate;
 pub mod config;
 pub mod incident;
+pub mod jobs;
 pub mod lock;
 pub mod outbox;
 pub mod services;

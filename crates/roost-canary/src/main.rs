@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod sealed_cli;
+
 #[derive(Parser)]
 #[command(
     name = "roost-canary",
@@ -46,6 +48,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Sealed(sealed_cli::Command),
 }
 
 #[derive(Args, Clone, Default)]
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Status { state_dir, json }) => status(&state_dir, json),
         Some(Command::Run(args)) => run(*args),
+        Some(Command::Sealed(command)) => command.run(),
         None => run(cli.run),
     }
 }

@@ -28,6 +28,7 @@ pub struct Status {
     folded: AtomicU64,
     outbox_incidents: AtomicU64,
     outbox_bytes: AtomicU64,
+    jobs_dropped: AtomicU64,
     text: Mutex<Text>,
 }
 
@@ -37,6 +38,8 @@ struct Text {
     connected_since: Option<String>,
     attempts: BTreeMap<String, u64>,
     incidents: BTreeMap<String, u64>,
+    last_job: Option<String>,
+    certificate_id: Option<String>,
 }
 
 /// What `status.json` holds.
@@ -70,6 +73,16 @@ pub struct Snapshot {
     /// Connections past a service's cap, and cut at the deadline.
     pub over_capacity: u64,
     pub deadline_cuts: u64,
+    /// Jobs messages dropped because the jobs agent was busy (it asks
+    /// again; counted so that a stuck agent shows).
+    #[serde(default)]
+    pub jobs_messages_dropped: u64,
+    /// The last job's outcome: `<job id> <status>`.
+    #[serde(default)]
+    pub last_job: Option<String>,
+    /// The certificate the canary connects with (changes on rotation).
+    #[serde(default)]
+    pub certificate_id: Option<String>,
 }
 
 fn now() -> String {
@@ -107,6 +120,25 @@ impl Status {
     pub fn error(&self, reason: &str) {
         if let Ok(mut t) = self.text.lock() {
             t.last_error = Some((reason.to_owned(), now()));
+        }
+        self.changed();
+    }
+
+    pub fn jobs_message_dropped(&self) {
+        self.jobs_dropped.fetch_add(1, Ordering::Relaxed);
+        self.changed();
+    }
+
+    pub fn job_ended(&self, job: &str, status: &str) {
+        if let Ok(mut t) = self.text.lock() {
+            t.last_job = Some(format!("{job} {status}"));
+        }
+        self.changed();
+    }
+
+    pub fn certificate(&self, id: &str) {
+        if let Ok(mut t) = self.text.lock() {
+            t.certificate_id = Some(id.to_owned());
         }
         self.changed();
     }
@@ -160,9 +192,12 @@ impl Status {
                 t.connected_since.clone(),
                 t.attempts.clone(),
                 t.incidents.clone(),
+                t.last_job.clone(),
+                t.certificate_id.clone(),
             )
         });
-        let (last_error, connected_since, attempts, incidents) = t.unwrap_or_default();
+        let (last_error, connected_since, attempts, incidents, last_job, certificate_id) =
+            t.unwrap_or_default();
         let (last_error, last_error_at) = last_error.unzip();
         Snapshot {
             pid: std::process::id(),
@@ -186,6 +221,9 @@ impl Status {
             folded: self.folded.load(Ordering::Relaxed),
             over_capacity: services.over_capacity.load(Ordering::Relaxed),
             deadline_cuts: services.deadline_cuts.load(Ordering::Relaxed),
+            jobs_messages_dropped: self.jobs_dropped.load(Ordering::Relaxed),
+            last_job,
+            certificate_id,
         }
     }
 }
@@ -232,6 +270,12 @@ pub fn render(snapshot: &Snapshot, running: bool) -> String {
         snapshot.thing, snapshot.pid
     ));
     out.push_str(&format!("topic: {}\n", snapshot.topic));
+    if let Some(id) = &snapshot.certificate_id {
+        out.push_str(&format!("certificate: {id}\n"));
+    }
+    if let Some(job) = &snapshot.last_job {
+        out.push_str(&format!("last job: {job}\n"));
+    }
     out.push_str(&format!(
         "outbox: {} incidents ({} bytes) waiting\n",
         snapshot.outbox_incidents, snapshot.outbox_bytes

@@ -7,8 +7,15 @@
 //!
 //! Reconnects back off exponentially with jitter; each failed attempt is
 //! logged once, with its reason and the wait before the next.
+//!
+//! The jobs agent shares the connection through a [`JobsLink`]: the uplink
+//! subscribes to the thing's jobs topics on each connection, hands it what
+//! arrives there, publishes its requests, and on its demand tries a new
+//! certificate ([`LinkRequest::Switch`]), going back to the one it had if
+//! the gateway does not take the new one before a deadline.
 
 use crate::config::AgentSettings;
+use crate::jobs::protocol::Topics;
 use crate::outbox::Outbox;
 use crate::status::Status;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS, Transport};
@@ -17,7 +24,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Mutex, Notify};
 
 /// Incidents published and not yet acknowledged, at most.
 const WINDOW: usize = 32;
@@ -32,18 +39,7 @@ const AWS_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 /// certificate and its key. Errors say which file is wrong.
 pub fn tls_config(settings: &AgentSettings) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&settings.root_ca)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: not a PEM CA certificate: {e}",
-                settings.root_ca.display()
-            )
-        })?;
-    if cas.is_empty() {
-        anyhow::bail!("{}: holds no certificate", settings.root_ca.display());
-    }
-    for ca in cas {
+    for ca in crate::jobs::rotation::read_cas(&settings.root_ca).map_err(anyhow::Error::msg)? {
         roots
             .add(ca)
             .map_err(|e| anyhow::anyhow!("{}: {e}", settings.root_ca.display()))?;
@@ -76,6 +72,83 @@ pub fn tls_config(settings: &AgentSettings) -> anyhow::Result<rustls::ClientConf
 /// The uplink's view of the outbox: shared with the pipeline that writes it.
 pub type SharedOutbox = Arc<Mutex<Outbox>>;
 
+/// What the uplink tells the jobs agent.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// Connected; `jobs` is false when the gateway refused the jobs
+    /// subscriptions (the thing's policy does not allow them).
+    Ready { jobs: bool },
+    /// A message on one of the thing's jobs topics.
+    Message { topic: String, payload: Vec<u8> },
+    /// The connection ended.
+    Down,
+}
+
+/// What the jobs agent asks of the uplink.
+#[derive(Debug)]
+pub enum LinkRequest {
+    /// Publish a jobs request (QoS 1). Dropped when there is no connection:
+    /// the agent asks again when it hears `Ready`.
+    Publish { topic: String, payload: Vec<u8> },
+    /// Reconnect with `tls`. `done` gets `Ok` once the gateway accepted the
+    /// connection and its subscriptions, or the last reason at `deadline`,
+    /// when the uplink goes back to the configuration it had.
+    Switch {
+        tls: Arc<rustls::ClientConfig>,
+        deadline: Duration,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The uplink's side of its link with the jobs agent.
+pub struct JobsLink {
+    pub topics: Topics,
+    pub events: mpsc::Sender<LinkEvent>,
+    pub requests: mpsc::Receiver<LinkRequest>,
+}
+
+/// A new certificate being tried.
+struct Trial {
+    tls: Arc<rustls::ClientConfig>,
+    until: Instant,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The configuration in use and the one being tried, if any.
+struct Credentials {
+    current: Arc<rustls::ClientConfig>,
+    trial: Option<Trial>,
+}
+
+impl Credentials {
+    fn for_next_connection(&self) -> Arc<rustls::ClientConfig> {
+        self.trial
+            .as_ref()
+            .map_or(&self.current, |t| &t.tls)
+            .clone()
+    }
+
+    /// The connection stands with the configuration it was made with.
+    fn confirm(&mut self) {
+        if let Some(trial) = self.trial.take() {
+            self.current = trial.tls;
+            let _ = trial.done.send(Ok(()));
+        }
+    }
+
+    /// A connection failed: a trial past its deadline ends, and the
+    /// configuration in use stays. True when one ended.
+    fn failed(&mut self, reason: &str) -> bool {
+        match self.trial.take_if(|t| Instant::now() >= t.until) {
+            Some(trial) => {
+                let _ = trial.done.send(Err(reason.to_string()));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 pub struct Uplink {
     pub settings: AgentSettings,
     pub tls: Arc<rustls::ClientConfig>,
@@ -84,31 +157,64 @@ pub struct Uplink {
     pub committed: Arc<Notify>,
     pub status: Arc<Status>,
     pub max_publish_per_sec: u32,
+    /// The jobs agent's link, when jobs are enabled.
+    pub jobs: Option<JobsLink>,
 }
 
 /// Why a connection ended.
 enum Ended {
     Shutdown,
     Failed(String),
+    /// The jobs agent asked for a new certificate to be tried.
+    Switch(Trial),
 }
+
+/// What a connection has sent and waits for, in the order the client sends
+/// it: an incident (outbox sequence, attempts it counts) or a jobs request.
+type Sent = Option<(i64, u64)>;
 
 impl Uplink {
     /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = roost_listener::Backoff::new(FIRST_BACKOFF, self.settings.max_backoff);
         let mut pacer = Pacer::new(self.max_publish_per_sec);
+        let mut credentials = Credentials {
+            current: self.tls.clone(),
+            trial: None,
+        };
+        let mut jobs = self.jobs.take();
         loop {
             let started = Instant::now();
-            match self.connection(&mut shutdown, &mut pacer).await {
+            let ended = self
+                .connection(&mut shutdown, &mut pacer, &mut credentials, jobs.as_mut())
+                .await;
+            if let Some(link) = &jobs {
+                let _ = link.events.try_send(LinkEvent::Down);
+            }
+            match ended {
                 Ended::Shutdown => return,
+                Ended::Switch(trial) => {
+                    if let Some(old) = credentials.trial.replace(trial) {
+                        let _ = old.done.send(Err("superseded by another switch".into()));
+                    }
+                    backoff.reset();
+                }
                 Ended::Failed(reason) => {
                     self.status.disconnected(&reason);
+                    if credentials.failed(&reason) {
+                        tracing::warn!(reason = %reason, "the gateway did not take the new certificate in time; back on the previous one");
+                        backoff.reset();
+                        continue;
+                    }
                     // A connection that stood for a while starts the
                     // backoff afresh.
                     if started.elapsed() > self.settings.max_backoff {
                         backoff.reset();
                     }
-                    let wait = jitter(backoff.next_wait());
+                    let mut wait = jitter(backoff.next_wait());
+                    if let Some(trial) = &credentials.trial {
+                        wait = wait.min(trial.until.saturating_duration_since(Instant::now()));
+                    }
                     tracing::warn!(
                         endpoint = %self.settings.endpoint,
                         port = self.settings.port,
@@ -125,7 +231,13 @@ impl Uplink {
         }
     }
 
-    async fn connection(&self, shutdown: &mut watch::Receiver<bool>, pacer: &mut Pacer) -> Ended {
+    async fn connection(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        pacer: &mut Pacer,
+        credentials: &mut Credentials,
+        mut jobs: Option<&mut JobsLink>,
+    ) -> Ended {
         let s = &self.settings;
         let mut options = MqttOptions::new(&s.client_id, &s.endpoint, s.port);
         options
@@ -134,13 +246,13 @@ impl Uplink {
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_inflight(WINDOW as u16)
             .set_transport(Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(self.tls.clone()),
+                rumqttc::TlsConfiguration::Rustls(credentials.for_next_connection()),
             ));
         let (client, mut events) = AsyncClient::new(options, WINDOW * 2);
         let mut connected = false;
         // Incidents handed to the client whose packet id is not known yet,
         // in the order the client sends them; then those awaiting a PUBACK.
-        let mut unassigned: VecDeque<(i64, u64)> = VecDeque::new();
+        let mut unassigned: VecDeque<Sent> = VecDeque::new();
         let mut in_flight: HashMap<u16, (i64, u64)> = HashMap::new();
         let mut cursor = 0i64;
         let mut acked: Vec<i64> = Vec::new();
@@ -173,7 +285,7 @@ impl Uplink {
                                     drained = false;
                                     break;
                                 }
-                                unassigned.push_back((p.seq, p.attempts));
+                                unassigned.push_back(Some((p.seq, p.attempts)));
                                 cursor = p.seq;
                                 self.status.published();
                             }
@@ -183,6 +295,26 @@ impl Uplink {
             }
             let event = tokio::select! {
                 event = events.poll() => event,
+                request = next_request(&mut jobs) => {
+                    match request {
+                        Some(LinkRequest::Publish { topic, payload }) => {
+                            if connected
+                                && client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_ok()
+                            {
+                                unassigned.push_back(None);
+                            }
+                        }
+                        Some(LinkRequest::Switch { tls, deadline, done }) => {
+                            let _ = client.try_disconnect();
+                            let _ = self.remove(&mut acked).await;
+                            tracing::info!(deadline_secs = deadline.as_secs(), "reconnecting with the new certificate");
+                            return Ended::Switch(Trial { tls, until: Instant::now() + deadline, done });
+                        }
+                        // The agent is gone: jobs stop, incidents go on.
+                        None => jobs = None,
+                    }
+                    continue;
+                }
                 _ = self.committed.notified(), if connected => {
                     drained = false;
                     continue;
@@ -199,9 +331,54 @@ impl Uplink {
                     connected = true;
                     self.status.connected();
                     tracing::info!(endpoint = %s.endpoint, client_id = %s.client_id, topic = %s.topic, "connected to the gateway");
+                    match &jobs {
+                        Some(link) => {
+                            let filters = link
+                                .topics
+                                .subscriptions()
+                                .map(|path| rumqttc::SubscribeFilter::new(path, QoS::AtLeastOnce));
+                            if let Err(e) = client.try_subscribe_many(filters) {
+                                return Ended::Failed(format!(
+                                    "subscribing to the jobs topics: {e}"
+                                ));
+                            }
+                        }
+                        None => credentials.confirm(),
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    let granted = ack
+                        .return_codes
+                        .iter()
+                        .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_)));
+                    if granted {
+                        credentials.confirm();
+                    } else {
+                        tracing::warn!(thing = %s.thing, "the gateway refused the jobs subscriptions (the thing's policy must allow iot:Subscribe and iot:Receive on $aws/things/<thing>/jobs/*): jobs are not run on this connection");
+                        if credentials.trial.is_some() {
+                            return Ended::Failed(
+                                "the new certificate may not subscribe to the thing's jobs topics"
+                                    .into(),
+                            );
+                        }
+                    }
+                    if let Some(link) = &jobs {
+                        let _ = link.events.try_send(LinkEvent::Ready { jobs: granted });
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if let Some(link) = &jobs {
+                        let message = LinkEvent::Message {
+                            topic: publish.topic,
+                            payload: publish.payload.to_vec(),
+                        };
+                        if link.events.try_send(message).is_err() {
+                            self.status.jobs_message_dropped();
+                        }
+                    }
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                    if let Some(incident) = unassigned.pop_front() {
+                    if let Some(Some(incident)) = unassigned.pop_front() {
                         in_flight.insert(pkid, incident);
                     }
                 }
@@ -231,6 +408,14 @@ impl Uplink {
         self.status.outbox(outbox.depth());
         acked.clear();
         Ok(())
+    }
+}
+
+/// The jobs agent's next request; pending forever without an agent.
+async fn next_request(jobs: &mut Option<&mut JobsLink>) -> Option<LinkRequest> {
+    match jobs {
+        Some(link) => link.requests.recv().await,
+        None => std::future::pending().await,
     }
 }
 

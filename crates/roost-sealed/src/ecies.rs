@@ -25,6 +25,7 @@ use hkdf::Hkdf;
 use p256::ecdh::EphemeralSecret;
 use p256::elliptic_curve::Generate;
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 const SCHEME: Scheme = Scheme::EciesP256HkdfSha256Aes256Gcm;
 pub(crate) const MAGIC: &[u8; 4] = b"RSLD";
@@ -123,9 +124,9 @@ fn cipher(
     recipient: &p256::PublicKey,
 ) -> Result<Aes256Gcm, SealError> {
     let recipient_point = recipient.to_sec1_bytes();
-    let mut key = [0u8; 32];
+    let mut key = Zeroizing::new([0u8; 32]);
     Hkdf::<Sha256>::new(None, shared_x)
-        .expand_multi_info(&[INFO, ephemeral_point, &recipient_point], &mut key)
+        .expand_multi_info(&[INFO, ephemeral_point, &recipient_point], key.as_mut())
         .map_err(|_| SealError::AuthenticationFailed)?;
-    Aes256Gcm::new_from_slice(&key).map_err(|_| SealError::AuthenticationFailed)
+    Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| SealError::AuthenticationFailed)
 }

@@ -18,6 +18,7 @@ use eax::Eax;
 use rsa::traits::PublicKeyParts;
 use rsa::Oaep;
 use sha1::Sha1;
+use zeroize::Zeroizing;
 
 const SCHEME: Scheme = Scheme::RsaOaepSha1AesEax;
 const SESSION_KEY_LEN: usize = 16;
@@ -32,13 +33,17 @@ pub(crate) fn seal(key: &rsa::PublicKey, plaintext: &[u8]) -> Result<Vec<u8>, Se
     if key.size() < OAEP_SHA1_OVERHEAD + SESSION_KEY_LEN {
         return Err(SealError::KeyTooSmall);
     }
-    let mut session_key = [0u8; SESSION_KEY_LEN];
+    let mut session_key = Zeroizing::new([0u8; SESSION_KEY_LEN]);
     let mut nonce = Nonce::<Cipher>::default();
-    getrandom::fill(&mut session_key).map_err(|_| SealError::Random)?;
+    getrandom::fill(session_key.as_mut()).map_err(|_| SealError::Random)?;
     getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
     // The size was checked above: what is left to fail is the random source.
     let wrapped_key = key
-        .encrypt(&mut getrandom::SysRng, Oaep::<Sha1>::new(), &session_key)
+        .encrypt(
+            &mut getrandom::SysRng,
+            Oaep::<Sha1>::new(),
+            session_key.as_ref(),
+        )
         .map_err(|_| SealError::Random)?;
 
     let mut sealed = Vec::with_capacity(wrapped_key.len() + NONCE_LEN + TAG_LEN + plaintext.len());
@@ -47,7 +52,7 @@ pub(crate) fn seal(key: &rsa::PublicKey, plaintext: &[u8]) -> Result<Vec<u8>, Se
     sealed.extend_from_slice(&[0u8; TAG_LEN]);
     sealed.extend_from_slice(plaintext);
     let body_at = wrapped_key.len() + NONCE_LEN + TAG_LEN;
-    let cipher = Cipher::new_from_slice(&session_key).map_err(|_| SealError::Random)?;
+    let cipher = Cipher::new_from_slice(session_key.as_ref()).map_err(|_| SealError::Random)?;
     let tag = cipher
         .encrypt_inout_detached(&nonce, &[], sealed[body_at..].as_mut().into())
         .map_err(|_| SealError::AuthenticationFailed)?;
@@ -73,6 +78,7 @@ pub(crate) fn open(key: &rsa::PrivateKey, sealed: &[u8]) -> Result<Vec<u8>, Seal
     // is exactly what a padding oracle would want to know.
     let session_key = key
         .decrypt(Oaep::<Sha1>::new(), wrapped_key)
+        .map(Zeroizing::new)
         .map_err(|_| SealError::AuthenticationFailed)?;
     if session_key.len() != SESSION_KEY_LEN {
         return Err(SealError::SessionKeyLength(session_key.len()));

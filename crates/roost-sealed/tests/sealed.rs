@@ -389,3 +389,24 @@ mod properties {
         );
     }
 }
+
+#[test]
+fn pem_written_on_windows_or_with_text_around_it_reads() {
+    let sealed = seal(&RSA_CERT.replace('\n', "\r\n"), &secret()).unwrap();
+    assert_eq!(
+        open(&RSA_PKCS1_KEY.replace('\n', "\r\n"), &sealed).unwrap(),
+        secret()
+    );
+    let sealed = seal(&P256_CERT.replace('\n', "\r\n"), &secret()).unwrap();
+    let key = format!(
+        "Bag Attributes\n    friendlyName: device\n{}",
+        P256_SEC1_KEY.replace('\n', "\r\n")
+    );
+    assert_eq!(open(&key, &sealed).unwrap(), secret());
+    // A certificate then its chain: the first one is the recipient.
+    let chain = format!("{P256_CERT}{RSA_CERT}");
+    assert_eq!(
+        scheme_for(&chain).unwrap(),
+        Scheme::EciesP256HkdfSha256Aes256Gcm
+    );
+}
