@@ -11,6 +11,10 @@
 //! again from the jobs (`rotate-cert-…` ids, the document's certificate ids)
 //! and resumes them. The decisions are `plan`'s pure functions; this file
 //! makes the calls.
+//!
+//! What it must never do: switch off a device's certificate before the
+//! device has shown the new pair works, or one that other things still
+//! use; leave a usable certificate behind when a start fails.
 
 mod plan;
 
