@@ -7,11 +7,24 @@ use std::path::Path;
 
 pub async fn create(thing: &str, out: &Path, target: &Target) -> Result<()> {
     let api = ApiClient::from_target(target)?;
+    let (id, arn) = issue(&api, thing, out).await?;
+    println!("certificateId: {id}");
+    println!("certificateArn: {arn}");
+    println!(
+        "wrote certificate.pem.crt, private.pem.key (0600), public.pem.key and root-ca.pem to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Creates an ACTIVE certificate for `thing`, attaches it, and writes its
+/// files (key 0600) and the root CA to `out`: (certificate id, ARN).
+pub async fn issue(api: &ApiClient, thing: &str, out: &Path) -> Result<(String, String)> {
     // Check the thing first, so a typo does not leave an orphan certificate.
     api.call("GET", &format!("/things/{}", label(thing)), "", &[], None)
         .await
         .with_context(|| format!("looking up thing '{thing}' (create it first: aws iot create-thing --thing-name {thing})"))?;
-    let created = create_keys_and_certificate(&api, true).await?;
+    let created = create_keys_and_certificate(api, true).await?;
     let (arn, id) = (created.arn.clone(), created.id.clone());
     let attach = api
         .call(
@@ -53,13 +66,7 @@ pub async fn create(thing: &str, out: &Path, target: &Target) -> Result<()> {
         created.public_key_pem.as_bytes(),
     )?;
     write_public_file(&out.join("root-ca.pem"), root.as_bytes())?;
-    println!("certificateId: {id}");
-    println!("certificateArn: {arn}");
-    println!(
-        "wrote certificate.pem.crt, private.pem.key (0600), public.pem.key and root-ca.pem to {}",
-        out.display()
-    );
-    Ok(())
+    Ok((id, arn))
 }
 
 /// A certificate CreateKeysAndCertificate made, with its keys.

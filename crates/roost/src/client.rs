@@ -112,10 +112,67 @@ impl ApiClient {
         serde_json::from_slice(&text).context("the server's answer is not JSON")
     }
 
+    /// Calls one operation; `None` when the server answers 404 (the
+    /// resource does not exist).
+    pub async fn call_opt(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>> {
+        match self.call(method, path, query, &[], body).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e)
+                if e.downcast_ref::<AwsError>()
+                    .is_some_and(|a| a.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls one SNS action (the query protocol: a form body, signed for
+    /// `sns`); the XML answer.
+    pub async fn sns(&self, action: &str, params: &[(&str, &str)]) -> Result<String> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action);
+        form.append_pair("Version", "2010-03-31");
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let body = form.finish().into_bytes();
+        let bytes = self
+            .call_raw_as(
+                "sns",
+                "POST",
+                "/",
+                "",
+                &[],
+                Some((body, "application/x-www-form-urlencoded")),
+            )
+            .await?;
+        String::from_utf8(bytes).context("the server's SNS answer is not UTF-8")
+    }
+
     /// Calls one operation with a raw body (and its content type); the
     /// answer's bytes, or the AWS error it was.
     pub async fn call_raw(
         &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Result<Vec<u8>> {
+        self.call_raw_as("iot", method, path, query, extra_headers, body)
+            .await
+    }
+
+    async fn call_raw_as(
+        &self,
+        service: &str,
         method: &str,
         path: &str,
         query: &str,
@@ -154,7 +211,7 @@ impl ApiClient {
                 access_key_id: &self.access_key_id,
                 secret_access_key: &self.secret_access_key,
                 region: &self.region,
-                service: "iot",
+                service,
                 time: SystemTime::now(),
             },
         );
@@ -179,15 +236,21 @@ impl ApiClient {
         let bytes = response.bytes().await?.to_vec();
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes).to_string();
+            let xml = xml_error(&text);
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or(text);
-            bail!(
-                "{} ({}): {message}",
-                code.unwrap_or_else(|| status.to_string()),
-                status.as_u16()
-            );
+                .or_else(|| xml.as_ref().map(|(_, m)| m.clone()))
+                .unwrap_or_else(|| text.clone());
+            let code = code
+                .or_else(|| xml.map(|(c, _)| c))
+                .unwrap_or_else(|| status.to_string());
+            return Err(AwsError {
+                code,
+                status: status.as_u16(),
+                message,
+            }
+            .into());
         }
         Ok(bytes)
     }
@@ -200,6 +263,35 @@ impl ApiClient {
         }
         Ok(response.text().await?)
     }
+}
+
+/// An error the server answered with.
+#[derive(Debug, thiserror::Error)]
+#[error("{code} ({status}): {message}")]
+pub struct AwsError {
+    pub code: String,
+    pub status: u16,
+    pub message: String,
+}
+
+/// An SNS (query protocol) error answer.
+#[derive(serde::Deserialize)]
+struct XmlErrorResponse {
+    #[serde(rename = "Error")]
+    error: XmlError,
+}
+
+#[derive(serde::Deserialize)]
+struct XmlError {
+    #[serde(rename = "Code")]
+    code: String,
+    #[serde(rename = "Message", default)]
+    message: String,
+}
+
+fn xml_error(text: &str) -> Option<(String, String)> {
+    let e: XmlErrorResponse = quick_xml::de::from_str(text).ok()?;
+    Some((e.error.code, e.error.message))
 }
 
 /// The usual AWS credential chain, as far as a CLI needs it: environment

@@ -7,6 +7,7 @@
 mod cert;
 mod client;
 mod config;
+mod deploy;
 mod metrics;
 mod objects;
 mod rotate;
@@ -44,6 +45,12 @@ enum Command {
     /// rotate-cert jobs; the old certificate goes INACTIVE only after the
     /// device reported SUCCEEDED with the new one. Running it again resumes.
     RotateCerts(Box<rotate::RotateArgs>),
+    /// Create or update everything a deployment file describes (idempotent).
+    Apply(deploy::DeployArgs),
+    /// Show what `apply` would change, and what exists that the file does not name.
+    Plan(deploy::DeployArgs),
+    /// Remove exactly what a deployment file describes, in an order the registry accepts.
+    Destroy(deploy::DeployArgs),
 }
 
 #[derive(Subcommand)]
@@ -112,6 +119,9 @@ fn main() -> std::process::ExitCode {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }
         Command::RotateCerts(args) => block_on(rotate::run(*args)),
+        Command::Apply(args) => block_on(async move { deploy::apply(&args).await }),
+        Command::Plan(args) => block_on(async move { deploy::plan(&args).await }),
+        Command::Destroy(args) => block_on(async move { deploy::destroy(&args).await }),
         Command::Objects(command) => block_on(async move {
             match command {
                 ObjectsCommand::Put {
