@@ -19,7 +19,7 @@
 mod plan;
 
 use crate::cert::{create_keys_and_certificate, CreatedKeys};
-use crate::client::{label, ApiClient, Target};
+use crate::client::{label, ApiClient, Listing, Target};
 use crate::objects::object_path;
 use anyhow::{anyhow, bail, Context, Result};
 use plan::{Cert, Next, Outcome, PastExecution, Rotation};
@@ -31,9 +31,6 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Consecutive failed status requests after which a device is given up
 /// (re-running resumes it).
 const MAX_POLL_ERRORS: u32 = 5;
-/// A listing longer than this many pages is refused rather than followed
-/// forever.
-const MAX_PAGES: usize = 10_000;
 
 #[derive(clap::Args, Debug)]
 pub struct RotateArgs {
@@ -488,36 +485,6 @@ impl Control {
         self.api.call("GET", path, query, &[], None).await
     }
 
-    /// Every item of a paginated listing.
-    async fn all(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        headers: &[(&str, &str)],
-        field: &str,
-        (token_in, token_out): (&str, &str),
-    ) -> Result<Vec<Value>> {
-        let mut items = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut q = query.to_string();
-            if let Some(t) = &token {
-                if !q.is_empty() {
-                    q.push('&');
-                }
-                q.push_str(&format!("{token_in}={}", label(t)));
-            }
-            let page = self.api.call(method, path, &q, headers, None).await?;
-            items.extend(page[field].as_array().cloned().unwrap_or_default());
-            match page[token_out].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(items),
-            }
-        }
-        bail!("{path}: more than {MAX_PAGES} pages")
-    }
-
     async fn thing_arn(&self, thing: &str) -> Result<String> {
         let described = self
             .get(&format!("/things/{}", label(thing)), "")
@@ -531,15 +498,14 @@ impl Control {
 
     /// The things of a group and of its subgroups, as a group job targets.
     async fn group_things(&self, group: &str) -> Result<Vec<String>> {
+        let path = format!("/thing-groups/{}/things", label(group));
+        let listing = Listing {
+            query: "recursive=true",
+            ..Listing::get(&path, "things")
+        };
         let things = self
-            .all(
-                "GET",
-                &format!("/thing-groups/{}/things", label(group)),
-                "recursive=true",
-                &[],
-                "things",
-                ("nextToken", "nextToken"),
-            )
+            .api
+            .list_all(&listing)
             .await
             .with_context(|| format!("listing the things of group '{group}'"))?;
         Ok(things
@@ -550,15 +516,10 @@ impl Control {
 
     /// The certificates attached to the thing (other principals are skipped).
     async fn certificates(&self, thing: &str) -> Result<Vec<Attached>> {
+        let path = format!("/things/{}/principals", label(thing));
         let principals = self
-            .all(
-                "GET",
-                &format!("/things/{}/principals", label(thing)),
-                "",
-                &[],
-                "principals",
-                ("nextToken", "nextToken"),
-            )
+            .api
+            .list_all(&Listing::get(&path, "principals"))
             .await?;
         let mut certs = Vec::new();
         for arn in principals.iter().filter_map(Value::as_str) {
@@ -589,15 +550,10 @@ impl Control {
         thing: &str,
         certs: &[Attached],
     ) -> Result<Vec<(PastExecution, String, Vec<String>)>> {
+        let path = format!("/things/{}/jobs", label(thing));
         let summaries = self
-            .all(
-                "GET",
-                &format!("/things/{}/jobs", label(thing)),
-                "",
-                &[],
-                "executionSummaries",
-                ("nextToken", "nextToken"),
-            )
+            .api
+            .list_all(&Listing::get(&path, "executionSummaries"))
             .await?;
         let past: Vec<PastExecution> = summaries
             .iter()
@@ -629,16 +585,14 @@ impl Control {
     }
 
     async fn attached_policies(&self, cert_arn: &str) -> Result<Vec<String>> {
-        let policies = self
-            .all(
-                "POST",
-                &format!("/attached-policies/{}", label(cert_arn)),
-                "recursive=false",
-                &[],
-                "policies",
-                ("marker", "nextMarker"),
-            )
-            .await?;
+        let path = format!("/attached-policies/{}", label(cert_arn));
+        let listing = Listing {
+            method: "POST",
+            query: "recursive=false",
+            token: ("marker", "nextMarker"),
+            ..Listing::get(&path, "policies")
+        };
+        let policies = self.api.list_all(&listing).await?;
         Ok(policies
             .iter()
             .filter_map(|p| p["policyName"].as_str().map(str::to_string))
@@ -665,16 +619,11 @@ impl Control {
     /// ListPrincipalThings: the things a certificate is attached to.
     async fn principal_things(&self, arn: &str) -> Result<Vec<String>> {
         let header = [("x-amzn-principal", arn)];
-        let things = self
-            .all(
-                "GET",
-                "/principals/things",
-                "",
-                &header,
-                "things",
-                ("nextToken", "nextToken"),
-            )
-            .await?;
+        let listing = Listing {
+            headers: &header,
+            ..Listing::get("/principals/things", "things")
+        };
+        let things = self.api.list_all(&listing).await?;
         Ok(things
             .iter()
             .filter_map(|t| t.as_str().map(str::to_string))
