@@ -24,22 +24,8 @@ pub async fn issue(api: &ApiClient, thing: &str, out: &Path) -> Result<(String, 
     api.call("GET", &format!("/things/{}", label(thing)), "", &[], None)
         .await
         .with_context(|| format!("looking up thing '{thing}' (create it first: aws iot create-thing --thing-name {thing})"))?;
-    let created = api
-        .call(
-            "POST",
-            "/keys-and-certificate",
-            "setAsActive=true",
-            &[],
-            None,
-        )
-        .await?;
-    let field = |v: &serde_json::Value| {
-        v.as_str()
-            .map(str::to_string)
-            .context("unexpected answer from CreateKeysAndCertificate")
-    };
-    let arn = field(&created["certificateArn"])?;
-    let id = field(&created["certificateId"])?;
+    let created = create_keys_and_certificate(api, true).await?;
+    let (arn, id) = (created.arn.clone(), created.id.clone());
     let attach = api
         .call(
             "PUT",
@@ -69,16 +55,45 @@ pub async fn issue(api: &ApiClient, thing: &str, out: &Path) -> Result<(String, 
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_public_file(
         &out.join("certificate.pem.crt"),
-        field(&created["certificatePem"])?.as_bytes(),
+        created.certificate_pem.as_bytes(),
     )?;
     write_private_file(
         &out.join("private.pem.key"),
-        field(&created["keyPair"]["PrivateKey"])?.as_bytes(),
+        created.private_key_pem.as_bytes(),
     )?;
     write_public_file(
         &out.join("public.pem.key"),
-        field(&created["keyPair"]["PublicKey"])?.as_bytes(),
+        created.public_key_pem.as_bytes(),
     )?;
     write_public_file(&out.join("root-ca.pem"), root.as_bytes())?;
     Ok((id, arn))
+}
+
+/// A certificate CreateKeysAndCertificate made, with its keys.
+pub struct CreatedKeys {
+    pub id: String,
+    pub arn: String,
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+    pub public_key_pem: String,
+}
+
+/// CreateKeysAndCertificate, the certificate ACTIVE or INACTIVE.
+pub async fn create_keys_and_certificate(api: &ApiClient, active: bool) -> Result<CreatedKeys> {
+    let query = format!("setAsActive={active}");
+    let created = api
+        .call("POST", "/keys-and-certificate", &query, &[], None)
+        .await?;
+    let field = |v: &serde_json::Value| {
+        v.as_str()
+            .map(str::to_string)
+            .context("unexpected answer from CreateKeysAndCertificate")
+    };
+    Ok(CreatedKeys {
+        id: field(&created["certificateId"])?,
+        arn: field(&created["certificateArn"])?,
+        certificate_pem: field(&created["certificatePem"])?,
+        private_key_pem: field(&created["keyPair"]["PrivateKey"])?,
+        public_key_pem: field(&created["keyPair"]["PublicKey"])?,
+    })
 }

@@ -294,6 +294,66 @@ fn xml_error(text: &str) -> Option<(String, String)> {
     Some((e.error.code, e.error.message))
 }
 
+/// One paginated List operation: where its pages' items are and how the
+/// next page is asked for.
+pub struct Listing<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The query every page carries (the token is added to it).
+    pub query: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The answer's field holding the page's items.
+    pub items: &'a str,
+    /// The token's query parameter and the answer's field naming the next
+    /// page (`nextToken` both, or `marker` / `nextMarker`).
+    pub token: (&'a str, &'a str),
+}
+
+impl<'a> Listing<'a> {
+    /// A GET listing paged with `nextToken`.
+    pub fn get(path: &'a str, items: &'a str) -> Self {
+        Self {
+            method: "GET",
+            path,
+            query: "",
+            headers: &[],
+            items,
+            token: ("nextToken", "nextToken"),
+        }
+    }
+}
+
+/// A listing longer than this many pages is refused rather than followed
+/// forever.
+const MAX_PAGES: usize = 10_000;
+
+impl ApiClient {
+    /// Every item of a paginated listing.
+    pub async fn list_all(&self, listing: &Listing<'_>) -> Result<Vec<Value>> {
+        let (token_in, token_out) = listing.token;
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = listing.query.to_string();
+            if let Some(t) = &token {
+                if !query.is_empty() {
+                    query.push('&');
+                }
+                query.push_str(&format!("{token_in}={}", label(t)));
+            }
+            let page = self
+                .call(listing.method, listing.path, &query, listing.headers, None)
+                .await?;
+            items.extend(page[listing.items].as_array().cloned().unwrap_or_default());
+            match page[token_out].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(items),
+            }
+        }
+        bail!("{}: more than {MAX_PAGES} pages", listing.path)
+    }
+}
+
 /// The usual AWS credential chain, as far as a CLI needs it: environment
 /// variables, then the shared credentials file and profile.
 fn aws_credentials() -> Result<(String, String)> {

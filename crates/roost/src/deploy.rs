@@ -3,7 +3,7 @@
 //! is the edge: it reads what the registry holds into a
 //! `roost_deploy::Actual`, and carries out the changes roost-deploy plans.
 
-use crate::client::{label, ApiClient, Target};
+use crate::client::{label, ApiClient, Listing, Target};
 use anyhow::{bail, Context, Result};
 use roost_deploy::plan::{
     CertState, GroupState, JobState, PolicyState, RuleState, ThingState, TopicState, TypeState,
@@ -121,20 +121,11 @@ pub async fn destroy(args: &DeployArgs) -> Result<()> {
 
 /// Every item of a paginated list: `items` is the field holding the page.
 async fn list(api: &ApiClient, path: &str, items: &str) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let query = match &token {
-            Some(t) => format!("maxResults=250&nextToken={}", label(t)),
-            None => "maxResults=250".to_string(),
-        };
-        let page = api.call("GET", path, &query, &[], None).await?;
-        out.extend(page[items].as_array().cloned().unwrap_or_default());
-        match page["nextToken"].as_str() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
-    }
+    let listing = Listing {
+        query: "maxResults=250",
+        ..Listing::get(path, items)
+    };
+    api.list_all(&listing).await
 }
 
 fn strings(values: &[Value], field: &str) -> BTreeSet<String> {

@@ -11,6 +11,7 @@ mod deploy;
 mod metrics;
 mod objects;
 mod quickstart;
+mod rotate;
 mod serve;
 mod sql;
 
@@ -43,6 +44,10 @@ enum Command {
     Objects(ObjectsCommand),
     /// The whole scenario on this machine: Roost, the scenario applied, and a honeypot canary reporting to it.
     Quickstart(Box<quickstart::QuickstartArgs>),
+    /// Rotate the certificates of a thing or a thing group's things through
+    /// rotate-cert jobs; the old certificate goes INACTIVE only after the
+    /// device reported SUCCEEDED with the new one. Running it again resumes.
+    RotateCerts(Box<rotate::RotateArgs>),
     /// Create or update everything a deployment file describes (idempotent).
     Apply(deploy::DeployArgs),
     /// Show what `apply` would change, and what exists that the file does not name.
@@ -117,6 +122,7 @@ fn main() -> std::process::ExitCode {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }
         Command::Quickstart(args) => block_on(quickstart::run(*args)),
+        Command::RotateCerts(args) => block_on(rotate::run(*args)),
         Command::Apply(args) => block_on(async move { deploy::apply(&args).await }),
         Command::Plan(args) => block_on(async move { deploy::plan(&args).await }),
         Command::Destroy(args) => block_on(async move { deploy::destroy(&args).await }),

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// `BUCKET/KEY` split, the key's segments percent-encoded for the path.
-fn object_path(spec: &str) -> Result<String> {
+pub fn object_path(spec: &str) -> Result<String> {
     let Some((bucket, key)) = spec
         .split_once('/')
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
