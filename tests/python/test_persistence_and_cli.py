@@ -6,7 +6,7 @@ import os
 import stat
 import subprocess
 
-from conftest import scenario_policy
+from conftest import roost_binary, scenario_policy
 
 THING = "iot-webinar-device"
 
@@ -36,9 +36,15 @@ def test_restart_keeps_everything(roost):
     assert iot.describe_certificate(certificateId=cert["certificateId"])["certificateDescription"]["status"] == "ACTIVE"
     assert iot.get_policy(policyName="p")["defaultVersionId"] == "2"
     assert [p["policyName"] for p in iot.list_attached_policies(target=cert["certificateArn"])["policies"]] == ["p"]
-    # Nothing secret is printed on a restart: only the first start prints the exports.
-    assert roost.read_stdout().count("export AWS_PROFILE=roost") == 1
-    assert key_before[1] not in roost.read_log()
+    # Every start prints the exports (a first start that failed loses
+    # nothing); only the first says it created the credentials; no secret
+    # is ever printed or logged.
+    out = roost.read_stdout()
+    assert out.count("export AWS_PROFILE=roost") == 2
+    assert out.count("Roost created its admin credentials") == 1
+    assert key_before[1] not in out and key_before[1] not in roost.read_log()
+    # The log file has no terminal colour codes.
+    assert "\x1b[" not in roost.read_log()
 
 
 def test_first_start_prints_exports_and_protects_secrets(roost):
@@ -50,6 +56,33 @@ def test_first_start_prints_exports_and_protects_secrets(roost):
         assert mode == 0o600, f"{name} is {oct(mode)}"
     endpoints = json.loads((roost.data_dir / "endpoints.json").read_text())
     assert endpoints["api"].startswith("127.0.0.1:") and not endpoints["api"].endswith(":0")
+
+
+def test_roost_env_prints_the_exports_and_help_shows_defaults(roost, tmp_path):
+    out = roost.roost("env", "--data-dir", str(roost.data_dir)).stdout
+    data = roost.data_dir.resolve()
+    assert out == (f"export AWS_SHARED_CREDENTIALS_FILE={data}/credentials\n"
+                   f"export AWS_CONFIG_FILE={data}/aws-config\nexport AWS_PROFILE=roost\n")
+    missing = roost.roost("env", "--data-dir", str(tmp_path / "nowhere"), check=False)
+    assert missing.returncode != 0 and "start Roost first" in missing.stderr
+    help_text = roost.roost("serve", "--help").stdout
+    for default in ("[default: ./roost-data]", "[default: 127.0.0.1:9080", "[default: 0.0.0.0:8883",
+                    "[default: 0.0.0.0:8443", "[default: us-east-1]", "[default: 000000000000]"):
+        assert default in " ".join(help_text.split()), default
+    assert "ROOST_LOG" in roost.roost("--help").stdout
+
+
+def test_client_commands_find_roost_through_the_aws_profile(roost, tmp_path):
+    """Outside a folder with ./roost-data, `roost cert create` uses the
+    endpoint_url of the AWS profile the exports select."""
+    roost.boto().create_thing(thingName=THING)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in roost.aws_env().items() if k != "ROOST_DATA_DIR"}
+    proc = subprocess.run([roost_binary(), "cert", "create", "--thing", THING, "--out", str(elsewhere / "device")],
+                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (elsewhere / "device" / "private.pem.key").exists()
 
 
 def test_cert_create_writes_files_openssl_accepts(roost, tmp_path):

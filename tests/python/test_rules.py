@@ -328,3 +328,22 @@ def test_accountid_is_the_account_roost_runs_as(roost_factory, tmp_path):
     topic, payload, _, _ = inbox.get()
     assert json.loads(payload) == {"account": "123456789012"}
     close(client)
+
+
+def test_rule_warnings_are_shown_by_roost_rules_check_and_sql_with_typographic_quotes_is_named(roost):
+    """CreateTopicRule's warnings reach the person who made the rule
+    (`roost rules check`), and the scenario's SQL pasted with typographic
+    quotes gets an error that says what to retype."""
+    iot = roost.boto()
+    iot.create_topic_rule(ruleName="IotWebinarRule", topicRulePayload={
+        "sql": "SELECT * FROM 'abcde-12345/+/audit'",
+        "actions": [{"s3": {"bucketName": "iot-webinar-audits", "key": "${topic()}/${timestamp()}",
+                            "roleArn": "arn:aws:iam::000000000000:role/r"}}]})
+    out = roost.roost("rules", "check", "--data-dir", str(roost.data_dir)).stdout
+    assert "rule IotWebinarRule: warning: actions[0].s3.key" in out and "unique only per millisecond" in out, out
+    try:
+        iot.create_topic_rule(ruleName="Pasted", topicRulePayload={
+            "sql": "SELECT * FROM \u2018abcde-12345/+/audit\u2019", "actions": []})
+        raise AssertionError("typographic quotes were accepted")
+    except iot.exceptions.SqlParseException as e:
+        assert "straight single quote" in str(e), e

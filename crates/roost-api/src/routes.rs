@@ -123,6 +123,9 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         ("GET", ["jobs", id, "things"]) => jobs::list_job_executions_for_job(state, req, id).await,
 
         ("GET", ["rules"]) => rules::list_topic_rules(state, req).await,
+        ("POST", ["roost", "check-topic-rule", name]) => {
+            rules::check_topic_rule(state, req, name).await
+        }
         ("POST", ["rules", name]) => rules::create_topic_rule(state, req, name).await,
         ("GET", ["rules", name]) => rules::get_topic_rule(state, name).await,
         ("PATCH", ["rules", name]) => rules::replace_topic_rule(state, req, name).await,

@@ -91,6 +91,12 @@ impl Registry {
         self.ensure_topic_rule_destinations(&urls).await
     }
 
+    /// The warnings CreateTopicRule would give for `payload`, without
+    /// storing anything (Roost's own `roost rules check` and `roost plan`).
+    pub async fn check_topic_rule(&self, name: &str, payload: &Value) -> Result<Vec<String>> {
+        Ok(self.check_rule(name, payload).await?.2)
+    }
+
     /// CreateTopicRule; returns warnings (e.g. a FROM that no policy lets
     /// any device publish to) for the caller to log or show.
     pub async fn create_topic_rule(&self, name: &str, payload: &Value) -> Result<Vec<String>> {

@@ -43,6 +43,10 @@ pub enum SqlErrorKind {
     UnterminatedString,
     #[error("unexpected character {0:?}")]
     InvalidCharacter(char),
+    /// A typographic quote, as text copied from a document or a web page
+    /// brings: IoT SQL quotes with the plain ASCII ones.
+    #[error("unexpected character {0:?} (U+{code:04X}), a typographic quote: IoT SQL quotes strings and topics with a straight single quote ' (and JSON keys with \" or `); retype it", code = *.0 as u32)]
+    CurlyQuote(char),
     #[error("invalid number {0}")]
     InvalidNumber(String),
     #[error("unknown function {0}")]

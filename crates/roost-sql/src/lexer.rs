@@ -193,7 +193,15 @@ impl<'s> Lexer<'s> {
             }
             _ => {
                 let c = self.src[start..].chars().next().unwrap_or('\u{fffd}');
-                Err(self.error(start, SqlErrorKind::InvalidCharacter(c)))
+                Err(self.error(
+                    start,
+                    match c {
+                        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{201C}'
+                        | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2032}' | '\u{2033}'
+                        | '\u{00B4}' | '\u{00AB}' | '\u{00BB}' => SqlErrorKind::CurlyQuote(c),
+                        c => SqlErrorKind::InvalidCharacter(c),
+                    },
+                ))
             }
         }
     }
@@ -386,6 +394,17 @@ mod tests {
     #[test]
     fn errors_have_line_and_column() {
         let err = error_at("SELECT\n  a ~", 11, SqlErrorKind::InvalidCharacter('~'));
+        // The scenario's text, pasted with typographic quotes.
+        let curly = crate::parse(
+            "SELECT * FROM \u{2018}abcde-12345/+/audit\u{2019}",
+            crate::SqlVersion::default(),
+        )
+        .unwrap_err();
+        assert_eq!(curly.kind, SqlErrorKind::CurlyQuote('\u{2018}'));
+        assert!(
+            curly.to_string().contains("straight single quote '"),
+            "{curly}"
+        );
         assert_eq!((err.line, err.column), (2, 5));
     }
 }

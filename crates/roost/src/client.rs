@@ -31,35 +31,63 @@ pub struct ApiClient {
     region: String,
 }
 
-/// Reads `[profile]` keys from an AWS shared-credentials style INI file.
-fn read_profile(path: &Path, profile: &str) -> Result<Option<(String, String)>> {
+/// The keys of the first INI section `wanted` accepts, in an AWS
+/// credentials or config file; `None` when the file does not exist.
+fn ini_section(
+    path: &Path,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Option<std::collections::HashMap<String, String>>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let (mut section, mut id, mut secret) = (String::new(), None, None);
+    let (mut inside, mut keys) = (false, std::collections::HashMap::new());
     for line in text.lines().map(str::trim) {
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim().to_string();
-        } else if section == profile {
-            if let Some((k, v)) = line.split_once('=') {
-                match k.trim() {
-                    "aws_access_key_id" => id = Some(v.trim().to_string()),
-                    "aws_secret_access_key" => secret = Some(v.trim().to_string()),
-                    _ => {}
-                }
-            }
+            inside = wanted(name.trim());
+        } else if let Some((k, v)) = line.split_once('=').filter(|_| inside) {
+            keys.entry(k.trim().to_string())
+                .or_insert_with(|| v.trim().to_string());
         }
     }
-    Ok(id.zip(secret))
+    Ok(Some(keys))
+}
+
+/// Reads `[profile]` keys from an AWS shared-credentials style INI file.
+fn read_profile(path: &Path, profile: &str) -> Result<Option<(String, String)>> {
+    let Some(keys) = ini_section(path, |s| s == profile)? else {
+        return Ok(None);
+    };
+    Ok(keys
+        .get("aws_access_key_id")
+        .cloned()
+        .zip(keys.get("aws_secret_access_key").cloned()))
 }
 
 impl ApiClient {
     pub fn from_target(target: &Target) -> Result<Self> {
-        let (base, creds) = match (&target.endpoint, &target.data_dir) {
-            (Some(endpoint), _) => (endpoint.trim_end_matches('/').to_string(), None),
-            (None, dir) => {
+        let default_dir = PathBuf::from(crate::config::DEFAULT_DATA_DIR);
+        let profile = if target.endpoint.is_none()
+            && target.data_dir.is_none()
+            && !default_dir.join(ENDPOINTS_FILE).exists()
+        {
+            aws_profile_endpoint()?
+        } else {
+            None
+        };
+        let mut region = target.region.clone();
+        let (base, creds) = match (&target.endpoint, &target.data_dir, profile) {
+            (Some(endpoint), _, _) => (endpoint.trim_end_matches('/').to_string(), None),
+            // Outside a folder with a roost-data: the AWS profile's
+            // endpoint_url (the `roost` profile roost serve writes).
+            (None, None, Some((endpoint, profile_region))) => {
+                if let Some(r) = profile_region {
+                    region = r;
+                }
+                (endpoint.trim_end_matches('/').to_string(), None)
+            }
+            (None, dir, _) => {
                 let dir = dir
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DATA_DIR));
@@ -89,7 +117,7 @@ impl ApiClient {
             base,
             access_key_id,
             secret_access_key,
-            region: target.region.clone(),
+            region,
         })
     }
 
@@ -352,6 +380,29 @@ impl ApiClient {
         }
         bail!("{}: more than {MAX_PAGES} pages", listing.path)
     }
+}
+
+/// The `endpoint_url` (and region) of the AWS profile in use
+/// (`AWS_PROFILE`, else `default`) in the AWS config file
+/// (`AWS_CONFIG_FILE`, else ~/.aws/config), if it has one.
+fn aws_profile_endpoint() -> Result<Option<(String, Option<String>)>> {
+    let Some(path) = std::env::var_os("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/config")))
+    else {
+        return Ok(None);
+    };
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let wanted = |section: &str| match profile.as_str() {
+        "default" => section == "default",
+        p => section.strip_prefix("profile ").map(str::trim) == Some(p),
+    };
+    let Some(keys) = ini_section(&path, wanted)? else {
+        return Ok(None);
+    };
+    Ok(keys
+        .get("endpoint_url")
+        .map(|e| (e.clone(), keys.get("region").cloned())))
 }
 
 /// The usual AWS credential chain, as far as a CLI needs it: environment

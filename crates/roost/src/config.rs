@@ -7,20 +7,24 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct ServeArgs {
-    /// Data directory: SQLite file, CA, credentials, endpoints.json.
+    /// Data directory: SQLite file, CA, credentials, endpoints.json
+    /// [default: ./roost-data].
     #[arg(long, env = "ROOST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// TOML configuration file; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Control-plane (AWS IoT REST API) listen address; port 0 picks a free port.
+    /// Control-plane (AWS IoT REST API) listen address; port 0 picks a free
+    /// port [default: 127.0.0.1:9080, loopback only].
     #[arg(long)]
     pub api_listen: Option<SocketAddr>,
-    /// MQTT over mutual TLS listen address; port 0 picks a free port.
+    /// MQTT over mutual TLS listen address; port 0 picks a free port
+    /// [default: 0.0.0.0:8883, every interface].
     #[arg(long)]
     pub mqtt_listen: Option<SocketAddr>,
     /// HTTPS data-plane listen address (device publish with a client
-    /// certificate, as AWS IoT's port 8443); port 0 picks a free port.
+    /// certificate, as AWS IoT's port 8443); port 0 picks a free port
+    /// [default: 0.0.0.0:8443, every interface].
     #[arg(long)]
     pub https_listen: Option<SocketAddr>,
     /// Plain-TCP MQTT listen address, for development and conformance
@@ -98,7 +102,7 @@ pub struct ServeArgs {
     /// starttls). Prefer the environment variable when it holds a password.
     #[arg(long, env = "ROOST_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
-    /// Sender address of SNS mails.
+    /// Sender address of SNS mails [default: roost@localhost].
     #[arg(long, env = "ROOST_SMTP_FROM")]
     pub smtp_from: Option<String>,
     /// PEM file of CA certificates to trust, besides the system's, for
@@ -115,17 +119,18 @@ pub struct ServeArgs {
     /// snapshots. Accepted and ignored, with a warning.
     #[arg(long, hide = true)]
     pub state_save_interval_secs: Option<u64>,
-    /// Region used in ARNs.
+    /// Region used in ARNs and signatures [default: us-east-1].
     #[arg(long)]
     pub region: Option<String>,
-    /// Account id used in ARNs (12 digits).
+    /// Account id used in ARNs, 12 digits [default: 000000000000].
     #[arg(long)]
     pub account: Option<String>,
     /// Host name devices connect to, returned by DescribeEndpoint and put in
     /// the server certificate (repeat for several; the first is the endpoint).
     #[arg(long = "host")]
     pub hosts: Vec<String>,
-    /// Seconds a thing type must stay deprecated before it can be deleted.
+    /// Seconds a thing type must stay deprecated before it can be deleted
+    /// [default: 300, as AWS].
     #[arg(long)]
     pub thing_type_deletion_wait_secs: Option<u64>,
 }

@@ -39,6 +39,17 @@ pub async fn plan(args: &DeployArgs) -> Result<()> {
     let (actual, names) = read(&api, &d).await?;
     let plan = roost_deploy::plan(&d, &actual, &names);
     print_plan(&plan);
+    for rule in d.rules() {
+        let payload = roost_deploy::plan::rule_payload(rule);
+        match crate::rules::warnings(&api, &rule.name, &payload).await {
+            Ok(found) => {
+                for w in found {
+                    println!("warning: rule {}: {w}", rule.name);
+                }
+            }
+            Err(e) => println!("! rule {}: {e}", rule.name),
+        }
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod metrics;
 mod objects;
 mod quickstart;
 mod rotate;
+mod rules;
 mod serve;
 mod sql;
 
@@ -22,7 +23,10 @@ use std::path::PathBuf;
 #[command(
     name = "roost",
     version,
-    about = "A self-hosted AWS IoT Core compatible device gateway"
+    about = "A self-hosted AWS IoT Core compatible device gateway",
+    after_help = "Logs go to standard error; ROOST_LOG sets what is logged, as a tracing filter \
+                  (default \"info,sqlx=warn,rustls=error\"; e.g. ROOST_LOG=debug, or \
+                  ROOST_LOG=info,roost_broker=debug). Start with `roost quickstart` (docs: README.md)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,12 +52,30 @@ enum Command {
     /// rotate-cert jobs; the old certificate goes INACTIVE only after the
     /// device reported SUCCEEDED with the new one. Running it again resumes.
     RotateCerts(Box<rotate::RotateArgs>),
+    /// Print the export lines that point the aws CLI and boto3 at a local Roost: eval "$(roost env)".
+    Env {
+        /// The Roost data directory.
+        #[arg(long, env = "ROOST_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Topic rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Create or update everything a deployment file describes (idempotent).
     Apply(deploy::DeployArgs),
     /// Show what `apply` would change, and what exists that the file does not name.
     Plan(deploy::DeployArgs),
     /// Remove exactly what a deployment file describes, in an order the registry accepts.
     Destroy(deploy::DeployArgs),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Show the warnings Roost has for each rule (a FROM no device may publish to, an s3 key that can collide, …).
+    Check {
+        #[command(flatten)]
+        target: client::Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +145,16 @@ fn main() -> std::process::ExitCode {
         }
         Command::Quickstart(args) => block_on(quickstart::run(*args)),
         Command::RotateCerts(args) => block_on(rotate::run(*args)),
+        Command::Env { data_dir } => match serve::print_env(data_dir.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("roost: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Rules(RulesCommand::Check { target }) => {
+            block_on(async move { rules::check(&target).await })
+        }
         Command::Apply(args) => block_on(async move { deploy::apply(&args).await }),
         Command::Plan(args) => block_on(async move { deploy::plan(&args).await }),
         Command::Destroy(args) => block_on(async move { deploy::destroy(&args).await }),

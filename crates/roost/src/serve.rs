@@ -101,25 +101,20 @@ pub async fn run_until(
     write_aws_config(&data_dir, &cfg.region, &format!("http://{api_addr}"))?;
     tracing::info!(api = %api_addr, mqtt = %mqtt_addr, https = %https_addr, data_dir = %data_dir.display(), profile = ?cfg.mqtt_profile, "roost is listening");
     if let Some(()) = new_credentials {
-        // Printed once, on the first start: how to point the aws CLI and boto3 at Roost.
         println!(
             "Roost created its admin credentials in {}.",
             data_dir.join(CREDENTIALS_FILE).display()
         );
-        println!("To use them with the aws CLI and boto3, run:");
-        println!();
-        println!(
-            "  export AWS_SHARED_CREDENTIALS_FILE={}",
-            data_dir.join(CREDENTIALS_FILE).display()
-        );
-        println!(
-            "  export AWS_CONFIG_FILE={}",
-            data_dir.join(AWS_CONFIG_FILE).display()
-        );
-        println!("  export AWS_PROFILE={PROFILE}");
-        println!();
-        println!("(the profile sets the region and endpoint_url; or pass --endpoint-url http://{api_addr})");
     }
+    // Every start: how to point the aws CLI and boto3 at Roost (also
+    // `roost env`), so that a first start that failed loses nothing.
+    println!("To use the aws CLI and boto3 with this Roost, run (or: eval \"$(roost env --data-dir {})\"):", data_dir.display());
+    println!();
+    print!("{}", env_lines(&data_dir));
+    println!();
+    println!(
+        "(the profile sets the region and endpoint_url; or pass --endpoint-url http://{api_addr})"
+    );
     // Last: endpoints.json is what scripts wait for, so everything printed
     // above is out when it appears (the listeners are bound; connections
     // wait in their backlogs until they serve).
@@ -314,6 +309,39 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate => {},
     }
+}
+
+/// The shell lines that point the aws CLI and boto3 at the Roost whose
+/// data directory is `data_dir`.
+pub fn env_lines(data_dir: &Path) -> String {
+    format!(
+        "export AWS_SHARED_CREDENTIALS_FILE={}\nexport AWS_CONFIG_FILE={}\nexport AWS_PROFILE={PROFILE}\n",
+        data_dir.join(CREDENTIALS_FILE).display(),
+        data_dir.join(AWS_CONFIG_FILE).display(),
+    )
+}
+
+/// `roost env`: the export lines for a data directory, checked to exist.
+pub fn print_env(data_dir: Option<&Path>) -> Result<()> {
+    let dir = data_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from(crate::config::DEFAULT_DATA_DIR));
+    let dir = std::fs::canonicalize(&dir).with_context(|| {
+        format!(
+            "{} does not exist: start Roost first (roost serve --data-dir {})",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    if !dir.join(CREDENTIALS_FILE).exists() {
+        anyhow::bail!(
+            "{} has no credentials file: start Roost once with --data-dir {}",
+            dir.display(),
+            dir.display()
+        );
+    }
+    print!("{}", env_lines(&dir));
+    Ok(())
 }
 
 /// Creates the admin access key and the shared-credentials file on first

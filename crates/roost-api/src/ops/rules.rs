@@ -45,6 +45,17 @@ pub async fn replace_topic_rule(
     Ok(json!({}))
 }
 
+/// Roost's own `POST /roost/check-topic-rule/{name}`: the warnings
+/// CreateTopicRule would log for this payload (a FROM no device may publish
+/// to, an s3 key that can collide, …), or its error; nothing is stored.
+pub async fn check_topic_rule(state: &ApiState, req: &ApiRequest, name: &str) -> ApiResult<Value> {
+    let warnings = state
+        .registry()
+        .check_topic_rule(name, &payload(req)?)
+        .await?;
+    Ok(json!({ "ruleName": name, "warnings": warnings }))
+}
+
 fn rule_arn(state: &ApiState, name: &str) -> String {
     let s = state.registry().settings();
     format!("arn:aws:iot:{}:{}:rule/{name}", s.region, s.account)
