@@ -169,6 +169,13 @@ enum Ended {
     Switch(Trial),
 }
 
+/// Where a connection's jobs subscription got to.
+enum Subscription {
+    NotAsked,
+    Awaiting,
+    Answered,
+}
+
 /// What a connection has sent and waits for, in the order the client sends
 /// it: an incident (outbox sequence, attempts it counts) or a jobs request.
 type Sent = Option<(i64, u64)>;
@@ -183,11 +190,35 @@ impl Uplink {
             trial: None,
         };
         let mut jobs = self.jobs.take();
+        // Connections dropped while their jobs SUBSCRIBE waited for its
+        // SUBACK, in a row: a gateway that disconnects on a subscription the
+        // policy does not allow (as AWS IoT Core is documented to have done)
+        // would otherwise take every connection down with it.
+        let mut dropped_subscribing = 0u32;
+        let mut subscribe_jobs = true;
         loop {
             let started = Instant::now();
+            let mut subscription = Subscription::NotAsked;
             let ended = self
-                .connection(&mut shutdown, &mut pacer, &mut credentials, jobs.as_mut())
+                .connection(
+                    &mut shutdown,
+                    &mut pacer,
+                    &mut credentials,
+                    jobs.as_mut(),
+                    (subscribe_jobs, &mut subscription),
+                )
                 .await;
+            match subscription {
+                Subscription::Answered => dropped_subscribing = 0,
+                Subscription::Awaiting => {
+                    dropped_subscribing += 1;
+                    if dropped_subscribing >= 2 && subscribe_jobs {
+                        subscribe_jobs = false;
+                        tracing::warn!("the gateway closed the connection twice while the jobs subscription waited for its answer: jobs are off until the canary restarts (check that the thing's policy allows $aws/things/<thing>/jobs/*, or set [jobs] enabled = false)");
+                    }
+                }
+                Subscription::NotAsked => {}
+            }
             if let Some(link) = &jobs {
                 let _ = link.events.try_send(LinkEvent::Down);
             }
@@ -237,6 +268,7 @@ impl Uplink {
         pacer: &mut Pacer,
         credentials: &mut Credentials,
         mut jobs: Option<&mut JobsLink>,
+        (subscribe_jobs, subscription): (bool, &mut Subscription),
     ) -> Ended {
         let s = &self.settings;
         let mut options = MqttOptions::new(&s.client_id, &s.endpoint, s.port);
@@ -332,6 +364,10 @@ impl Uplink {
                     self.status.connected();
                     tracing::info!(endpoint = %s.endpoint, client_id = %s.client_id, topic = %s.topic, "connected to the gateway");
                     match &jobs {
+                        Some(link) if !subscribe_jobs => {
+                            credentials.confirm();
+                            let _ = link.events.try_send(LinkEvent::Ready { jobs: false });
+                        }
                         Some(link) => {
                             let filters = link
                                 .topics
@@ -342,11 +378,13 @@ impl Uplink {
                                     "subscribing to the jobs topics: {e}"
                                 ));
                             }
+                            *subscription = Subscription::Awaiting;
                         }
                         None => credentials.confirm(),
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    *subscription = Subscription::Answered;
                     let granted = ack
                         .return_codes
                         .iter()
@@ -489,6 +527,138 @@ mod tests {
         }
         let wait = pacer.take().unwrap_err();
         assert!(wait <= Duration::from_millis(100), "{wait:?}");
+    }
+
+    /// A gateway that answers CONNACK and then closes the connection at
+    /// any SUBSCRIBE, as AWS IoT Core is documented (in older pages) to do
+    /// for a filter the policy does not allow: after two such drops the
+    /// canary stops subscribing to its jobs topics and stays connected,
+    /// telling the jobs agent that jobs are off.
+    #[tokio::test]
+    async fn a_gateway_that_drops_the_jobs_subscription_turns_jobs_off_not_the_connection() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let issue = |names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert, key)
+        };
+        let (server_cert, server_key) = issue(vec!["localhost".into()]);
+        let (client_cert, client_key) = issue(vec![]);
+        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.path().join("device.crt"), client_cert.pem()).unwrap();
+        std::fs::write(dir.path().join("device.key"), client_key.serialize_pem()).unwrap();
+        let server_tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (seen_tx, mut seen) = mpsc::unbounded_channel::<&'static str>();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let (acceptor, seen_tx) = (acceptor.clone(), seen_tx.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    // CONNECT, then CONNACK (session not present, accepted).
+                    if tls.read(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    tls.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+                    loop {
+                        let n = tls.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        match buf[0] >> 4 {
+                            8 => {
+                                let _ = seen_tx.send("subscribe");
+                                return; // dropped, no SUBACK
+                            }
+                            12 => {
+                                let _ = seen_tx.send("ping");
+                                tls.write_all(&[0xD0, 0x00]).await.unwrap();
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+            }
+        });
+
+        let settings = AgentSettings {
+            endpoint: "localhost".into(),
+            port,
+            root_ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("device.crt"),
+            key: dir.path().join("device.key"),
+            client_id: "canary-1".into(),
+            thing: "canary-1".into(),
+            topic: "o/canary-1/audit".into(),
+            keep_alive: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(1),
+        };
+        let outbox = Outbox::open(&dir.path().join("outbox.db"), 1 << 20, "canary-1")
+            .await
+            .unwrap();
+        let (event_tx, mut events) = mpsc::channel(64);
+        let (_request_tx, request_rx) = mpsc::channel(16);
+        let uplink = Uplink {
+            tls: Arc::new(tls_config(&settings).unwrap()),
+            settings,
+            outbox: Arc::new(Mutex::new(outbox)),
+            committed: Arc::new(Notify::new()),
+            status: Arc::new(Status::default()),
+            max_publish_per_sec: 10,
+            jobs: Some(JobsLink {
+                topics: Topics::new("canary-1"),
+                events: event_tx,
+                requests: request_rx,
+            }),
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(uplink.run(stop_rx));
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match events.recv().await {
+                    Some(LinkEvent::Ready { jobs }) => return jobs,
+                    Some(_) => {}
+                    None => panic!("the uplink ended"),
+                }
+            }
+        })
+        .await
+        .expect("the canary never settled on a connection");
+        assert!(!ready, "jobs must be off on the connection that stays");
+        let mut subscribes = 0;
+        while let Ok(what) = seen.try_recv() {
+            subscribes += usize::from(what == "subscribe");
+        }
+        assert_eq!(subscribes, 2, "two dropped subscriptions, then none");
+        let _ = stop_tx.send(true);
+        let _ = task.await;
     }
 
     #[test]
