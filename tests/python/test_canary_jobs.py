@@ -6,6 +6,7 @@ PyCryptodome sample with an RSA device key), a rotation to a certificate the gat
 back, FAILED, still reporting with the old one), and a canary killed at
 each step of a rotation (it restarts with a pair that connects)."""
 
+import base64
 import json
 import subprocess
 from pathlib import Path
@@ -326,3 +327,77 @@ def test_files_encrypted_by_the_scenarios_pycryptodome_sample_rotate_an_rsa_devi
     finally:
         canary.stop()
 
+
+
+def test_a_csr_rotation_keeps_the_key_on_the_device_across_a_restart(roost, tmp_path):
+    """`"csr": {}` in the document: the canary makes the key, sends its CSR
+    in the IN_PROGRESS report's statusDetails, and waits for the certificate
+    at the document's URL. The operator here is boto3 (CreateCertificateFromCsr,
+    as with the aws CLI). The key never leaves the device, and a canary
+    killed while it waits sends the same CSR when it comes back."""
+    scenario_rule(roost, unique_keys=True)
+    dev = jobs_device(roost, tmp_path)
+    old_key = Path(dev.keyfile).read_text()
+    canary = start_canary(roost, tmp_path, dev)
+    iot = roost.boto()
+    key = "jobs/csr/iot-webinar-device/certificate.pem.crt"
+    document = {"operation": "rotate-cert", "version": "1.0", "csr": {},
+                "cert": {"fileName": "certificate.pem.crt",
+                         "url": "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/iot-webinar-audits/" + key + "}"}}
+    iot.create_job(jobId="rotate-csr", targets=[thing_arn(dev.thing)], document=json.dumps(document),
+                   presignedUrlConfig={"roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-jobs-s3", "expiresInSec": 600})
+
+    def csr():
+        details = execution(roost, "rotate-csr", dev.thing).get("statusDetails", {}).get("detailsMap", {})
+        return details.get("csr")
+
+    try:
+        assert wait_until(csr, 30), canary.read_log()
+        first = csr()
+        canary.kill()
+        canary = start_canary(roost, tmp_path, dev)
+        # The restarted canary sends its CSR again (a new signature: ECDSA
+        # signs with a fresh nonce) for the same key, which it kept.
+        assert wait_until(lambda: csr() != first, 30), canary.read_log()
+        second = csr()
+        assert public_key_of(second) == public_key_of(first)
+        assert execution(roost, "rotate-csr", dev.thing)["status"] == "IN_PROGRESS"
+
+        body = "\n".join(second[i:i + 64] for i in range(0, len(second), 64))
+        pem = f"-----BEGIN CERTIFICATE REQUEST-----\n{body}\n-----END CERTIFICATE REQUEST-----\n"
+        new = iot.create_certificate_from_csr(certificateSigningRequest=pem, setAsActive=True)
+        iot.attach_policy(policyName="iot-webinar-policy", target=new["certificateArn"])
+        iot.attach_thing_principal(thingName=dev.thing, principal=new["certificateArn"])
+        obj = roost.data_dir / "objects" / "iot-webinar-audits" / key
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        obj.write_text(new["certificatePem"])
+
+        done = wait_terminal(roost, "rotate-csr", dev.thing, canary)
+        assert done["status"] == "SUCCEEDED", (done, canary.read_log())
+        assert done["statusDetails"]["detailsMap"]["certificateId"] == new["certificateId"]
+        assert Path(dev.certfile).read_text() == new["certificatePem"]
+        assert Path(dev.keyfile).read_text() != old_key
+        assert Path(dev.keyfile).stat().st_mode & 0o777 == 0o600
+        assert public_key_of(second) == public_key_of_pem(new["certificatePem"])
+        # Once the job is reported, its state (which held the key) is gone.
+        assert wait_until(lambda: not (canary.state_dir / "job.json").exists(), 10)
+        iot.update_certificate(certificateId=dev.cert_id, newStatus="INACTIVE")
+        assert reports_an_incident(roost, canary, "127.0.0.81"), canary.read_log()
+    finally:
+        canary.stop()
+
+
+def public_key_of(csr_base64):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    csr = x509.load_der_x509_csr(base64.b64decode(csr_base64))
+    return csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_key_of_pem(cert_pem):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

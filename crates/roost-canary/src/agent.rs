@@ -147,6 +147,8 @@ pub async fn run(
             settings: settings.clone(),
             device_ca,
             rotation_deadline: Duration::from_secs(config.jobs.rotation_deadline_secs),
+            csr_wait: Duration::from_secs(config.jobs.csr_wait_secs),
+            shutdown: stop_rx.clone(),
             services: addresses.clone(),
             status: status.clone(),
         };

@@ -127,6 +127,10 @@ pub struct Jobs {
     /// canary goes back to the previous one and fails the rotation.
     #[serde(default = "default_rotation_deadline")]
     pub rotation_deadline_secs: u64,
+    /// How long a CSR rotation (the key made on the device) waits for the
+    /// operator to sign its CSR and put the certificate up.
+    #[serde(default = "default_csr_wait")]
+    pub csr_wait_secs: u64,
 }
 
 impl Default for Jobs {
@@ -135,6 +139,7 @@ impl Default for Jobs {
             enabled: true,
             device_ca: None,
             rotation_deadline_secs: default_rotation_deadline(),
+            csr_wait_secs: default_csr_wait(),
         }
     }
 }
@@ -204,6 +209,9 @@ fn yes() -> bool {
 }
 fn default_rotation_deadline() -> u64 {
     60
+}
+fn default_csr_wait() -> u64 {
+    900
 }
 fn default_connections() -> usize {
     256
@@ -378,6 +386,13 @@ impl Config {
                 None,
                 "outbox.max_bytes".into(),
                 "must be at least 65536".into(),
+            );
+        }
+        if !(5..=86_400).contains(&self.jobs.csr_wait_secs) {
+            error(
+                None,
+                "jobs.csr_wait_secs".into(),
+                "must be between 5 and 86400".into(),
             );
         }
         if !(5..=3600).contains(&self.jobs.rotation_deadline_secs) {

@@ -33,6 +33,11 @@ const MAX_DOWNLOAD: usize = 64 * 1024;
 /// `rotate:after-cert`, `rotate:before-report`), as a kill -9 would: the
 /// tests use it to show that every such death is survived.
 pub const FAILPOINT_ENV: &str = "ROOST_CANARY_FAILPOINT";
+/// A CSR rotation: how often the certificate URL is tried, and how often
+/// the IN_PROGRESS report carrying the CSR is sent again (in case it was
+/// lost with a connection).
+const CSR_POLL: Duration = Duration::from_secs(2);
+const CSR_PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
 pub struct JobsAgent {
     pub topics: Topics,
@@ -42,6 +47,10 @@ pub struct JobsAgent {
     pub settings: AgentSettings,
     pub device_ca: Vec<CertificateDer<'static>>,
     pub rotation_deadline: Duration,
+    /// How long a CSR rotation waits for its signed certificate.
+    pub csr_wait: Duration,
+    /// Turns true when the canary stops.
+    pub shutdown: watch::Receiver<bool>,
     /// The canary's own services and where they listen (for localScan).
     pub services: Vec<(String, SocketAddr)>,
     pub status: Arc<Status>,
@@ -229,10 +238,22 @@ impl JobsAgent {
                         Report::new(ReportStatus::Rejected).detail("reason", refusal.to_string())
                     }
                     Some(Ok(Operation::LocalScan)) => self.local_scan(),
-                    Some(Ok(Operation::RotateCert(r))) => self.rotate(&mut job, r, http).await,
+                    Some(Ok(Operation::RotateCert(r))) => {
+                        match self.rotate(&mut job, r, http).await {
+                            Ok(report) => report,
+                            Err(Interrupted) => {
+                                // A clean stop: the job runs again at the
+                                // next start, and this one does not count.
+                                job.starts -= 1;
+                                self.save(&job);
+                                return job;
+                            }
+                        }
+                    }
                 }
             };
             job.report = Some(report);
+            job.csr_key = None;
             self.save(&job);
         }
         job
@@ -274,27 +295,36 @@ impl JobsAgent {
         job: &mut JobState,
         r: RotateCert,
         http: &reqwest::Client,
-    ) -> Report {
+    ) -> Result<Report, Interrupted> {
         let failed = |reason: String| Report::new(ReportStatus::Failed).detail("reason", reason);
-        let cert = match download(http, &r.cert_url).await {
-            Ok(b) => b,
-            Err(e) => return failed(format!("downloading the certificate: {e}")),
-        };
-        let key = match download(http, &r.key_url).await {
-            Ok(b) => b,
-            Err(e) => return failed(format!("downloading the private key: {e}")),
+        let (cert, key) = if r.csr {
+            match self.csr_exchange(job, &r, http).await? {
+                Ok(pair) => pair,
+                Err(reason) => return Ok(failed(reason)),
+            }
+        } else {
+            let cert = match download(http, &r.cert_url).await {
+                Ok(b) => b,
+                Err(e) => return Ok(failed(format!("downloading the certificate: {e}"))),
+            };
+            let key_url = r.key_url.as_deref().unwrap_or_default();
+            let key = match download(http, key_url).await {
+                Ok(b) => b,
+                Err(e) => return Ok(failed(format!("downloading the private key: {e}"))),
+            };
+            (cert, key)
         };
         failpoint("rotate:after-download");
         let paths = self.pair_paths();
         let current = match paths.read() {
             Ok(p) => p,
-            Err(e) => return failed(format!("reading the certificate in use: {e}")),
+            Err(e) => return Ok(failed(format!("reading the certificate in use: {e}"))),
         };
         let (cert, key) = match &r.encryption {
             None => (cert, key),
             Some(scheme) => match decrypt(&current, scheme, cert, key) {
                 Ok(files) => files,
-                Err(e) => return failed(e),
+                Err(e) => return Ok(failed(e)),
             },
         };
         let new = Pair {
@@ -303,7 +333,7 @@ impl JobsAgent {
         };
         let previous_id = match current.certificate_id() {
             Ok(id) => id,
-            Err(e) => return failed(format!("the certificate in use: {e}")),
+            Err(e) => return Ok(failed(format!("the certificate in use: {e}"))),
         };
         let new_id = match new.check(
             &self.device_ca,
@@ -311,10 +341,14 @@ impl JobsAgent {
             UnixTime::now(),
         ) {
             Ok(id) => id,
-            Err(e) => return failed(format!("the new certificate was not installed: {e}")),
+            Err(e) => {
+                return Ok(failed(format!(
+                    "the new certificate was not installed: {e}"
+                )))
+            }
         };
         if new_id == previous_id {
-            return Report::new(ReportStatus::Succeeded).detail("certificateId", new_id);
+            return Ok(Report::new(ReportStatus::Succeeded).detail("certificateId", new_id));
         }
         job.rotation = Some(Journal {
             phase: Phase::Installing,
@@ -328,13 +362,13 @@ impl JobsAgent {
             let restored = rotation::restore(&paths);
             job.rotation = None;
             self.save(job);
-            return failed(format!(
+            return Ok(failed(format!(
                 "writing the new pair: {e}{}",
                 match restored {
                     Ok(()) => String::new(),
                     Err(e) => format!(" (and restoring the previous one: {e})"),
                 }
-            ));
+            )));
         }
         let tls = match uplink::tls_config(&self.settings) {
             Ok(tls) => Arc::new(tls),
@@ -342,7 +376,7 @@ impl JobsAgent {
                 let _ = rotation::restore(&paths);
                 job.rotation = None;
                 self.save(job);
-                return failed(format!("the new pair cannot be used: {e}"));
+                return Ok(failed(format!("the new pair cannot be used: {e}")));
             }
         };
         let (done, outcome) = oneshot::channel();
@@ -355,12 +389,19 @@ impl JobsAgent {
             })
             .await;
         let outcome = match switched {
-            Ok(()) => outcome
-                .await
-                .unwrap_or_else(|_| Err("the connection task ended".into())),
-            Err(_) => Err("the connection task ended".into()),
+            Ok(()) => outcome.await.ok(),
+            Err(_) => None,
         };
-        match outcome {
+        let Some(outcome) = outcome else {
+            // The connection task ended: the canary is stopping. The new
+            // pair never connected; the previous one goes back and the job
+            // runs again at the next start.
+            let _ = rotation::restore(&paths);
+            job.rotation = None;
+            self.save(job);
+            return Err(Interrupted);
+        };
+        Ok(match outcome {
             Ok(()) => {
                 if let Some(j) = job.rotation.as_mut() {
                     j.phase = Phase::Confirmed;
@@ -385,8 +426,90 @@ impl JobsAgent {
                     }
                 ))
             }
+        })
+    }
+
+    /// A CSR rotation's first half: a key made here (kept in the job state,
+    /// 0600, so that a restart sends the same CSR), its CSR sent in an
+    /// IN_PROGRESS report's statusDetails (`csr`: the DER in base64), then
+    /// the certificate URL polled until the operator has put the signed
+    /// certificate there. The certificate and the key, or why not.
+    async fn csr_exchange(
+        &mut self,
+        job: &mut JobState,
+        r: &RotateCert,
+        http: &reqwest::Client,
+    ) -> Result<Result<(Vec<u8>, Vec<u8>), String>, Interrupted> {
+        let key_pem = match &job.csr_key {
+            Some(pem) => pem.clone(),
+            None => match rcgen::KeyPair::generate() {
+                Ok(key) => {
+                    let pem = key.serialize_pem();
+                    job.csr_key = Some(pem.clone());
+                    self.save(job);
+                    pem
+                }
+                Err(e) => return Ok(Err(format!("making a key: {e}"))),
+            },
+        };
+        let csr = match csr_der(&key_pem, &self.settings.thing) {
+            Ok(der) => der,
+            Err(e) => return Ok(Err(e)),
+        };
+        let progress = Report::new(ReportStatus::InProgress)
+            .detail("step", "waiting-for-certificate")
+            .detail(
+                "csr",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr),
+            );
+        let until = Instant::now() + self.csr_wait;
+        let mut next_progress = Instant::now();
+        loop {
+            if Instant::now() >= next_progress {
+                let token = uuid::Uuid::new_v4().simple().to_string();
+                let _ = self
+                    .requests
+                    .send(LinkRequest::Publish {
+                        topic: self.topics.update(&job.job_id),
+                        payload: progress.payload(job.execution_number, &token),
+                    })
+                    .await;
+                next_progress = Instant::now() + CSR_PROGRESS_EVERY;
+            }
+            match fetch(http, &r.cert_url).await {
+                Ok(Some(cert)) => return Ok(Ok((cert, key_pem.into_bytes()))),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "the signed certificate is not there yet"),
+            }
+            if Instant::now() >= until {
+                return Ok(Err(format!(
+                    "no certificate for the CSR within {}s",
+                    self.csr_wait.as_secs()
+                )));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(CSR_POLL) => {}
+                _ = self.shutdown.changed() => return Err(Interrupted),
+            }
         }
     }
+}
+
+/// The job was cut short by the canary stopping: no report.
+struct Interrupted;
+
+/// A CSR (DER) for `key_pem` with the thing name as its common name.
+fn csr_der(key_pem: &str, thing: &str) -> Result<Vec<u8>, String> {
+    let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| format!("the CSR key: {e}"))?;
+    let mut params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, thing);
+    let csr = params
+        .serialize_request(&key)
+        .map_err(|e| format!("making the CSR: {e}"))?;
+    Ok(csr.der().to_vec())
 }
 
 /// Decrypts the two downloaded files with the device's current key
@@ -414,12 +537,25 @@ fn decrypt(
 /// GETs `url` (a presigned URL: no credentials), at most `MAX_DOWNLOAD`
 /// bytes. The error never shows the URL's query (its signature).
 async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    fetch(http, url).await?.ok_or_else(|| {
+        let shown = url.split('?').next().unwrap_or_default();
+        format!("{shown}: not found (HTTP 404 or 403)")
+    })
+}
+
+/// As [`download`], with `None` for an object that is not there (yet):
+/// S3 answers 403 for a missing key to a caller that may not list, Roost
+/// 404.
+async fn fetch(http: &reqwest::Client, url: &str) -> Result<Option<Vec<u8>>, String> {
     let shown = url.split('?').next().unwrap_or_default().to_string();
     let mut response = http
         .get(url)
         .send()
         .await
         .map_err(|e| format!("{shown}: {}", e.without_url()))?;
+    if matches!(response.status().as_u16(), 403 | 404) {
+        return Ok(None);
+    }
     if !response.status().is_success() {
         return Err(format!("{shown}: HTTP {}", response.status()));
     }
@@ -434,7 +570,7 @@ async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> 
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(Some(body))
 }
 
 /// Stops the process here, as a kill -9 would, when the failpoint

@@ -22,7 +22,11 @@ pub enum Operation {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RotateCert {
     pub cert_url: String,
-    pub key_url: String,
+    /// The new key's URL; `None` for a CSR rotation (the key is made here).
+    pub key_url: Option<String>,
+    /// The device makes the key and sends a CSR; the certificate appears at
+    /// `cert_url` once the operator signed it.
+    pub csr: bool,
     /// The new certificate's id when the document names it (Roost's
     /// `rotate-certs` does): the downloaded certificate must have it.
     pub certificate_id: Option<String>,
@@ -48,7 +52,10 @@ pub enum Refusal {
 #[serde(rename_all = "camelCase")]
 struct RotateDoc {
     cert: FileRef,
-    private_key: FileRef,
+    #[serde(default)]
+    private_key: Option<FileRef>,
+    #[serde(default)]
+    csr: Option<CsrRequest>,
     #[serde(default)]
     certificate_id: Option<String>,
     #[serde(default)]
@@ -62,6 +69,14 @@ struct RotateDoc {
 #[derive(Deserialize)]
 struct FileRef {
     url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CsrRequest {
+    /// The key the device makes; only `ec-p256` (the default).
+    #[serde(default)]
+    key_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,10 +103,32 @@ fn rotate(document: &Value) -> Result<RotateCert, Refusal> {
     let bad = |m: String| Refusal::BadRotation(m);
     let doc: RotateDoc =
         serde_json::from_value(document.clone()).map_err(|e| bad(e.to_string()))?;
+    let csr = match (&doc.csr, &doc.private_key) {
+        (Some(_), Some(_)) => return Err(bad(
+            "a CSR rotation makes its key on the device: the document must not carry privateKey"
+                .into(),
+        )),
+        (None, None) => {
+            return Err(bad(
+                "missing field `privateKey` (or `csr`, for a key made on the device)".into(),
+            ))
+        }
+        (Some(c), None) => {
+            if let Some(kind) = c.key_type.as_deref().filter(|k| *k != "ec-p256") {
+                return Err(bad(format!(
+                    "csr.keyType {kind:?} is not one this canary makes (\"ec-p256\")"
+                )));
+            }
+            true
+        }
+        (None, Some(_)) => false,
+    };
+    let key_url = doc.private_key.as_ref().map(|k| &k.url);
     for (field, url) in [
-        ("cert.url", &doc.cert.url),
-        ("privateKey.url", &doc.private_key.url),
+        ("cert.url", Some(&doc.cert.url)),
+        ("privateKey.url", key_url),
     ] {
+        let Some(url) = url else { continue };
         if url.starts_with("${") {
             return Err(bad(format!(
                 "{field} is still a placeholder ({}…): the service did not presign it",
@@ -114,9 +151,15 @@ fn rotate(document: &Value) -> Result<RotateCert, Refusal> {
         (None, Some(true)) => Some(SCHEME_BY_KEY.to_string()),
         (None, _) => None,
     };
+    if csr && encryption.is_some() {
+        return Err(bad(
+            "a CSR rotation has nothing secret to encrypt: drop `encryption`".into(),
+        ));
+    }
     Ok(RotateCert {
         cert_url: doc.cert.url,
-        key_url: doc.private_key.url,
+        key_url: doc.private_key.map(|k| k.url),
+        csr,
         certificate_id: doc.certificate_id.map(|id| id.to_ascii_lowercase()),
         encryption,
     })
@@ -146,7 +189,8 @@ mod tests {
         let Ok(Operation::RotateCert(r)) = parse(&scenario_rotation()) else {
             panic!("not a rotation")
         };
-        assert!(r.cert_url.contains("c.crt") && r.key_url.contains("k.key"));
+        assert!(r.cert_url.contains("c.crt") && r.key_url.unwrap().contains("k.key"));
+        assert!(!r.csr);
         assert_eq!(r.encryption, None);
         assert_eq!(r.certificate_id, None);
     }
@@ -164,6 +208,25 @@ mod tests {
             panic!()
         };
         assert_eq!(r.encryption.as_deref(), Some("rsa-oaep-sha1-aes-eax"));
+    }
+
+    #[test]
+    fn a_csr_rotation_names_only_the_certificate() {
+        let mut doc = scenario_rotation();
+        doc.as_object_mut().unwrap().remove("privateKey");
+        doc["csr"] = json!({});
+        let Ok(Operation::RotateCert(r)) = parse(&doc) else {
+            panic!()
+        };
+        assert!(r.csr && r.key_url.is_none());
+        doc["csr"] = json!({"keyType": "rsa-2048"});
+        assert!(parse(&doc).unwrap_err().to_string().contains("keyType"));
+        let mut both = scenario_rotation();
+        both["csr"] = json!({});
+        assert!(parse(&both)
+            .unwrap_err()
+            .to_string()
+            .contains("must not carry privateKey"));
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct JobState {
     /// The outcome, decided and not yet acknowledged by the service.
     #[serde(default)]
     pub report: Option<Report>,
+    /// A CSR rotation's key (PEM), made here and kept until the rotation
+    /// ends, so that a restart asks for the same certificate. The file is
+    /// 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr_key: Option<String>,
 }
 
 impl JobState {
@@ -35,6 +40,7 @@ impl JobState {
             starts: 0,
             rotation: None,
             report: None,
+            csr_key: None,
         }
     }
 
