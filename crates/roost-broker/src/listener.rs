@@ -163,6 +163,12 @@ async fn admit(
 
 /// Counts and logs why a device was not let in.
 pub(crate) fn count_refusal(broker: &Broker, refusal: &DeviceRefusal, peer: SocketAddr) {
+    crate::event_log::device_refused(
+        &broker.shared,
+        refusal,
+        peer,
+        roost_eventlog::Protocol::Mqtt,
+    );
     let metrics = &broker.shared.metrics;
     let counter = match refusal {
         DeviceRefusal::Lookup(_) => None,

@@ -277,6 +277,11 @@ impl LoggingConfig {
         })
     }
 
+    /// Whether any target of this type has a level.
+    pub fn has_targets(&self, target_type: TargetType) -> bool {
+        self.levels.contains_key(&target_type)
+    }
+
     fn level_of(&self, target_type: TargetType, name: &str) -> Option<LogLevel> {
         self.levels.get(&target_type)?.get(name).copied()
     }

@@ -32,8 +32,37 @@ struct Inner {
     most_verbose: AtomicU8,
     account_id: String,
     queue: Option<SyncSender<Event>>,
+    counters: Arc<EventLogCounters>,
+}
+
+/// What happened to events once built; shared with the writer, which must
+/// not hold an [`EventLog`] (its queue would never close).
+#[derive(Debug, Default)]
+pub struct EventLogCounters {
     queued: AtomicU64,
     dropped: AtomicU64,
+    write_failures: AtomicU64,
+}
+
+impl EventLogCounters {
+    /// Events handed to the writer so far.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Events dropped because the writer's queue was full (or gone).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events (or flushes) the writer failed to write.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures.load(Ordering::Relaxed)
+    }
+
+    pub fn count_write_failure(&self) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl EventLog {
@@ -70,8 +99,7 @@ impl EventLog {
                 most_verbose: AtomicU8::new(most_verbose),
                 account_id: account_id.to_owned(),
                 queue,
-                queued: AtomicU64::new(0),
-                dropped: AtomicU64::new(0),
+                counters: Arc::default(),
             }),
         }
     }
@@ -137,22 +165,16 @@ impl EventLog {
         };
         match queue.try_send(event) {
             Ok(()) => {
-                self.inner.queued.fetch_add(1, Ordering::Relaxed);
+                self.inner.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Events handed to the writer so far.
-    pub fn queued(&self) -> u64 {
-        self.inner.queued.load(Ordering::Relaxed)
-    }
-
-    /// Events dropped because the writer's queue was full (or gone).
-    pub fn dropped(&self) -> u64 {
-        self.inner.dropped.load(Ordering::Relaxed)
+    pub fn counters(&self) -> &Arc<EventLogCounters> {
+        &self.inner.counters
     }
 
     fn generation(&self) -> u64 {
@@ -256,14 +278,14 @@ mod tests {
         for _ in 0..5 {
             log.emit(log.event(EventType::Connect, Status::Success));
         }
-        assert_eq!(log.queued(), 2);
-        assert_eq!(log.dropped(), 3);
+        assert_eq!(log.counters().queued(), 2);
+        assert_eq!(log.counters().dropped(), 3);
         assert_eq!(rx.try_iter().count(), 2);
         log.emit(log.event(EventType::Connect, Status::Success));
-        assert_eq!(log.queued(), 3);
+        assert_eq!(log.counters().queued(), 3);
         drop(rx);
         log.emit(log.event(EventType::Connect, Status::Success));
-        assert_eq!(log.dropped(), 4);
+        assert_eq!(log.counters().dropped(), 4);
     }
 
     #[test]
@@ -282,6 +304,6 @@ mod tests {
         let conn = ConnectionLevel::new(Some("c".into()), None, None, Vec::new());
         assert_eq!(conn.level(&log), LogLevel::Disabled);
         log.emit(log.event(EventType::Connect, Status::Success));
-        assert_eq!(log.queued(), 0);
+        assert_eq!(log.counters().queued(), 0);
     }
 }

@@ -27,5 +27,5 @@ pub use config::{
     MAX_TARGET_NAME_LEN,
 };
 pub use event::{Event, EventType, Protocol, Status, MAX_LOGGED_PAYLOAD};
-pub use handle::{ConnectionLevel, EventLog, QUEUE_CAPACITY};
+pub use handle::{ConnectionLevel, EventLog, EventLogCounters, QUEUE_CAPACITY};
 pub use since::{parse_since, SinceError};

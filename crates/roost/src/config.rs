@@ -128,6 +128,16 @@ pub struct ServeArgs {
     /// Seconds a thing type must stay deprecated before it can be deleted.
     #[arg(long)]
     pub thing_type_deletion_wait_secs: Option<u64>,
+    /// The event log's default level (DEBUG, INFO, WARN, ERROR, DISABLED)
+    /// until SetV2LoggingOptions sets one. Default ERROR.
+    #[arg(long)]
+    pub event_log_level: Option<String>,
+    /// The event log file's size before it is rotated. Default 10 MiB.
+    #[arg(long)]
+    pub event_log_max_file_bytes: Option<u64>,
+    /// Event log files kept, the one being written included. Default 5.
+    #[arg(long)]
+    pub event_log_max_files: Option<usize>,
 }
 
 /// The file's keys, all optional.
@@ -167,6 +177,9 @@ struct FileConfig {
     account: Option<String>,
     hosts: Option<Vec<String>>,
     thing_type_deletion_wait_secs: Option<u64>,
+    event_log_level: Option<String>,
+    event_log_max_file_bytes: Option<u64>,
+    event_log_max_files: Option<usize>,
 }
 
 /// The resolved configuration `serve` runs with.
@@ -195,6 +208,9 @@ pub struct Config {
     pub account: String,
     pub hosts: Vec<String>,
     pub thing_type_deletion_wait_secs: u64,
+    /// The event log's options until SetV2LoggingOptions stores its own.
+    pub event_log: roost_eventlog::LoggingOptions,
+    pub event_log_rotation: crate::logs::files::Rotation,
 }
 
 /// The account Roost plays when none is configured: `serve`'s ARNs and
@@ -386,7 +402,34 @@ impl Config {
                     .with_context(|| format!("reading sns_ca_file {}", path.display()))?,
             ),
         };
+        let event_log = roost_eventlog::LoggingOptions {
+            default_log_level: match args.event_log_level.or(file.event_log_level) {
+                Some(level) => level
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("event_log_level: {e}"))?,
+                None => roost_eventlog::LoggingOptions::default().default_log_level,
+            },
+            ..Default::default()
+        };
+        let mut event_log_rotation = crate::logs::files::Rotation::default();
+        if let Some(bytes) = args
+            .event_log_max_file_bytes
+            .or(file.event_log_max_file_bytes)
+        {
+            if bytes < 4096 {
+                anyhow::bail!("event_log_max_file_bytes must be at least 4096");
+            }
+            event_log_rotation.max_file_bytes = bytes;
+        }
+        if let Some(files) = args.event_log_max_files.or(file.event_log_max_files) {
+            if files == 0 {
+                anyhow::bail!("event_log_max_files must be at least 1");
+            }
+            event_log_rotation.max_files = files;
+        }
         Ok(Self {
+            event_log,
+            event_log_rotation,
             api_limits,
             https_max_connections,
             object_store,

@@ -7,6 +7,7 @@
 mod cert;
 mod client;
 mod config;
+mod logs;
 mod metrics;
 mod objects;
 mod serve;
@@ -39,6 +40,8 @@ enum Command {
     /// Objects in Roost's object store (job files, what the s3 rule action wrote).
     #[command(subcommand)]
     Objects(ObjectsCommand),
+    /// Event logs: connects, refusals, publishes, rule failures (AWSIotLogsV2 records).
+    Logs(logs::LogsArgs),
 }
 
 #[derive(Subcommand)]
@@ -103,6 +106,7 @@ fn main() -> std::process::ExitCode {
         // The SQL playground needs no runtime and has its own exit codes.
         Command::Sql(SqlCommand::Eval(args)) => sql::eval(args),
         Command::Serve(args) => block_on(serve::run(*args)),
+        Command::Logs(args) => block_on(async move { logs::run(args) }),
         Command::Cert(CertCommand::Create { thing, out, target }) => {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }

@@ -1,0 +1,89 @@
+//! What the gateway tells the event log, at the places it already decides:
+//! a device refused at the handshake, a CONNECT refused (each with its
+//! reason), and (through `connection/log.rs`) a connection's connects,
+//! publishes, subscribes and disconnects.
+//!
+//! Never: build an event nobody will log (the level is checked first), put
+//! a payload in one unless the client's level is DEBUG, or put a key, a
+//! signature or a password in one (none reaches this module).
+
+use crate::connect::ConnectRefusal;
+use crate::tls::DeviceRefusal;
+use crate::Shared;
+use roost_eventlog::{EventType, LogLevel, Protocol, Status, Subject};
+use roost_registry::CertificateRefusal;
+use std::net::SocketAddr;
+
+/// AWS's reason for a refused device, and the certificate when known.
+fn device_reason(refusal: &DeviceRefusal) -> (&'static str, Option<&str>) {
+    match refusal {
+        DeviceRefusal::Certificate(
+            CertificateRefusal::Unknown(id)
+            | CertificateRefusal::NotActive { id, .. }
+            | CertificateRefusal::CaNotActive { id, .. },
+        ) => ("AUTHENTICATION_FAILURE", Some(id.as_str())),
+        DeviceRefusal::NoCertificate => ("AUTHENTICATION_FAILURE", None),
+        DeviceRefusal::HandshakeFailed(_) | DeviceRefusal::HandshakeTimeout => {
+            ("TLS_HANDSHAKE_FAILURE", None)
+        }
+        DeviceRefusal::Lookup(_) => ("SERVER_ERROR", None),
+    }
+}
+
+/// A device refused before CONNECT (its certificate, its handshake).
+pub(crate) fn device_refused(
+    shared: &Shared,
+    refusal: &DeviceRefusal,
+    peer: SocketAddr,
+    protocol: Protocol,
+) {
+    let log = shared.event_log();
+    let (reason, principal) = device_reason(refusal);
+    let level = log.level_for(&Subject {
+        source_ip: Some(peer.ip()),
+        principal_id: principal,
+        ..Default::default()
+    });
+    if !level.logs(LogLevel::Error) {
+        return;
+    }
+    let mut event = log
+        .event(EventType::Connect, Status::Failure)
+        .protocol(protocol)
+        .source(peer)
+        .reason(reason)
+        .details(refusal.to_string());
+    if let Some(principal) = principal {
+        event = event.principal_id(principal);
+    }
+    log.emit(event);
+}
+
+/// A CONNECT refused, with the reason its CONNACK carried.
+pub(crate) fn connect_refused(
+    shared: &Shared,
+    refusal: &ConnectRefusal,
+    client_id: &str,
+    certificate_id: &str,
+    peer: SocketAddr,
+) {
+    let log = shared.event_log();
+    let level = log.level_for(&Subject {
+        client_id: Some(client_id),
+        source_ip: Some(peer.ip()),
+        principal_id: Some(certificate_id),
+        thing_groups: &[],
+    });
+    if !level.logs(LogLevel::Error) {
+        return;
+    }
+    log.emit(
+        log.event(EventType::Connect, Status::Failure)
+            .protocol(Protocol::Mqtt)
+            .client_id(client_id)
+            .principal_id(certificate_id)
+            .source(peer)
+            .reason(refusal.log_reason())
+            .details(refusal.to_string()),
+    );
+}
