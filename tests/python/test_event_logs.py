@@ -6,12 +6,15 @@ no one else's; the settings survive a restart; bad input gets AWS's error
 and changes nothing."""
 
 import json
+import queue
+import subprocess
+import threading
 
 import botocore.exceptions
 import pytest
 
-from conftest import ALLOW_ALL, make_device
-from mqtt_helpers import mosquitto, wait_until
+from conftest import ALLOW_ALL, make_device, roost_binary
+from mqtt_helpers import close, mosquitto, paho_connect, wait_until
 
 RESTRICTED = json.dumps({
     "Version": "2012-10-17",
@@ -186,3 +189,52 @@ def test_bad_logging_input_gets_aws_errors_and_changes_nothing(roost):
     assert proc.returncode == 2 and "not a duration" in proc.stderr
     proc = roost.roost("logs", "--data-dir", str(roost.data_dir / "missing"), check=False)
     assert proc.returncode == 1 and "no data directory" in proc.stderr
+
+
+def test_follow_prints_events_as_they_are_written_across_rotations(roost_factory, tmp_path):
+    # Small files (the least allowed), two kept: rotation happens within the test.
+    roost = roost_factory("--event-log-level", "INFO", "--event-log-max-file-bytes", "4096", "--event-log-max-files", "2")
+    device = make_device(roost, tmp_path, "follower")
+    follow = subprocess.Popen(
+        [roost_binary(), "logs", "--data-dir", str(roost.data_dir), "--follow", "--json", "--event-type", "Publish-In"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout], daemon=True).start()
+        # Enough publishes to rotate several times, in batches of less than a
+        # file, each read before the next is sent.
+        client = device.paho("follower")
+        paho_connect(client, roost.mqtt_port)
+        seen = []
+        for batch in range(8):
+            for n in range(batch * 5, batch * 5 + 5):
+                client.publish(f"follow/{n}", b"x", qos=1).wait_for_publish(10)
+            while len(seen) < batch * 5 + 5:
+                seen.append(json.loads(lines.get(timeout=15))["topicName"])
+        close(client)
+        assert seen == [f"follow/{n}" for n in range(40)]
+    finally:
+        follow.terminate()
+        follow.wait(10)
+    files = sorted(p.name for p in (roost.data_dir / "logs" / "AWSIotLogsV2").iterdir())
+    assert files == ["events.log", "events.log.1"]
+    assert all(p.stat().st_size <= 4096 for p in (roost.data_dir / "logs" / "AWSIotLogsV2").iterdir())
+
+
+def test_https_publishes_are_logged_as_http(roost, tmp_path):
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    device = make_device(roost, tmp_path, "http-dev", policy=RESTRICTED)
+    ctx = ssl.create_default_context(cafile=device.ca)
+    ctx.load_cert_chain(device.certfile, device.keyfile)
+    req = urllib.request.Request(f"https://localhost:{roost.https_port}/topics/secret%2Fy?qos=1", data=b"hidden", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, context=ctx, timeout=10)
+    assert err.value.code == 403
+    [denied] = wait_for_event(roost, lambda e: e["eventType"] == "Publish-In")
+    assert denied["protocol"] == "HTTP" and denied["status"] == "Failure"
+    assert denied["topicName"] == "secret/y" and denied["reason"] == "AUTHORIZATION_FAILURE"
+    assert denied["principalId"] == device.cert_id and "payload" not in denied

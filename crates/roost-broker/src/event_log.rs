@@ -87,3 +87,78 @@ pub(crate) fn connect_refused(
             .details(refusal.to_string()),
     );
 }
+
+/// A device HTTPS publish, logged once its outcome is known: what the event
+/// needs is taken before the message is handed over.
+pub(crate) struct HttpsPublish {
+    level: LogLevel,
+    certificate_id: String,
+    peer: SocketAddr,
+    topic: String,
+    /// Only at DEBUG (a reference-counted view, not a copy).
+    payload: Option<bytes::Bytes>,
+}
+
+impl HttpsPublish {
+    pub(crate) fn new(
+        shared: &Shared,
+        authz: &crate::authz::ConnectionAuthz,
+        peer: SocketAddr,
+        message: &crate::Message,
+    ) -> Self {
+        let level = shared.event_log().level_for(&Subject {
+            source_ip: Some(peer.ip()),
+            principal_id: Some(authz.certificate_id()),
+            ..Default::default()
+        });
+        let logged = level.logs(LogLevel::Error);
+        HttpsPublish {
+            level,
+            certificate_id: if logged {
+                authz.certificate_id().to_owned()
+            } else {
+                String::new()
+            },
+            peer,
+            topic: if logged {
+                message.topic.clone()
+            } else {
+                String::new()
+            },
+            payload: (level == LogLevel::Debug).then(|| message.payload.clone()),
+        }
+    }
+
+    pub(crate) fn outcome<T>(self, shared: &Shared, result: &Result<T, crate::PublishRefusal>) {
+        let (status, at, reason) = match result {
+            Ok(_) => (Status::Success, LogLevel::Info, None),
+            Err(crate::PublishRefusal::NotAuthorized) => (
+                Status::Failure,
+                LogLevel::Error,
+                Some("AUTHORIZATION_FAILURE"),
+            ),
+            Err(crate::PublishRefusal::Unavailable(_) | crate::PublishRefusal::NotSaved) => {
+                (Status::Failure, LogLevel::Error, Some("SERVER_ERROR"))
+            }
+            Err(_) => (Status::Failure, LogLevel::Error, Some("INVALID_REQUEST")),
+        };
+        if !self.level.logs(at) {
+            return;
+        }
+        let log = shared.event_log();
+        let mut event = log
+            .event(EventType::PublishIn, status)
+            .at_level(at)
+            .protocol(Protocol::Http)
+            .principal_id(self.certificate_id)
+            .source(self.peer)
+            .topic(self.topic);
+        if let (Some(reason), Err(why)) = (reason, result) {
+            event = event.reason(reason).details(why.to_string());
+        }
+        if let Some(payload) = &self.payload {
+            event = event.payload(payload);
+        }
+        log.emit(event);
+    }
+}

@@ -505,6 +505,53 @@ mod tests {
     }
 
     #[test]
+    fn event_log_settings_come_from_flag_or_file() {
+        use roost_eventlog::LogLevel;
+        let defaults = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(defaults.event_log.default_log_level, LogLevel::Error);
+        assert_eq!(defaults.event_log_rotation.max_file_bytes, 10 * 1024 * 1024);
+        assert_eq!(defaults.event_log_rotation.max_files, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(
+            &file,
+            "event_log_level = \"INFO\"\nevent_log_max_file_bytes = 65536\nevent_log_max_files = 2\n",
+        )
+        .unwrap();
+        let from_file = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.event_log.default_log_level, LogLevel::Info);
+        assert_eq!(from_file.event_log_rotation.max_file_bytes, 65536);
+        assert_eq!(from_file.event_log_rotation.max_files, 2);
+        let from_flag = Config::resolve(ServeArgs {
+            config: Some(file),
+            event_log_level: Some("DEBUG".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_flag.event_log.default_log_level, LogLevel::Debug);
+        for bad in [
+            ServeArgs {
+                event_log_level: Some("info".into()),
+                ..Default::default()
+            },
+            ServeArgs {
+                event_log_max_files: Some(0),
+                ..Default::default()
+            },
+            ServeArgs {
+                event_log_max_file_bytes: Some(10),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::resolve(bad).is_err());
+        }
+    }
+
+    #[test]
     fn state_sync_comes_from_flag_or_file_and_the_old_interval_still_loads() {
         use roost_broker::StateSync;
         assert_eq!(

@@ -224,8 +224,17 @@ pub fn run(args: LogsArgs) -> Result<()> {
             }
         }
         // Rotated (or created): what the old file still held was read
-        // above; carry on with the new one from its start.
+        // above. If it was rotated twice since, the file between it and the
+        // new one is `events.log.1`: read it whole first. Then carry on
+        // with the new one from its start.
         if replaced(reader.as_ref(), &current) {
+            let newest_full = dir.join(format!("{}.1", files::FILE));
+            if reader.is_some()
+                && replaced(reader.as_ref(), &newest_full)
+                && !print_file(&mut printer, &newest_full)?
+            {
+                return Ok(());
+            }
             reader = File::open(&current).ok().map(BufReader::new);
             partial.clear();
         }
