@@ -238,3 +238,31 @@ def test_https_publishes_are_logged_as_http(roost, tmp_path):
     assert denied["protocol"] == "HTTP" and denied["status"] == "Failure"
     assert denied["topicName"] == "secret/y" and denied["reason"] == "AUTHORIZATION_FAILURE"
     assert denied["principalId"] == device.cert_id and "payload" not in denied
+
+
+def test_a_thing_groups_level_reaches_its_things_and_a_client_id_level_wins(roost, tmp_path):
+    iot = roost.boto()
+    iot.create_thing_group(thingGroupName="fleet")
+    iot.create_thing_group(thingGroupName="fleet-east", parentGroupName="fleet")
+    device = make_device(roost, tmp_path, "east-1")
+    iot.add_thing_to_thing_group(thingGroupName="fleet-east", thingName="east-1")
+    # The parent's level reaches the child group's thing.
+    iot.set_v2_logging_level(logTarget={"targetType": "THING_GROUP", "targetName": "fleet"}, logLevel="DEBUG")
+    assert mosquitto(device, roost.mqtt_port, "-i", "east-1", "-q", "1", "-t", "g/1", "-m", "one").returncode == 0
+    [first] = wait_for_event(roost, lambda e: e["eventType"] == "Publish-In", "--client-id", "east-1")
+    assert first["payload"] == "one"
+    # The child group's own level comes before its parent's...
+    iot.set_v2_logging_level(logTarget={"targetType": "THING_GROUP", "targetName": "fleet-east"}, logLevel="INFO")
+    # ...and a client id's before any group's (a marker client shows the
+    # writer got this far).
+    iot.set_v2_logging_level(logTarget={"targetType": "CLIENT_ID", "targetName": "other"}, logLevel="INFO")
+    assert mosquitto(device, roost.mqtt_port, "-i", "east-1", "-q", "1", "-t", "g/2", "-m", "two").returncode == 0
+    assert mosquitto(device, roost.mqtt_port, "-i", "other", "-q", "1", "-t", "g/3", "-m", "three").returncode == 0
+    wait_for_event(roost, lambda e: e["eventType"] == "Publish-In", "--client-id", "other")
+    second = [e for e in events(roost, "--client-id", "east-1", "--event-type", "Publish-In") if e["topicName"] == "g/2"]
+    assert len(second) == 1 and "payload" not in second[0]
+    iot.set_v2_logging_level(logTarget={"targetType": "CLIENT_ID", "targetName": "east-1"}, logLevel="ERROR")
+    assert mosquitto(device, roost.mqtt_port, "-i", "east-1", "-q", "1", "-t", "g/4", "-m", "four").returncode == 0
+    assert mosquitto(device, roost.mqtt_port, "-i", "other", "-q", "1", "-t", "g/5", "-m", "five").returncode == 0
+    wait_for_event(roost, lambda e: e.get("topicName") == "g/5")
+    assert "g/4" not in {e.get("topicName") for e in events(roost)}
