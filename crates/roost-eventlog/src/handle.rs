@@ -33,6 +33,42 @@ struct Inner {
     account_id: String,
     queue: Option<SyncSender<Event>>,
     counters: Arc<EventLogCounters>,
+    trace_ids: TraceIds,
+}
+
+/// Trace ids in UUID form, unique within the process and unlike another
+/// process's (a random start), without asking the system for randomness
+/// per event: a counter from a random start, mixed by a bijection, so no
+/// two events share one and consecutive ones do not look alike.
+struct TraceIds {
+    key: u64,
+    next: AtomicU64,
+}
+
+impl TraceIds {
+    fn new() -> TraceIds {
+        let random = uuid::Uuid::new_v4().as_u64_pair();
+        TraceIds {
+            key: random.0,
+            next: AtomicU64::new(random.1),
+        }
+    }
+
+    /// splitmix64's finalizer: a bijection on u64.
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let high = Self::mix(n ^ self.key);
+        let low = Self::mix(n.wrapping_add(self.key));
+        uuid::Builder::from_random_bytes((u128::from(high) << 64 | u128::from(low)).to_be_bytes())
+            .into_uuid()
+            .to_string()
+    }
 }
 
 /// What happened to events once built; shared with the writer, which must
@@ -100,6 +136,7 @@ impl EventLog {
                 account_id: account_id.to_owned(),
                 queue,
                 counters: Arc::default(),
+                trace_ids: TraceIds::new(),
             }),
         }
     }
@@ -150,7 +187,7 @@ impl EventLog {
             .unwrap_or(0);
         Event::new(
             now,
-            uuid::Uuid::new_v4().to_string(),
+            self.inner.trace_ids.next(),
             &self.inner.account_id,
             event_type,
             status,
@@ -286,6 +323,15 @@ mod tests {
         drop(rx);
         log.emit(log.event(EventType::Connect, Status::Success));
         assert_eq!(log.counters().dropped(), 4);
+    }
+
+    #[test]
+    fn trace_ids_do_not_repeat() {
+        let ids = TraceIds::new();
+        let all: std::collections::HashSet<String> = (0..10_000).map(|_| ids.next()).collect();
+        assert_eq!(all.len(), 10_000);
+        let one = ids.next();
+        assert_eq!(uuid::Uuid::parse_str(&one).unwrap().get_version_num(), 4);
     }
 
     #[test]
