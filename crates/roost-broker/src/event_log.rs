@@ -47,12 +47,18 @@ pub(crate) fn device_refused(
     if !level.logs(LogLevel::Error) {
         return;
     }
+    // A server fault's own words may name files or queries: the server's
+    // log has them, the event says only what happened.
+    let details = match refusal {
+        DeviceRefusal::Lookup(_) => "the registry did not answer (see the server log)".to_owned(),
+        other => other.to_string(),
+    };
     let mut event = log
         .event(EventType::Connect, Status::Failure)
         .protocol(protocol)
         .source(peer)
         .reason(reason)
-        .details(refusal.to_string());
+        .details(details);
     if let Some(principal) = principal {
         event = event.principal_id(principal);
     }
@@ -84,7 +90,12 @@ pub(crate) fn connect_refused(
             .principal_id(certificate_id)
             .source(peer)
             .reason(refusal.log_reason())
-            .details(refusal.to_string()),
+            .details(match refusal {
+                ConnectRefusal::Unavailable(_) => {
+                    "the registry did not answer (see the server log)".to_owned()
+                }
+                other => other.to_string(),
+            }),
     );
 }
 
@@ -154,7 +165,13 @@ impl HttpsPublish {
             .source(self.peer)
             .topic(self.topic);
         if let (Some(reason), Err(why)) = (reason, result) {
-            event = event.reason(reason).details(why.to_string());
+            let details = match why {
+                crate::PublishRefusal::Unavailable(_) => {
+                    "the registry did not answer (see the server log)".to_owned()
+                }
+                other => other.to_string(),
+            };
+            event = event.reason(reason).details(details);
         }
         if let Some(payload) = &self.payload {
             event = event.payload(payload);
