@@ -266,3 +266,19 @@ def test_a_thing_groups_level_reaches_its_things_and_a_client_id_level_wins(roos
     assert mosquitto(device, roost.mqtt_port, "-i", "other", "-q", "1", "-t", "g/5", "-m", "five").returncode == 0
     wait_for_event(roost, lambda e: e.get("topicName") == "g/5")
     assert "g/4" not in {e.get("topicName") for e in events(roost)}
+
+
+def test_job_execution_changes_are_logged(roost, tmp_path):
+    make_device(roost, tmp_path, "jobs-dev")
+    iot = roost.boto()
+    thing_arn = iot.describe_thing(thingName="jobs-dev")["thingArn"]
+    iot.create_job(jobId="scan-1", targets=[thing_arn], document='{"operation": "localScan"}')
+    iot.set_v2_logging_level(logTarget={"targetType": "CLIENT_ID", "targetName": "jobs-dev"}, logLevel="INFO")
+    aws = roost.aws
+    aws("iot-jobs-data", "start-next-pending-job-execution", "--thing-name", "jobs-dev")
+    aws("iot-jobs-data", "update-job-execution", "--thing-name", "jobs-dev", "--job-id", "scan-1", "--status", "FAILED")
+    [failed] = wait_for_event(roost, lambda e: e["eventType"] == "JobExecution" and e["status"] == "Failure")
+    assert failed["clientId"] == "jobs-dev" and failed["reason"] == "FAILED"
+    assert "job scan-1 execution 1 on thing jobs-dev: IN_PROGRESS -> FAILED" == failed["details"]
+    started = [e for e in events(roost, "--event-type", "JobExecution") if e["status"] == "Success"]
+    assert [e["details"] for e in started] == ["job scan-1 execution 1 on thing jobs-dev: QUEUED -> IN_PROGRESS"]
