@@ -126,11 +126,14 @@ pub(super) async fn connection_level(
         .config()
         .has_targets(roost_eventlog::TargetType::ThingGroup)
     {
-        shared
-            .registry
-            .thing_groups_with_ancestors(client_id)
-            .await
-            .unwrap_or_default()
+        match shared.registry.thing_groups_with_ancestors(client_id).await {
+            Ok(groups) => groups,
+            Err(e) => {
+                // Logged at the levels that do not need the groups.
+                tracing::warn!(error = %e, "reading the thing's groups for its event log level failed");
+                Vec::new()
+            }
+        }
     } else {
         Vec::new()
     };

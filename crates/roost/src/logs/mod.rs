@@ -116,9 +116,17 @@ fn human(event: &Event) -> String {
     ];
     for (name, value) in fields {
         if let Some(value) = value {
-            // Quoted when it could be read as several fields.
-            if value.is_empty() || value.contains(char::is_whitespace) || value.contains('"') {
-                line.push_str(&format!(" {name}={value:?}"));
+            // Quoted (and escaped) when it could be read as several fields,
+            // or holds control characters: a device chooses its client id
+            // and topics, and must not drive the reader's terminal.
+            // Debug's escaping covers every character that is not
+            // printable (controls, bidirectional overrides).
+            let quoted = format!("{value:?}");
+            if value.is_empty()
+                || value.contains(char::is_whitespace)
+                || quoted.len() != value.len() + 2
+            {
+                line.push_str(&format!(" {name}={quoted}"));
             } else {
                 line.push_str(&format!(" {name}={value}"));
             }
@@ -333,6 +341,14 @@ mod tests {
         };
         assert!(!later.matches(&event));
         assert!(parse_level("disabled").is_err());
+        // A device's own strings cannot reach the terminal raw.
+        let sneaky = Event::new(0, "t".into(), "a", EventType::Subscribe, Status::Success)
+            .client_id("\u{1b}[31mred")
+            .topic("a\u{7}b")
+            .reason("\u{202e}desrever");
+        let line = human(&sneaky);
+        assert!(!line.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{line}");
+        assert!(line.contains("clientId=\"\\u{1b}[31mred\""), "{line}");
         assert_eq!(parse_level("info"), Ok(LogLevel::Info));
     }
 }
