@@ -11,7 +11,7 @@ roost_start() {
   local data="$work/roost-data"
   "$ROOST" serve --data-dir "$data" --api-listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0 \
     --https-listen 127.0.0.1:0 \
-    --mqtt-profile aws >"$work/roost.stdout" 2>"$work/roost.log" &
+    --mqtt-profile aws ${BENCH_ROOST_ARGS:-} >"$work/roost.stdout" 2>"$work/roost.log" &
   PID[roost]=$!
   for _ in $(seq 300); do
     [ -s "$data/endpoints.json" ] && break

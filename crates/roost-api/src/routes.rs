@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::ops::destinations::{self, greedy};
-use crate::ops::{certificates, groups, jobs, misc, policies, rules, things};
+use crate::ops::{certificates, groups, jobs, logging, misc, policies, rules, things};
 use crate::request::ApiRequest;
 use crate::ApiState;
 use serde_json::Value;
@@ -149,6 +149,12 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         ("GET", ["confirmdestination", token @ ..]) if !token.is_empty() => {
             destinations::confirm_topic_rule_destination(state, &greedy(token)).await
         }
+
+        ("POST", ["v2LoggingOptions"]) => logging::set_v2_logging_options(state, req).await,
+        ("GET", ["v2LoggingOptions"]) => logging::get_v2_logging_options(state).await,
+        ("POST", ["v2LoggingLevel"]) => logging::set_v2_logging_level(state, req).await,
+        ("GET", ["v2LoggingLevel"]) => logging::list_v2_logging_levels(state, req).await,
+        ("DELETE", ["v2LoggingLevel"]) => logging::delete_v2_logging_level(state, req).await,
 
         (method, _) => Err(unknown_route(method, &req.loggable_path())),
     }

@@ -41,6 +41,19 @@ pub(crate) enum ConnectRefusal {
 }
 
 impl ConnectRefusal {
+    /// The event log's reason (AWS's vocabulary where it has a word).
+    pub(crate) fn log_reason(&self) -> &'static str {
+        match self {
+            ConnectRefusal::EmptyClientId => "INVALID_CLIENT_ID",
+            ConnectRefusal::AuthenticationMethod(_) => "BAD_AUTHENTICATION_METHOD",
+            ConnectRefusal::InvalidWillTopic => "INVALID_WILL_TOPIC",
+            ConnectRefusal::WillQos2 => "QOS_NOT_SUPPORTED",
+            ConnectRefusal::Certificate(_) => "AUTHENTICATION_FAILURE",
+            ConnectRefusal::ConnectDenied | ConnectRefusal::WillDenied => "AUTHORIZATION_FAILURE",
+            ConnectRefusal::Unavailable(_) => "SERVER_ERROR",
+        }
+    }
+
     /// The CONNACK reason (MQTT 5 terms; 3.1.1 clients get the nearest of
     /// their return codes).
     pub(crate) fn reason_code(&self) -> ReasonCode {

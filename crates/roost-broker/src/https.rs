@@ -20,6 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
+use roost_eventlog::Protocol;
 use roost_listener::{ListenerConfig, ListenerStats};
 use roost_mqtt::QoS;
 use std::net::SocketAddr;
@@ -70,12 +71,12 @@ async fn serve_connection(
     let (tls, certificate) =
         match crate::tls::handshake(&acceptor, stream, limits.handshake_timeout).await {
             Ok(pair) => pair,
-            Err(refusal) => return count_refusal(&broker, &refusal, peer),
+            Err(refusal) => return count_refusal(&broker, &refusal, peer, Protocol::Http),
         };
     tracing::Span::current().record("cert_id", certificate.id());
     let live = match broker.admit_device(&certificate).await {
         Ok(live) => live,
-        Err(refusal) => return count_refusal(&broker, &refusal, peer),
+        Err(refusal) => return count_refusal(&broker, &refusal, peer, Protocol::Http),
     };
     let registry = broker.shared.registry.clone();
     let metrics = broker.shared.metrics.clone();
@@ -90,7 +91,7 @@ async fn serve_connection(
     let kick = live.kick.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (broker, authz, kick) = (broker.clone(), authz.clone(), kick.clone());
-        async move { Ok::<_, std::convert::Infallible>(handle(&broker, &authz, &kick, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(handle(&broker, &authz, &kick, peer, req).await) }
     });
     // Closed by a revocation (or expiry) of its certificate, or the server
     // stopping, after the answer in flight.
@@ -172,6 +173,7 @@ async fn handle(
     broker: &Broker,
     authz: &Mutex<ConnectionAuthz>,
     kick: &KickSignal,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Answer {
     // A service's request (the jobs data plane), or a publish.
@@ -232,7 +234,10 @@ async fn handle(
     };
     let mut message = Message::new(topic, body, qos);
     message.retain = retain;
-    match broker.publish_as_device(&authz, message).await {
+    let logged = crate::event_log::HttpsPublish::new(&broker.shared, &authz, peer, &message);
+    let published = broker.publish_as_device(&authz, message).await;
+    logged.outcome(&broker.shared, &published);
+    match published {
         Ok(_) => answer(StatusCode::OK, "OK"),
         Err(PublishRefusal::NotAuthorized) => answer(StatusCode::FORBIDDEN, "Forbidden"),
         Err(e @ PublishRefusal::PayloadTooLarge(_)) => {

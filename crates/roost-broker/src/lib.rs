@@ -18,6 +18,7 @@
 mod authz;
 mod connect;
 mod connection;
+mod event_log;
 mod events;
 mod gateway;
 mod https;
@@ -294,6 +295,9 @@ pub trait MessageTap: Send + Sync {
 pub(crate) struct Shared {
     tap: std::sync::OnceLock<Arc<dyn MessageTap>>,
     device_service: std::sync::OnceLock<Arc<dyn service::DeviceService>>,
+    /// Where events about devices go (connects, refusals, publishes,
+    /// disconnects); logs nothing until one is installed.
+    event_log: std::sync::OnceLock<roost_eventlog::EventLog>,
     /// Where durable changes go, once the gateway state is open.
     journal: std::sync::OnceLock<Arc<journal::Journal>>,
     registry: Registry,
@@ -311,6 +315,12 @@ pub struct Broker {
     shared: Arc<Shared>,
 }
 
+impl Shared {
+    pub(crate) fn event_log(&self) -> &roost_eventlog::EventLog {
+        self.event_log.get_or_init(roost_eventlog::EventLog::off)
+    }
+}
+
 impl Broker {
     pub fn new(registry: Registry, config: BrokerConfig) -> Self {
         let mode = match config.profile {
@@ -320,6 +330,7 @@ impl Broker {
         let shared = Shared {
             tap: std::sync::OnceLock::new(),
             device_service: std::sync::OnceLock::new(),
+            event_log: std::sync::OnceLock::new(),
             journal: std::sync::OnceLock::new(),
             registry,
             sessions: SessionTable::default(),
@@ -463,6 +474,18 @@ impl Broker {
     /// Installs the tap every accepted message is offered to (once).
     pub fn set_tap(&self, tap: Arc<dyn MessageTap>) {
         let _ = self.shared.tap.set(tap);
+    }
+
+    /// Installs the event log (once, before the listeners start; later
+    /// calls are ignored).
+    pub fn set_event_log(&self, log: roost_eventlog::EventLog) {
+        let _ = self.shared.event_log.set(log);
+    }
+
+    /// The event log: the control plane changes its levels through it, the
+    /// rules engine and the jobs service write to it.
+    pub fn event_log(&self) -> &roost_eventlog::EventLog {
+        self.shared.event_log()
     }
 
     /// Closes every connection (server shutdown).

@@ -111,7 +111,7 @@ async fn handle(
                     .await
                     .map(|live| (tls, certificate, live)),
                 Err(refusal) => {
-                    count_refusal(&broker, &refusal, peer);
+                    count_refusal(&broker, &refusal, peer, roost_eventlog::Protocol::Mqtt);
                     None
                 }
             };
@@ -155,14 +155,20 @@ async fn admit(
     match broker.admit_device(certificate).await {
         Ok(live) => Some(live),
         Err(refusal) => {
-            count_refusal(broker, &refusal, peer);
+            count_refusal(broker, &refusal, peer, roost_eventlog::Protocol::Mqtt);
             None
         }
     }
 }
 
 /// Counts and logs why a device was not let in.
-pub(crate) fn count_refusal(broker: &Broker, refusal: &DeviceRefusal, peer: SocketAddr) {
+pub(crate) fn count_refusal(
+    broker: &Broker,
+    refusal: &DeviceRefusal,
+    peer: SocketAddr,
+    protocol: roost_eventlog::Protocol,
+) {
+    crate::event_log::device_refused(&broker.shared, refusal, peer, protocol);
     let metrics = &broker.shared.metrics;
     let counter = match refusal {
         DeviceRefusal::Lookup(_) => None,

@@ -31,7 +31,7 @@ use roost_jobs::document;
 use roost_jobs::job::Job;
 use roost_jobs::pending::{changes, pending, Summary};
 use roost_jobs::request::{notify_next_topic, notify_topic};
-use roost_jobs::{reply, Execution};
+use roost_jobs::{reply, Execution, ExecutionStatus};
 use roost_registry::store::JobStore;
 use roost_registry::{Registry, RegistryError, Result};
 use serde_json::Value;
@@ -41,6 +41,12 @@ use std::sync::Arc;
 /// Where the service's notifications go.
 pub trait Outbox: Send + Sync {
     fn publish(&self, topic: String, payload: Vec<u8>);
+
+    /// Where job execution changes are logged (JobExecution events), if
+    /// anywhere.
+    fn event_log(&self) -> Option<&roost_eventlog::EventLog> {
+        None
+    }
 }
 
 /// The broker delivers them to the subscribers of the topic, at QoS 1 or
@@ -49,6 +55,10 @@ impl Outbox for roost_broker::Broker {
     fn publish(&self, topic: String, payload: Vec<u8>) {
         let message = roost_broker::Message::new(topic, payload, roost_mqtt::QoS::AtLeastOnce);
         roost_broker::Broker::publish(self, message);
+    }
+
+    fn event_log(&self) -> Option<&roost_eventlog::EventLog> {
+        Some(roost_broker::Broker::event_log(self))
     }
 }
 
@@ -229,6 +239,47 @@ impl JobsService {
             .ok_or_else(|| RegistryError::NotFound(format!("Job {job_id} does not exist")))
     }
 
+    /// A JobExecution event when an execution's status moved, at the level
+    /// of the client id named like its thing: Success (INFO), or Failure
+    /// (ERROR) for FAILED, TIMED_OUT and REJECTED.
+    fn log_execution_change(&self, before: &Execution, after: &Execution) {
+        use roost_eventlog::{EventType, LogLevel, Status, Subject};
+        if before.status == after.status {
+            return;
+        }
+        let Some(log) = self.inner.outbox.event_log() else {
+            return;
+        };
+        let failed = matches!(
+            after.status,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Rejected
+        );
+        let (status, level) = if failed {
+            (Status::Failure, LogLevel::Error)
+        } else {
+            (Status::Success, LogLevel::Info)
+        };
+        let subject = Subject {
+            client_id: Some(&after.thing_name),
+            ..Default::default()
+        };
+        if !log.level_for(&subject).logs(level) {
+            return;
+        }
+        let mut event = log
+            .event(EventType::JobExecution, status)
+            .at_level(level)
+            .client_id(after.thing_name.as_str())
+            .details(format!(
+                "job {} execution {} on thing {}: {} -> {}",
+                after.job_id, after.execution_number, after.thing_name, before.status, after.status
+            ));
+        if failed {
+            event = event.reason(after.status.as_str());
+        }
+        log.emit(event);
+    }
+
     /// Changes one execution with `change` (a pure-core transition),
     /// reading and replacing it until no one else changed it meanwhile.
     /// `Ok(None)` when the execution does not exist.
@@ -259,6 +310,7 @@ impl JobsService {
                 .replace_job_execution(&changed, read.version_number)
                 .await?
             {
+                self.log_execution_change(&read, &changed);
                 return Ok(Some(Ok(changed)));
             }
         }

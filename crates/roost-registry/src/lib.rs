@@ -19,6 +19,7 @@ mod certificates;
 pub mod destinations;
 mod generations;
 mod groups;
+pub mod logging;
 mod policies;
 mod policy_cache;
 pub mod rules;

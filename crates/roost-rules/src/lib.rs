@@ -18,6 +18,7 @@ pub use validate::Validator;
 use actions::{Action, ActionError};
 use base64::Engine as _;
 use roost_broker::{Broker, Message, MessageTap};
+use roost_eventlog::{Event, EventType, LogLevel, Status, Subject};
 use roost_registry::rules::TopicRule;
 use roost_registry::{Registry, RegistryEvent};
 use roost_sql::{Context, Output, SqlVersion, Statement};
@@ -359,6 +360,45 @@ fn now_millis() -> i64 {
 }
 
 impl Worker {
+    /// Hands an event about this rule and `message` to the event log, at
+    /// the level of the message's publisher (its client id, its principal).
+    /// Runs on the rule's worker, never on the publisher's path.
+    fn log_event(
+        &self,
+        message: &Message,
+        trace_id: &str,
+        event_type: EventType,
+        status: Status,
+        level: LogLevel,
+        build: impl FnOnce(Event) -> Event,
+    ) {
+        let log = self.shared.broker.event_log();
+        if !log.may_log(level) {
+            return;
+        }
+        let subject = Subject {
+            client_id: message.publisher.as_deref(),
+            principal_id: message.principal.as_deref(),
+            ..Default::default()
+        };
+        if !log.level_for(&subject).logs(level) {
+            return;
+        }
+        let mut event = log
+            .event(event_type, status)
+            .at_level(level)
+            .topic(message.topic.as_str())
+            .details(format!("rule {}", self.rule.name));
+        event.trace_id = trace_id.to_owned();
+        if let Some(client_id) = &message.publisher {
+            event = event.client_id(client_id.as_str());
+        }
+        if let Some(principal) = &message.principal {
+            event = event.principal_id(principal.as_str());
+        }
+        log.emit(build(event));
+    }
+
     async fn run(self, mut rx: mpsc::Receiver<Arc<Message>>) {
         while let Some(message) = rx.recv().await {
             self.process(&message).await;
@@ -392,6 +432,14 @@ impl Worker {
                 return;
             }
         };
+        self.log_event(
+            message,
+            &trace_id,
+            EventType::RuleMatch,
+            Status::Success,
+            LogLevel::Info,
+            |e| e,
+        );
         let results = futures_util::future::join_all(
             rule.actions
                 .iter()
@@ -406,8 +454,32 @@ impl Worker {
                 result.err().map(|e| json!({ "failedAction": action.failed_action_name(), "failedResource": action.resource(), "errorMessage": e.message }))
             })
             .collect();
+        for failure in &failures {
+            self.log_event(
+                message,
+                &trace_id,
+                EventType::RuleExecution,
+                Status::Failure,
+                LogLevel::Error,
+                |e| {
+                    e.reason(format!(
+                        "{} failed",
+                        failure["failedAction"].as_str().unwrap_or("action")
+                    ))
+                    .details(format!("rule {}: {failure}", rule.name))
+                },
+            );
+        }
         if failures.is_empty() {
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+            self.log_event(
+                message,
+                &trace_id,
+                EventType::RuleExecution,
+                Status::Success,
+                LogLevel::Info,
+                |e| e,
+            );
             return;
         }
         self.counters.failed.fetch_add(1, Ordering::Relaxed);

@@ -133,6 +133,16 @@ pub struct ServeArgs {
     /// [default: 300, as AWS].
     #[arg(long)]
     pub thing_type_deletion_wait_secs: Option<u64>,
+    /// The event log's default level (DEBUG, INFO, WARN, ERROR, DISABLED)
+    /// until SetV2LoggingOptions sets one. Default ERROR.
+    #[arg(long)]
+    pub event_log_level: Option<String>,
+    /// The event log file's size before it is rotated. Default 10 MiB.
+    #[arg(long)]
+    pub event_log_max_file_bytes: Option<u64>,
+    /// Event log files kept, the one being written included. Default 5.
+    #[arg(long)]
+    pub event_log_max_files: Option<usize>,
 }
 
 /// The file's keys, all optional.
@@ -172,6 +182,9 @@ struct FileConfig {
     account: Option<String>,
     hosts: Option<Vec<String>>,
     thing_type_deletion_wait_secs: Option<u64>,
+    event_log_level: Option<String>,
+    event_log_max_file_bytes: Option<u64>,
+    event_log_max_files: Option<usize>,
 }
 
 /// The resolved configuration `serve` runs with.
@@ -200,6 +213,9 @@ pub struct Config {
     pub account: String,
     pub hosts: Vec<String>,
     pub thing_type_deletion_wait_secs: u64,
+    /// The event log's options until SetV2LoggingOptions stores its own.
+    pub event_log: roost_eventlog::LoggingOptions,
+    pub event_log_rotation: crate::logs::files::Rotation,
 }
 
 /// The account Roost plays when none is configured: `serve`'s ARNs and
@@ -391,7 +407,34 @@ impl Config {
                     .with_context(|| format!("reading sns_ca_file {}", path.display()))?,
             ),
         };
+        let event_log = roost_eventlog::LoggingOptions {
+            default_log_level: match args.event_log_level.or(file.event_log_level) {
+                Some(level) => level
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("event_log_level: {e}"))?,
+                None => roost_eventlog::LoggingOptions::default().default_log_level,
+            },
+            ..Default::default()
+        };
+        let mut event_log_rotation = crate::logs::files::Rotation::default();
+        if let Some(bytes) = args
+            .event_log_max_file_bytes
+            .or(file.event_log_max_file_bytes)
+        {
+            if bytes < 4096 {
+                anyhow::bail!("event_log_max_file_bytes must be at least 4096");
+            }
+            event_log_rotation.max_file_bytes = bytes;
+        }
+        if let Some(files) = args.event_log_max_files.or(file.event_log_max_files) {
+            if files == 0 {
+                anyhow::bail!("event_log_max_files must be at least 1");
+            }
+            event_log_rotation.max_files = files;
+        }
         Ok(Self {
+            event_log,
+            event_log_rotation,
             api_limits,
             https_max_connections,
             object_store,
@@ -464,6 +507,53 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.region, "ap-south-1");
+    }
+
+    #[test]
+    fn event_log_settings_come_from_flag_or_file() {
+        use roost_eventlog::LogLevel;
+        let defaults = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(defaults.event_log.default_log_level, LogLevel::Error);
+        assert_eq!(defaults.event_log_rotation.max_file_bytes, 10 * 1024 * 1024);
+        assert_eq!(defaults.event_log_rotation.max_files, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(
+            &file,
+            "event_log_level = \"INFO\"\nevent_log_max_file_bytes = 65536\nevent_log_max_files = 2\n",
+        )
+        .unwrap();
+        let from_file = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.event_log.default_log_level, LogLevel::Info);
+        assert_eq!(from_file.event_log_rotation.max_file_bytes, 65536);
+        assert_eq!(from_file.event_log_rotation.max_files, 2);
+        let from_flag = Config::resolve(ServeArgs {
+            config: Some(file),
+            event_log_level: Some("DEBUG".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_flag.event_log.default_log_level, LogLevel::Debug);
+        for bad in [
+            ServeArgs {
+                event_log_level: Some("info".into()),
+                ..Default::default()
+            },
+            ServeArgs {
+                event_log_max_files: Some(0),
+                ..Default::default()
+            },
+            ServeArgs {
+                event_log_max_file_bytes: Some(10),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::resolve(bad).is_err());
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod cert;
 mod client;
 mod config;
 mod deploy;
+mod logs;
 mod metrics;
 mod objects;
 mod quickstart;
@@ -58,6 +59,8 @@ enum Command {
         #[arg(long, env = "ROOST_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Event logs: connects, refusals, publishes, rule failures (AWSIotLogsV2 records).
+    Logs(logs::LogsArgs),
     /// Topic rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -140,6 +143,7 @@ fn main() -> std::process::ExitCode {
         // The SQL playground needs no runtime and has its own exit codes.
         Command::Sql(SqlCommand::Eval(args)) => sql::eval(args),
         Command::Serve(args) => block_on(serve::run(*args)),
+        Command::Logs(args) => block_on(async move { logs::run(args) }),
         Command::Cert(CertCommand::Create { thing, out, target }) => {
             block_on(async move { cert::create(&thing, &out, &target).await })
         }

@@ -175,6 +175,26 @@ impl Collector for Exporter {
             }
         }
 
+        let events = self.broker.event_log().counters();
+        counter(
+            &mut encoder,
+            "event_log_events",
+            "events handed to the event log's writer",
+            events.queued(),
+        )?;
+        counter(
+            &mut encoder,
+            "event_log_dropped",
+            "events dropped because the event log's queue was full",
+            events.dropped(),
+        )?;
+        counter(
+            &mut encoder,
+            "event_log_write_failures",
+            "event log writes (or flushes) that failed",
+            events.write_failures(),
+        )?;
+
         let sns = &self.notifier.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         counter(

@@ -149,6 +149,24 @@ pub async fn run_until(
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let broker = roost_broker::Broker::new(registry.clone(), broker_config);
+    // The event log: its stored options (or the configuration's) and levels,
+    // a bounded queue, and the thread that writes the files.
+    let (event_log, event_queue) = roost_eventlog::EventLog::new(
+        &cfg.account,
+        registry
+            .logging_config(&cfg.event_log)
+            .await
+            .context("reading the event log settings")?,
+        roost_eventlog::QUEUE_CAPACITY,
+    );
+    crate::logs::files::start(
+        crate::logs::files::dir_under(&data_dir),
+        cfg.event_log_rotation,
+        event_queue,
+        event_log.counters().clone(),
+    )
+    .context("opening the event log")?;
+    broker.set_event_log(event_log);
     // The rules engine installs its rule validator in the registry and its
     // tap in the broker before any listener opens.
     let notifier = std::sync::Arc::new(

@@ -5,6 +5,7 @@ pub mod certificates;
 pub mod destinations;
 pub mod groups;
 pub mod jobs;
+pub mod logging;
 pub mod misc;
 pub mod policies;
 pub mod rules;

@@ -152,6 +152,7 @@ where
             self.broker
                 .publish(Message::new(topic, body, QoS::AtLeastOnce));
         }
+        self.log_disconnect(close);
         tracing::info!(reason = close.disconnect_reason(), "disconnected");
     }
 }

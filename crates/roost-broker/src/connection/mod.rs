@@ -36,6 +36,7 @@ use tokio::sync::watch;
 mod close;
 mod deliver;
 mod framing;
+mod log;
 mod open;
 mod publish;
 mod request;
@@ -142,6 +143,9 @@ struct Conn<R, W> {
     slowed_since: Option<Instant>,
     /// The socket is left unread until the subscribers have room.
     read_paused: bool,
+    /// The connection's event log level, re-read when the logging
+    /// configuration changes.
+    event_level: roost_eventlog::ConnectionLevel,
 }
 
 fn codec_limits(broker: &Broker) -> roost_mqtt::Limits {

@@ -120,6 +120,13 @@ where
         Ok(granted) => granted,
         Err(refusal) => {
             let reason = refusal.reason_code();
+            crate::event_log::connect_refused(
+                &shared,
+                &refusal,
+                &connect.client_id,
+                certificate.id(),
+                peer,
+            );
             if let ConnectRefusal::Unavailable(e) = &refusal {
                 tracing::error!(error = %e, "CONNECT refused: the registry did not answer");
             } else {
@@ -150,6 +157,7 @@ where
         authz,
     } = granted;
     tracing::Span::current().record("client_id", client_id.as_str());
+    let event_level = super::log::connection_level(&shared, &client_id, peer, &authz).await;
 
     // Take over: an existing connection with this client id is closed.
     live.take_client_id(&client_id);
@@ -252,8 +260,15 @@ where
         waiting_for_room: Vec::new(),
         slowed_since: None,
         read_paused: false,
+        event_level,
     };
     conn.lifecycle_connected();
+    conn.log_event(
+        roost_eventlog::EventType::Connect,
+        roost_eventlog::Status::Success,
+        roost_eventlog::LogLevel::Info,
+        |e, _| e,
+    );
     Some(conn)
 }
 

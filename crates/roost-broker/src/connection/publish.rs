@@ -70,7 +70,9 @@ where
             return Err(Close::ProtocolError(ReasonCode::QoSNotSupported));
         }
         self.fresh_authorization().await?;
-        if self.authz.publish(&publish.topic, publish.retain) != Decision::Allowed {
+        let allowed = self.authz.publish(&publish.topic, publish.retain) == Decision::Allowed;
+        self.log_publish_in(&publish.topic, &publish.payload, allowed);
+        if !allowed {
             self.shared()
                 .metrics
                 .publish_denied

@@ -79,6 +79,7 @@ where
                     }
                 }
             };
+            self.log_subscribe(&filter, code);
             codes.push(code);
         }
         self.wait_saved(ticket).await?;

@@ -5,9 +5,11 @@
 //! default; a PostgreSQL implementation slots in behind the same trait.
 
 pub mod jobs;
+pub mod logging;
 pub mod sqlite;
 
 pub use jobs::JobStore;
+pub use logging::LoggingStore;
 
 use crate::error::Result;
 use crate::model::*;
@@ -33,8 +35,9 @@ pub struct ThingFilter {
 }
 
 #[async_trait]
-/// Jobs are stored behind [`JobStore`], which every store implements too.
-pub trait Store: JobStore + Send + Sync + 'static {
+/// Jobs are stored behind [`JobStore`] and event log settings behind
+/// [`LoggingStore`], which every store implements too.
+pub trait Store: JobStore + LoggingStore + Send + Sync + 'static {
     // Thing types.
     async fn create_thing_type(&self, thing_type: &ThingType) -> Result<Created<ThingType>>;
     async fn get_thing_type(&self, name: &str) -> Result<Option<ThingType>>;

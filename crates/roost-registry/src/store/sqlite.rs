@@ -19,6 +19,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod jobs;
+mod logging;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

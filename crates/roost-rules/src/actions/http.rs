@@ -160,21 +160,29 @@ impl HttpAction {
                 .map_err(|e| ActionError::permanent(format!("rendering header {key}: {e}")))?;
             request = request.header(key.as_str(), value);
         }
-        let response = request
-            .body(output.to_bytes())
-            .send()
-            .await
-            .map_err(|e| ActionError::transient(format!("POST {url} failed: {e}")))?;
+        let response = request.body(output.to_bytes()).send().await.map_err(|e| {
+            // reqwest's error names the URL too: only its kind is kept.
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "could not connect"
+            } else {
+                "failed"
+            };
+            ActionError::transient(format!("POST {} {kind}", redacted(url.as_str())))
+        })?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else if status.as_u16() == 429 || status.is_server_error() {
             Err(ActionError::transient(format!(
-                "POST {url} answered {status}"
+                "POST {} answered {status}",
+                redacted(url.as_str())
             )))
         } else {
             Err(ActionError::permanent(format!(
-                "POST {url} answered {status}"
+                "POST {} answered {status}",
+                redacted(url.as_str())
             )))
         }
     }
