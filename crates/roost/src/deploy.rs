@@ -36,7 +36,7 @@ fn load(args: &DeployArgs) -> Result<Deployment> {
 pub async fn plan(args: &DeployArgs) -> Result<()> {
     let d = load(args)?;
     let api = ApiClient::from_target(&args.target)?;
-    let (actual, names) = read(&api, &d).await?;
+    let (actual, names) = read(&api, &d, true).await?;
     let plan = roost_deploy::plan(&d, &actual, &names);
     print_plan(&plan);
     for rule in d.rules() {
@@ -89,7 +89,7 @@ pub async fn apply_deployment(
     d: &Deployment,
     certificates: &Path,
 ) -> Result<usize> {
-    let (actual, names) = read(api, d).await?;
+    let (actual, names) = read(api, d, false).await?;
     let plan = roost_deploy::plan(d, &actual, &names);
     if !plan.conflicts.is_empty() {
         for c in &plan.conflicts {
@@ -114,7 +114,7 @@ pub async fn apply_deployment(
 pub async fn destroy(args: &DeployArgs) -> Result<()> {
     let d = load(args)?;
     let api = ApiClient::from_target(&args.target)?;
-    let (actual, _) = read(&api, &d).await?;
+    let (actual, _) = read(&api, &d, false).await?;
     let changes = roost_deploy::destroy(&d, &actual);
     if changes.is_empty() {
         println!("nothing to destroy");
@@ -146,24 +146,22 @@ fn strings(values: &[Value], field: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// What the registry holds for the resources `d` names, and every name.
-async fn read(api: &ApiClient, d: &Deployment) -> Result<(Actual, Names)> {
+/// What the registry holds for the resources `d` names; with `all_names`,
+/// also every name of each kind (what `plan` lists as not in the file).
+async fn read(api: &ApiClient, d: &Deployment, all_names: bool) -> Result<(Actual, Names)> {
     let mut a = Actual::default();
-    let mut n = Names {
-        thing_types: strings(
-            &list(api, "/thing-types", "thingTypes").await?,
-            "thingTypeName",
-        ),
-        thing_groups: strings(
-            &list(api, "/thing-groups", "thingGroups").await?,
-            "groupName",
-        ),
-        policies: strings(&list(api, "/policies", "policies").await?, "policyName"),
-        things: strings(&list(api, "/things", "things").await?, "thingName"),
-        rules: strings(&list(api, "/rules", "rules").await?, "ruleName"),
-        jobs: strings(&list(api, "/jobs", "jobs").await?, "jobId"),
-        topics: BTreeSet::new(),
-    };
+    let mut n = Names::default();
+    if all_names {
+        let names = |path, items, field| async move {
+            anyhow::Ok(strings(&list(api, path, items).await?, field))
+        };
+        n.thing_types = names("/thing-types", "thingTypes", "thingTypeName").await?;
+        n.thing_groups = names("/thing-groups", "thingGroups", "groupName").await?;
+        n.policies = names("/policies", "policies", "policyName").await?;
+        n.things = names("/things", "things", "thingName").await?;
+        n.rules = names("/rules", "rules", "ruleName").await?;
+        n.jobs = names("/jobs", "jobs", "jobId").await?;
+    }
     for t in d.thing_types() {
         if let Some(v) = api
             .call_opt("GET", &format!("/thing-types/{}", label(&t.name)), "", None)
@@ -259,7 +257,9 @@ async fn read(api: &ApiClient, d: &Deployment) -> Result<(Actual, Names)> {
         }
     }
     let topics = sns_topics(api).await?;
-    n.topics = topics.keys().cloned().collect();
+    if all_names {
+        n.topics = topics.keys().cloned().collect();
+    }
     for t in d.topics() {
         if let Some(arn) = topics.get(&t.name) {
             a.topics.insert(
