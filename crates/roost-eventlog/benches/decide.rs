@@ -35,7 +35,7 @@ fn connection() -> ConnectionLevel {
     ConnectionLevel::new(
         Some("iot-webinar-device".into()),
         Some("198.51.100.4".parse().unwrap()),
-        Some("3f9a".repeat(16)),
+        Some("3f9a".repeat(16).into()),
         Vec::new(),
     )
 }
@@ -61,16 +61,30 @@ fn decide(c: &mut Criterion) {
 }
 
 fn emit(c: &mut Criterion) {
-    let (log, rx) = EventLog::new("000000000000", config(LogLevel::Info), 8192);
-    let drain = std::thread::spawn(move || while rx.recv().is_ok() {});
+    let (log, rx) = EventLog::new("000000000000", config(LogLevel::Info), 1 << 17);
+    // The drain takes events in rounds 5 ms apart, as the gateway's writer
+    // does while events keep coming (so a send never has to wake it).
+    let drain = std::thread::spawn(move || loop {
+        loop {
+            match rx.try_recv() {
+                Ok(_) => {}
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    });
+    // The connection's own copies, shared with each event as the gateway does.
+    let conn = connection();
+    let peer: std::net::SocketAddr = "198.51.100.4:50000".parse().unwrap();
     c.bench_function("build and queue a Publish-In", |b| {
         b.iter(|| {
-            let event = log
+            let mut event = log
                 .event(EventType::PublishIn, Status::Success)
-                .client_id("iot-webinar-device")
-                .principal_id("3f9a")
-                .source("198.51.100.4:50000".parse().unwrap())
+                .source(peer)
                 .topic("iot-webinar/honeypot-1/audit");
+            event.client_id = conn.client_id().cloned();
+            event.principal_id = conn.principal_id().cloned();
             log.emit(event)
         })
     });

@@ -5,6 +5,7 @@ use crate::config::LogLevel;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -93,21 +94,21 @@ pub enum Protocol {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     #[serde(with = "level_serde")]
     pub log_level: LogLevel,
-    pub trace_id: String,
-    pub account_id: String,
+    pub trace_id: uuid::Uuid,
+    pub account_id: Arc<str>,
     pub status: Status,
     pub event_type: EventType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
+    pub client_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal_id: Option<String>,
+    pub principal_id: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<std::net::IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,19 +143,19 @@ impl Event {
     /// failure is an ERROR, a success INFO (see [`Event::at_level`]).
     pub fn new(
         unix_millis: i64,
-        trace_id: String,
-        account_id: &str,
+        trace_id: uuid::Uuid,
+        account_id: Arc<str>,
         event_type: EventType,
         status: Status,
     ) -> Event {
         Event {
-            timestamp: format_timestamp(unix_millis),
+            timestamp: Timestamp(unix_millis),
             log_level: match status {
                 Status::Success => LogLevel::Info,
                 Status::Failure => LogLevel::Error,
             },
             trace_id,
-            account_id: account_id.to_owned(),
+            account_id,
             status,
             event_type,
             protocol: None,
@@ -180,18 +181,18 @@ impl Event {
         self
     }
 
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Event {
+    pub fn client_id(mut self, client_id: impl Into<Arc<str>>) -> Event {
         self.client_id = Some(client_id.into());
         self
     }
 
-    pub fn principal_id(mut self, principal_id: impl Into<String>) -> Event {
+    pub fn principal_id(mut self, principal_id: impl Into<Arc<str>>) -> Event {
         self.principal_id = Some(principal_id.into());
         self
     }
 
     pub fn source(mut self, peer: std::net::SocketAddr) -> Event {
-        self.source_ip = Some(peer.ip().to_string());
+        self.source_ip = Some(peer.ip().to_canonical());
         self.source_port = Some(peer.port());
         self
     }
@@ -228,9 +229,75 @@ impl Event {
 
     /// The JSON line (without its newline).
     pub fn to_json_line(&self) -> String {
-        // An Event has only strings, numbers and enums: it always
-        // serializes.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut line = Vec::new();
+        self.write_json_line(&mut line);
+        // serde_json writes UTF-8.
+        String::from_utf8(line).unwrap_or_default()
+    }
+
+    /// Appends the JSON line (without its newline) to `out`: the bytes
+    /// `serde_json` writes for this event (a property test holds the two
+    /// together), without its per-byte escaping of the fields that cannot
+    /// need it (the time, the trace id, the address, the enums).
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let mut text = [0u8; 23];
+        self.timestamp.write_to(&mut text);
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        out.extend_from_slice(&text);
+        out.extend_from_slice(b"\",\"logLevel\":\"");
+        out.extend_from_slice(self.log_level.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"traceId\":\"");
+        out.extend_from_slice(
+            self.trace_id
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\",\"accountId\":");
+        push_json_str(out, &self.account_id);
+        out.extend_from_slice(match self.status {
+            Status::Success => b",\"status\":\"Success\",\"eventType\":\"",
+            Status::Failure => b",\"status\":\"Failure\",\"eventType\":\"",
+        });
+        out.extend_from_slice(self.event_type.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(protocol) = self.protocol {
+            out.extend_from_slice(match protocol {
+                Protocol::Mqtt => b",\"protocol\":\"MQTT\"",
+                Protocol::Http => b",\"protocol\":\"HTTP\"",
+            });
+        }
+        if let Some(client_id) = &self.client_id {
+            out.extend_from_slice(b",\"clientId\":");
+            push_json_str(out, client_id);
+        }
+        if let Some(principal_id) = &self.principal_id {
+            out.extend_from_slice(b",\"principalId\":");
+            push_json_str(out, principal_id);
+        }
+        // Writing to a Vec cannot fail.
+        if let Some(ip) = self.source_ip {
+            let _ = write!(out, ",\"sourceIp\":\"{ip}\"");
+        }
+        if let Some(port) = self.source_port {
+            let _ = write!(out, ",\"sourcePort\":{port}");
+        }
+        for (name, value) in [
+            (&b",\"topicName\":"[..], &self.topic_name),
+            (b",\"reason\":", &self.reason),
+            (b",\"details\":", &self.details),
+            (b",\"payload\":", &self.payload),
+        ] {
+            if let Some(value) = value {
+                out.extend_from_slice(name);
+                push_json_str(out, value);
+            }
+        }
+        if self.payload_truncated {
+            out.extend_from_slice(b",\"payloadTruncated\":true");
+        }
+        out.push(b'}');
     }
 
     /// Reads a line written by [`Event::to_json_line`].
@@ -238,10 +305,101 @@ impl Event {
         serde_json::from_str(line).ok()
     }
 
-    /// The event's time in Unix milliseconds, if its timestamp reads.
+    /// The event's time in Unix milliseconds.
     pub fn unix_millis(&self) -> Option<i64> {
-        let at = PrimitiveDateTime::parse(&self.timestamp, TIMESTAMP).ok()?;
-        Some((at.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        Some(self.timestamp.0)
+    }
+}
+
+/// `text` as a JSON string, escaped as `serde_json` escapes it; most
+/// strings need no escaping and are copied whole.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    out.push(b'"');
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+    } else {
+        for &b in bytes {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                0..0x20 => out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]),
+                _ => out.push(b),
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// When an event happened, in Unix milliseconds; written (and read) in
+/// AWS's format. Formatting waits for the writer: the gateway's tasks only
+/// read the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The time in AWS's format, the date and time of day of the last
+    /// second formatted being kept for the next event in the same second.
+    fn write_to(self, out: &mut [u8; 23]) {
+        thread_local! {
+            static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> =
+                const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+        }
+        let second = self.0.div_euclid(1000);
+        let millis = self.0.rem_euclid(1000) as u16;
+        let (cached, mut prefix) = LAST_SECOND.get();
+        if cached != second {
+            let text = format_timestamp(second * 1000);
+            match text.as_bytes().get(..19) {
+                Some(bytes) => prefix.copy_from_slice(bytes),
+                None => prefix = *b"0000-00-00 00:00:00",
+            }
+            LAST_SECOND.set((second, prefix));
+        }
+        out[..19].copy_from_slice(&prefix);
+        out[19] = b'.';
+        out[20] = b'0' + (millis / 100) as u8;
+        out[21] = b'0' + (millis / 10 % 10) as u8;
+        out[22] = b'0' + (millis % 10) as u8;
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; 23];
+        self.write_to(&mut text);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = [0u8; 23];
+        self.write_to(&mut text);
+        s.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let at = PrimitiveDateTime::parse(&text, TIMESTAMP).map_err(serde::de::Error::custom)?;
+        Ok(Timestamp(
+            (at.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+        ))
     }
 }
 
@@ -261,8 +419,8 @@ mod tests {
     fn a_record_has_aws_field_names() {
         let event = Event::new(
             1_500_000_000_123,
-            "t-1".into(),
-            "000000000000",
+            uuid::Uuid::from_u128(1),
+            "000000000000".into(),
             EventType::PublishIn,
             Status::Failure,
         )
@@ -290,7 +448,13 @@ mod tests {
 
     #[test]
     fn payloads_are_bounded_and_binary_safe() {
-        let event = Event::new(0, "t".into(), "a", EventType::PublishIn, Status::Success);
+        let event = Event::new(
+            0,
+            uuid::Uuid::nil(),
+            "a".into(),
+            EventType::PublishIn,
+            Status::Success,
+        );
         let text = event.clone().payload(b"{\"t\":1}");
         assert_eq!(text.payload.as_deref(), Some("{\"t\":1}"));
         assert!(!text.payload_truncated);
@@ -306,5 +470,80 @@ mod tests {
         assert_eq!(EventType::parse("publish-in"), Some(EventType::PublishIn));
         assert_eq!(EventType::parse("Connect"), Some(EventType::Connect));
         assert_eq!(EventType::parse("PublishIn"), None);
+    }
+
+    #[test]
+    fn timestamps_in_one_second_share_its_prefix_and_keep_their_millis() {
+        assert_eq!(
+            Timestamp(1_500_000_000_123).to_string(),
+            "2017-07-14 02:40:00.123"
+        );
+        assert_eq!(
+            Timestamp(1_500_000_000_007).to_string(),
+            "2017-07-14 02:40:00.007"
+        );
+        assert_eq!(
+            Timestamp(1_500_000_001_000).to_string(),
+            "2017-07-14 02:40:01.000"
+        );
+        assert_eq!(Timestamp(999).to_string(), "1970-01-01 00:00:00.999");
+    }
+
+    proptest::proptest! {
+        /// Any time from 1970 to 9999 is written as AWS writes it and reads
+        /// back to the same millisecond, whatever was formatted before it.
+        #[test]
+        fn timestamps_read_back(ms in 0i64..253_402_300_800_000, before in 0i64..253_402_300_800_000) {
+            let _ = Timestamp(before).to_string();
+            let text = Timestamp(ms).to_string();
+            proptest::prop_assert_eq!(&text, &format_timestamp(ms));
+            let json = serde_json::to_string(&Timestamp(ms)).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), Timestamp(ms));
+        }
+    }
+
+    fn any_text() -> impl proptest::strategy::Strategy<Value = Option<String>> {
+        proptest::option::of(proptest::string::string_regex("(?s).{0,24}").unwrap())
+    }
+
+    proptest::proptest! {
+        /// The hand-written line is, byte for byte, what serde_json writes,
+        /// and reads back to the same event.
+        #[test]
+        fn the_written_line_is_serde_jsons(
+            ms in 0i64..253_402_300_800_000,
+            trace in proptest::prelude::any::<u128>(),
+            account in "[0-9]{12}|\\PC{0,4}",
+            failure in proptest::prelude::any::<bool>(),
+            kind in 0usize..EventType::ALL.len(),
+            level in 0u8..5,
+            http in proptest::option::of(proptest::prelude::any::<bool>()),
+            client in any_text(),
+            principal in any_text(),
+            ip in proptest::option::of(proptest::prelude::any::<std::net::IpAddr>()),
+            port in proptest::option::of(proptest::prelude::any::<u16>()),
+            topic in any_text(),
+            reason in any_text(),
+            details in any_text(),
+            payload in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32)),
+        ) {
+            let status = if failure { Status::Failure } else { Status::Success };
+            let mut event = Event::new(ms, uuid::Uuid::from_u128(trace), account.as_str().into(), EventType::ALL[kind], status)
+                .at_level(LogLevel::from_u8(level));
+            event.protocol = http.map(|h| if h { Protocol::Http } else { Protocol::Mqtt });
+            event.client_id = client.map(Into::into);
+            event.principal_id = principal.map(Into::into);
+            event.source_ip = ip;
+            event.source_port = port;
+            event.topic_name = topic;
+            event.reason = reason;
+            event.details = details;
+            if let Some(payload) = payload {
+                event = event.payload(&payload);
+            }
+            let line = event.to_json_line();
+            proptest::prop_assert_eq!(&line, &serde_json::to_string(&event).unwrap());
+            proptest::prop_assert_eq!(Event::from_json_line(&line), Some(event));
+        }
     }
 }

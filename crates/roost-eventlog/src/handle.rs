@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 /// Events waiting for the writer. Past it, events are dropped and counted
 /// (`roost_event_log_dropped_total`) rather than slowing a device down.
-pub const QUEUE_CAPACITY: usize = 8192;
+pub const QUEUE_CAPACITY: usize = 16384;
 
 /// A cloneable handle; clones share everything.
 #[derive(Clone)]
@@ -30,7 +30,7 @@ struct Inner {
     /// `LoggingConfig::most_verbose` of `config`, so that code without a
     /// connection at hand (the rules engine) rejects cheaply.
     most_verbose: AtomicU8,
-    account_id: String,
+    account_id: Arc<str>,
     queue: Option<SyncSender<Event>>,
     counters: Arc<EventLogCounters>,
     trace_ids: TraceIds,
@@ -61,13 +61,12 @@ impl TraceIds {
         z ^ (z >> 31)
     }
 
-    fn next(&self) -> String {
+    fn next(&self) -> uuid::Uuid {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let high = Self::mix(n ^ self.key);
         let low = Self::mix(n.wrapping_add(self.key));
         uuid::Builder::from_random_bytes((u128::from(high) << 64 | u128::from(low)).to_be_bytes())
             .into_uuid()
-            .to_string()
     }
 }
 
@@ -133,7 +132,7 @@ impl EventLog {
                 config: RwLock::new(Arc::new(config)),
                 generation: AtomicU64::new(0),
                 most_verbose: AtomicU8::new(most_verbose),
-                account_id: account_id.to_owned(),
+                account_id: account_id.into(),
                 queue,
                 counters: Arc::default(),
                 trace_ids: TraceIds::new(),
@@ -188,7 +187,7 @@ impl EventLog {
         Event::new(
             now,
             self.inner.trace_ids.next(),
-            &self.inner.account_id,
+            self.inner.account_id.clone(),
             event_type,
             status,
         )
@@ -226,9 +225,9 @@ const UNKNOWN: u64 = u64::MAX;
 /// connection is, and the level last computed with the generation it was
 /// computed under, packed in one atomic.
 pub struct ConnectionLevel {
-    client_id: Option<String>,
+    client_id: Option<Arc<str>>,
     source_ip: Option<IpAddr>,
-    principal_id: Option<String>,
+    principal_id: Option<Arc<str>>,
     thing_groups: Vec<String>,
     cached: AtomicU64,
 }
@@ -236,9 +235,9 @@ pub struct ConnectionLevel {
 impl ConnectionLevel {
     /// `thing_groups` most specific first.
     pub fn new(
-        client_id: Option<String>,
+        client_id: Option<Arc<str>>,
         source_ip: Option<IpAddr>,
-        principal_id: Option<String>,
+        principal_id: Option<Arc<str>>,
         thing_groups: Vec<String>,
     ) -> ConnectionLevel {
         ConnectionLevel {
@@ -248,6 +247,17 @@ impl ConnectionLevel {
             thing_groups,
             cached: AtomicU64::new(UNKNOWN),
         }
+    }
+
+    /// The client id, shared with every event about the connection.
+    pub fn client_id(&self) -> Option<&Arc<str>> {
+        self.client_id.as_ref()
+    }
+
+    /// The principal (certificate id), shared with every event about the
+    /// connection.
+    pub fn principal_id(&self) -> Option<&Arc<str>> {
+        self.principal_id.as_ref()
     }
 
     /// The connection's level under `log`'s configuration now.
@@ -328,10 +338,9 @@ mod tests {
     #[test]
     fn trace_ids_do_not_repeat() {
         let ids = TraceIds::new();
-        let all: std::collections::HashSet<String> = (0..10_000).map(|_| ids.next()).collect();
+        let all: std::collections::HashSet<uuid::Uuid> = (0..10_000).map(|_| ids.next()).collect();
         assert_eq!(all.len(), 10_000);
-        let one = ids.next();
-        assert_eq!(uuid::Uuid::parse_str(&one).unwrap().get_version_num(), 4);
+        assert_eq!(ids.next().get_version_num(), 4);
     }
 
     #[test]
@@ -339,7 +348,7 @@ mod tests {
         let (log, _rx) = info_log(1);
         let a = log.event(EventType::Subscribe, Status::Success);
         let b = log.event(EventType::Subscribe, Status::Success);
-        assert_eq!(a.account_id, "000000000000");
+        assert_eq!(&*a.account_id, "000000000000");
         assert_ne!(a.trace_id, b.trace_id);
         assert!(a.unix_millis().is_some());
     }

@@ -26,6 +26,8 @@ pub use config::{
     ConfigError, LogLevel, LogTarget, LoggingConfig, LoggingOptions, Subject, TargetType,
     MAX_TARGET_NAME_LEN,
 };
-pub use event::{Event, EventType, Protocol, Status, MAX_LOGGED_PAYLOAD};
+pub use event::{Event, EventType, Protocol, Status, Timestamp, MAX_LOGGED_PAYLOAD};
 pub use handle::{ConnectionLevel, EventLog, EventLogCounters, QUEUE_CAPACITY};
 pub use since::{parse_since, SinceError};
+/// An event's trace id: a UUID, written in its hyphenated form.
+pub use uuid::Uuid as TraceId;

@@ -81,7 +81,7 @@ proptest! {
         payload in prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
     ) {
         let status = if failure { Status::Failure } else { Status::Success };
-        let mut event = Event::new(millis, "trace".into(), "000000000000", e, status);
+        let mut event = Event::new(millis, uuid::Uuid::from_u128(7), "000000000000".into(), e, status);
         if let Some(c) = client { event = event.client_id(c); }
         if let Some(t) = topic { event = event.topic(t); }
         if let Some(r) = reason { event = event.reason(r); }

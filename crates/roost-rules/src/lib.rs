@@ -366,7 +366,7 @@ impl Worker {
     fn log_event(
         &self,
         message: &Message,
-        trace_id: &str,
+        trace: uuid::Uuid,
         event_type: EventType,
         status: Status,
         level: LogLevel,
@@ -389,7 +389,7 @@ impl Worker {
             .at_level(level)
             .topic(message.topic.as_str())
             .details(format!("rule {}", self.rule.name));
-        event.trace_id = trace_id.to_owned();
+        event.trace_id = trace;
         if let Some(client_id) = &message.publisher {
             event = event.client_id(client_id.as_str());
         }
@@ -408,7 +408,8 @@ impl Worker {
 
     async fn process(&self, message: &Message) {
         let rule = &self.rule;
-        let trace_id = uuid::Uuid::new_v4().to_string();
+        let trace = uuid::Uuid::new_v4();
+        let trace_id = trace.to_string();
         let ingest = roost_topic::basic_ingest(&message.topic);
         let topic = ingest.as_ref().map(|b| b.topic).unwrap_or(&message.topic);
         let ctx = Context {
@@ -434,7 +435,7 @@ impl Worker {
         };
         self.log_event(
             message,
-            &trace_id,
+            trace,
             EventType::RuleMatch,
             Status::Success,
             LogLevel::Info,
@@ -457,7 +458,7 @@ impl Worker {
         for failure in &failures {
             self.log_event(
                 message,
-                &trace_id,
+                trace,
                 EventType::RuleExecution,
                 Status::Failure,
                 LogLevel::Error,
@@ -474,7 +475,7 @@ impl Worker {
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             self.log_event(
                 message,
-                &trace_id,
+                trace,
                 EventType::RuleExecution,
                 Status::Success,
                 LogLevel::Info,

@@ -25,13 +25,14 @@ where
         if !current.logs(level) {
             return;
         }
-        let event = log
+        let mut event = log
             .event(event_type, status)
             .at_level(level)
             .protocol(Protocol::Mqtt)
-            .client_id(self.client_id.as_str())
-            .principal_id(self.authz.certificate_id())
             .source(self.peer);
+        // The connection's own copies: an event shares them, copies nothing.
+        event.client_id = self.event_level.client_id().cloned();
+        event.principal_id = self.event_level.principal_id().cloned();
         log.emit(build(event, current == LogLevel::Debug));
     }
 
@@ -138,9 +139,9 @@ pub(super) async fn connection_level(
         Vec::new()
     };
     roost_eventlog::ConnectionLevel::new(
-        Some(client_id.to_owned()),
+        Some(client_id.into()),
         Some(peer.ip()),
-        Some(authz.certificate_id().to_owned()),
+        Some(authz.certificate_id().into()),
         groups,
     )
 }

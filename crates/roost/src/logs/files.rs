@@ -27,9 +27,16 @@ pub const FILE: &str = "events.log";
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_MAX_FILES: usize = 5;
 
-/// Lines written between flushes when events keep coming; the writer also
-/// flushes whenever its queue is empty, so a reader sees an event promptly.
-const FLUSH_EVERY: usize = 256;
+/// While events keep coming, the writer takes them in rounds this far
+/// apart: between rounds it sleeps instead of waiting on the queue, so a
+/// busy gateway never has to wake it (a wake is a system call on the
+/// publish path). It writes out what a round took before it sleeps, and
+/// goes back to waiting once a round finds nothing: a reader sees an event
+/// within about this long.
+const ROUND: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The file buffer: lines reach the file a buffer at a time within a round.
+const BUFFER_BYTES: usize = 64 * 1024;
 
 /// Size-based rotation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +95,8 @@ struct Writer {
     rotation: Rotation,
     file: BufWriter<File>,
     size: u64,
+    /// The line being written, kept between events.
+    line: Vec<u8>,
 }
 
 impl Writer {
@@ -105,21 +114,32 @@ impl Writer {
         Ok(Writer {
             dir: dir.to_owned(),
             rotation,
-            file: BufWriter::new(file),
+            file: BufWriter::with_capacity(BUFFER_BYTES, file),
             size,
+            line: Vec::with_capacity(512),
         })
     }
 
     fn write(&mut self, event: &Event) -> std::io::Result<()> {
-        let mut line = event.to_json_line();
-        line.push('\n');
-        let len = line.len() as u64;
+        self.line.clear();
+        event.write_json_line(&mut self.line);
+        self.line.push(b'\n');
+        let len = self.line.len() as u64;
         if self.size > 0 && self.size + len > self.rotation.max_file_bytes {
             self.rotate()?;
         }
-        self.file.write_all(line.as_bytes())?;
+        self.file.write_all(&self.line)?;
         self.size += len;
         Ok(())
+    }
+
+    /// Writes `event`; a failure is counted and logged, and the writer
+    /// carries on.
+    fn write_counted(&mut self, event: Event, counters: &EventLogCounters) {
+        if let Err(e) = self.write(&event) {
+            counters.count_write_failure();
+            tracing::warn!(error = %e, dir = %self.dir.display(), "writing the event log failed");
+        }
     }
 
     /// `events.log` becomes `events.log.1`, each older file moves one up,
@@ -129,7 +149,8 @@ impl Writer {
         let keep = self.rotation.max_files.max(1);
         if keep == 1 {
             // Only the current file is kept: start it again.
-            self.file = BufWriter::new(
+            self.file = BufWriter::with_capacity(
+                BUFFER_BYTES,
                 OpenOptions::new()
                     .write(true)
                     .truncate(true)
@@ -147,7 +168,10 @@ impl Writer {
             }
         }
         std::fs::rename(self.dir.join(FILE), rotated(&self.dir, 1))?;
-        *self = Writer::open(&self.dir, self.rotation)?;
+        let reopened = Writer::open(&self.dir, self.rotation)?;
+        // The line being written survives the rotation.
+        self.file = reopened.file;
+        self.size = reopened.size;
         Ok(())
     }
 }
@@ -166,21 +190,21 @@ pub fn start(
         .name("event-log".into())
         .spawn(move || {
             while let Ok(first) = queue.recv() {
-                let mut pending = Some(first);
-                let mut written = 0;
-                while let Some(event) = pending.take().or_else(|| queue.try_recv().ok()) {
-                    if let Err(e) = writer.write(&event) {
+                writer.write_counted(first, &counters);
+                loop {
+                    let mut taken = 0usize;
+                    while let Ok(event) = queue.try_recv() {
+                        writer.write_counted(event, &counters);
+                        taken += 1;
+                    }
+                    if let Err(e) = writer.file.flush() {
                         counters.count_write_failure();
-                        tracing::warn!(error = %e, dir = %dir.display(), "writing the event log failed");
+                        tracing::warn!(error = %e, "flushing the event log failed");
                     }
-                    written += 1;
-                    if written % FLUSH_EVERY == 0 {
-                        let _ = writer.file.flush();
+                    if taken == 0 {
+                        break;
                     }
-                }
-                if let Err(e) = writer.file.flush() {
-                    counters.count_write_failure();
-                    tracing::warn!(error = %e, "flushing the event log failed");
+                    std::thread::sleep(ROUND);
                 }
             }
         })
@@ -194,8 +218,8 @@ mod tests {
     fn event(n: usize) -> Event {
         Event::new(
             n as i64,
-            format!("trace-{n:04}"),
-            "000000000000",
+            roost_eventlog::TraceId::from_u128(n as u128),
+            "000000000000".into(),
             EventType::Connect,
             Status::Success,
         )
@@ -233,7 +257,9 @@ mod tests {
         }
         assert!(total <= rotation.max_file_bytes * rotation.max_files as u64);
         // The newest events, in order, with nothing missing in between.
-        let expected: Vec<String> = (12..20).map(|n| format!("trace-{n:04}")).collect();
+        let expected: Vec<roost_eventlog::TraceId> = (12..20)
+            .map(|n| roost_eventlog::TraceId::from_u128(n as u128))
+            .collect();
         assert_eq!(lines, expected);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(FILE))

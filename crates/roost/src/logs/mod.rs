@@ -81,7 +81,7 @@ impl Filter {
             && self
                 .client_id
                 .as_ref()
-                .is_none_or(|c| event.client_id.as_ref() == Some(c))
+                .is_none_or(|c| event.client_id.as_deref() == Some(c.as_str()))
             && self.event_type.is_none_or(|t| event.event_type == t)
             && self
                 .not_before
@@ -100,13 +100,16 @@ fn human(event: &Event) -> String {
         event.status
     );
     let fields: [(&str, Option<String>); 7] = [
-        ("clientId", event.client_id.clone()),
-        ("principalId", event.principal_id.clone()),
+        ("clientId", event.client_id.as_deref().map(str::to_owned)),
+        (
+            "principalId",
+            event.principal_id.as_deref().map(str::to_owned),
+        ),
         (
             "source",
-            event.source_ip.as_ref().map(|ip| match event.source_port {
-                Some(port) => format!("{ip}:{port}"),
-                None => ip.clone(),
+            event.source_ip.map(|ip| match event.source_port {
+                Some(port) => std::net::SocketAddr::new(ip, port).to_string(),
+                None => ip.to_string(),
             }),
         ),
         ("topic", event.topic_name.clone()),
@@ -304,8 +307,8 @@ mod tests {
     fn filters_and_the_readable_line() {
         let event = Event::new(
             1_000,
-            "t".into(),
-            "000000000000",
+            roost_eventlog::TraceId::nil(),
+            "000000000000".into(),
             EventType::Connect,
             Status::Failure,
         )
@@ -342,10 +345,16 @@ mod tests {
         assert!(!later.matches(&event));
         assert!(parse_level("disabled").is_err());
         // A device's own strings cannot reach the terminal raw.
-        let sneaky = Event::new(0, "t".into(), "a", EventType::Subscribe, Status::Success)
-            .client_id("\u{1b}[31mred")
-            .topic("a\u{7}b")
-            .reason("\u{202e}desrever");
+        let sneaky = Event::new(
+            0,
+            roost_eventlog::TraceId::nil(),
+            "a".into(),
+            EventType::Subscribe,
+            Status::Success,
+        )
+        .client_id("\u{1b}[31mred")
+        .topic("a\u{7}b")
+        .reason("\u{202e}desrever");
         let line = human(&sneaky);
         assert!(!line.contains(['\u{1b}', '\u{7}', '\u{202e}']), "{line}");
         assert!(line.contains("clientId=\"\\u{1b}[31mred\""), "{line}");
