@@ -14,7 +14,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import ALLOW_ALL, make_device, roost_binary
-from mqtt_helpers import close, mosquitto, paho_connect, wait_until
+from mqtt_helpers import close, connect_with_inbox, mosquitto, paho_connect, subscribe_wait, wait_until
 
 RESTRICTED = json.dumps({
     "Version": "2012-10-17",
@@ -116,6 +116,39 @@ def test_debug_for_one_client_id_shows_its_publishes_and_no_one_elses(roost, tmp
     assert mosquitto(device, roost.mqtt_port, "-i", "marker", "-q", "1", "-t", "data/m", "-m", "m").returncode == 0
     wait_for_event(roost, lambda e: e["eventType"] == "Publish-In", "--client-id", "marker")
     assert [e["topicName"] for e in events(roost, "--client-id", "loud", "--event-type", "publish-in")] == ["data/l"]
+
+
+RECEIVE_ONLY_OPEN = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:us-east-1:000000000000:topicfilter/feed/*"},
+        {"Effect": "Allow", "Action": "iot:Receive", "Resource": "arn:aws:iot:us-east-1:000000000000:topic/feed/open"},
+    ],
+})
+
+
+def test_deliveries_are_logged_as_publish_out_and_a_denied_receive_says_why(roost, tmp_path):
+    listener_dev = make_device(roost, tmp_path, "listener", policy=RECEIVE_ONLY_OPEN)
+    sender = make_device(roost, tmp_path, "sender", policy=ALLOW_ALL)
+    roost.aws("iot", "set-v2-logging-level", "--log-target", "targetType=CLIENT_ID,targetName=listener", "--log-level", "DEBUG")
+    listener, inbox, result = connect_with_inbox(listener_dev, roost.mqtt_port, "listener")
+    try:
+        assert result["rc"] == 0
+        assert subscribe_wait(listener, "feed/#") == [1]
+        for topic in ("feed/closed", "feed/open"):
+            assert mosquitto(sender, roost.mqtt_port, "-i", "sender", "-q", "1", "-t", topic, "-m", f"to {topic}").returncode == 0
+        [delivered] = wait_for_event(roost, lambda e: e["eventType"] == "Publish-Out" and e["status"] == "Success", "--client-id", "listener")
+        assert delivered["logLevel"] == "INFO" and delivered["topicName"] == "feed/open"
+        assert delivered["payload"] == "to feed/open"
+        [withheld] = wait_for_event(roost, lambda e: e["eventType"] == "Publish-Out" and e["status"] == "Failure", "--client-id", "listener")
+        assert withheld["logLevel"] == "ERROR" and withheld["topicName"] == "feed/closed"
+        assert withheld["reason"] == "AUTHORIZATION_FAILURE" and "iot:Receive" in withheld["details"]
+        assert "payload" not in withheld
+        # The sender's own events stay at the default level (ERROR): none.
+        assert events(roost, "--client-id", "sender") == []
+    finally:
+        close(listener)
 
 
 def test_logging_settings_survive_a_restart(roost, tmp_path):

@@ -59,6 +59,7 @@ where
                     .receive_denied
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(topic = %outgoing.message.topic, "delivery skipped: iot:Receive denied");
+                self.log_publish_out(&outgoing.message.topic, &outgoing.message.payload, false);
                 self.session.discard(&outgoing, journal);
                 continue;
             }
@@ -87,6 +88,7 @@ where
                     .metrics
                     .messages_delivered
                     .fetch_add(1, Ordering::Relaxed);
+                self.log_publish_out(&outgoing.message.topic, &outgoing.message.payload, true);
             } else {
                 // Larger than the client's Maximum Packet Size: it can never
                 // be delivered to this client, and is done for it as if it

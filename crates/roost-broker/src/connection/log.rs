@@ -38,31 +38,46 @@ where
 
     /// Publish-In: allowed (INFO, the payload at DEBUG) or denied (ERROR).
     pub(super) fn log_publish_in(&self, topic: &str, payload: &[u8], allowed: bool) {
+        self.log_publish(EventType::PublishIn, "iot:Publish", topic, payload, allowed);
+    }
+
+    /// Publish-Out: a message written to this client (INFO, the payload at
+    /// DEBUG) or withheld because its policy denies iot:Receive (ERROR).
+    pub(super) fn log_publish_out(&self, topic: &str, payload: &[u8], allowed: bool) {
+        self.log_publish(
+            EventType::PublishOut,
+            "iot:Receive",
+            topic,
+            payload,
+            allowed,
+        );
+    }
+
+    /// A publish in either direction: `action` is the policy action that
+    /// denied it when `allowed` is false.
+    fn log_publish(
+        &self,
+        event_type: EventType,
+        action: &str,
+        topic: &str,
+        payload: &[u8],
+        allowed: bool,
+    ) {
         if allowed {
-            self.log_event(
-                EventType::PublishIn,
-                Status::Success,
-                LogLevel::Info,
-                |e, debug| {
-                    let e = e.topic(topic);
-                    if debug {
-                        e.payload(payload)
-                    } else {
-                        e
-                    }
-                },
-            );
+            self.log_event(event_type, Status::Success, LogLevel::Info, |e, debug| {
+                let e = e.topic(topic);
+                if debug {
+                    e.payload(payload)
+                } else {
+                    e
+                }
+            });
         } else {
-            self.log_event(
-                EventType::PublishIn,
-                Status::Failure,
-                LogLevel::Error,
-                |e, _| {
-                    e.topic(topic)
-                        .reason("AUTHORIZATION_FAILURE")
-                        .details(format!("iot:Publish denied on topic/{topic}"))
-                },
-            );
+            self.log_event(event_type, Status::Failure, LogLevel::Error, |e, _| {
+                e.topic(topic)
+                    .reason("AUTHORIZATION_FAILURE")
+                    .details(format!("{action} denied on topic/{topic}"))
+            });
         }
     }
 
