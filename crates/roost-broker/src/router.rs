@@ -28,6 +28,9 @@ pub(crate) struct Routed {
     pub ticket: Option<u64>,
     /// Sessions whose queue it left past the mark.
     pub full: Vec<Arc<Session>>,
+    /// Handed to the other nodes of a cluster, whose subscribers this node
+    /// cannot count.
+    pub forwarded: bool,
 }
 
 /// A session as a key of the subscription index: the same session (by its

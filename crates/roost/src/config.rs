@@ -109,6 +109,22 @@ pub struct ServeArgs {
     /// SNS https subscribers (receivers behind a private CA).
     #[arg(long, env = "ROOST_SNS_CA_FILE")]
     pub sns_ca_file: Option<PathBuf>,
+    /// A NATS server of the cluster this node joins (nats://host:4222;
+    /// repeat, or separate with commas, for several servers of one NATS
+    /// cluster). Without it this node runs alone (docs/cluster.md).
+    #[arg(
+        long = "nats-url",
+        env = "ROOST_NATS_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub nats_urls: Vec<String>,
+    /// This node's name in the cluster [default: the host name].
+    #[arg(long, env = "ROOST_NODE_ID")]
+    pub node_id: Option<String>,
+    /// The cluster's NATS subjects start with this [default: roost].
+    #[arg(long)]
+    pub nats_subject_prefix: Option<String>,
     /// How hard each commit of gateway state (persistent sessions, their
     /// queued QoS 1 messages, retained messages) is pushed to disk: "normal"
     /// (the default) survives Roost being killed, not a power loss; "full"
@@ -168,6 +184,9 @@ struct FileConfig {
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     sns_ca_file: Option<PathBuf>,
+    nats_urls: Option<Vec<String>>,
+    node_id: Option<String>,
+    nats_subject_prefix: Option<String>,
     mqtt_handshake_timeout_secs: Option<u64>,
     mqtt_connect_timeout_secs: Option<u64>,
     api_max_connections: Option<usize>,
@@ -209,6 +228,8 @@ pub struct Config {
     pub smtp_from: String,
     /// Extra CA certificates (PEM) for https subscribers, read at start.
     pub sns_ca_pem: Option<Vec<u8>>,
+    /// The cluster this node joins through NATS; `None` runs it alone.
+    pub cluster: Option<roost_nats::NatsConfig>,
     pub region: String,
     pub account: String,
     pub hosts: Vec<String>,
@@ -216,6 +237,16 @@ pub struct Config {
     /// The event log's options until SetV2LoggingOptions stores its own.
     pub event_log: roost_eventlog::LoggingOptions,
     pub event_log_rotation: crate::logs::files::Rotation,
+}
+
+/// The machine's host name, the default node id; `roost` if it has none.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "roost".into())
 }
 
 /// The account Roost plays when none is configured: `serve`'s ARNs and
@@ -407,6 +438,34 @@ impl Config {
                     .with_context(|| format!("reading sns_ca_file {}", path.display()))?,
             ),
         };
+        let nats_urls = if args.nats_urls.is_empty() {
+            file.nats_urls.unwrap_or_default()
+        } else {
+            args.nats_urls
+        };
+        let cluster = if nats_urls.is_empty() {
+            None
+        } else {
+            for url in &nats_urls {
+                roost_nats::check_url(url).map_err(|e| anyhow::anyhow!("nats_url: {e}"))?;
+            }
+            let subject_prefix = args
+                .nats_subject_prefix
+                .or(file.nats_subject_prefix)
+                .unwrap_or_else(|| roost_nats::NatsConfig::DEFAULT_PREFIX.into());
+            roost_cluster::SubjectSpace::new(&subject_prefix)
+                .map_err(|e| anyhow::anyhow!("nats_subject_prefix '{subject_prefix}': {e}"))?;
+            let node_id = args.node_id.or(file.node_id).unwrap_or_else(host_name);
+            if node_id.is_empty() || node_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                anyhow::bail!("node_id '{node_id}' must be a non-empty name without spaces");
+            }
+            Some(roost_nats::NatsConfig {
+                urls: nats_urls,
+                node_id,
+                subject_prefix,
+                queue_capacity: roost_nats::NatsConfig::DEFAULT_QUEUE_CAPACITY,
+            })
+        };
         let event_log = roost_eventlog::LoggingOptions {
             default_log_level: match args.event_log_level.or(file.event_log_level) {
                 Some(level) => level
@@ -441,6 +500,7 @@ impl Config {
             smtp,
             smtp_from,
             sns_ca_pem,
+            cluster,
             broker,
             mqtt_listen: args
                 .mqtt_listen

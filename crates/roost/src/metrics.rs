@@ -113,6 +113,8 @@ pub struct Exporter {
     pub notifier: Arc<roost_notify::Notifier>,
     pub listeners: Listeners,
     pub registry: roost_registry::Registry,
+    /// The cluster link's counters, on a node joined to one.
+    pub cluster: Option<Arc<roost_nats::LinkCounters>>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -194,6 +196,12 @@ impl Collector for Exporter {
             "event log writes (or flushes) that failed",
             events.write_failures(),
         )?;
+
+        if let Some(cluster) = &self.cluster {
+            for (name, help, value) in cluster.fields() {
+                counter(&mut encoder, &format!("cluster_{name}"), help, value)?;
+            }
+        }
 
         let sns = &self.notifier.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

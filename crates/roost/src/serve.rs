@@ -244,6 +244,19 @@ pub async fn run_until(
     // The device jobs API: $aws/things/{thing}/jobs/... requests are the
     // service's, answered to the requester alone.
     broker.set_device_service(std::sync::Arc::new(jobs.clone()));
+    // A cluster node joins before any listener serves, so that every message
+    // it accepts reaches the other nodes.
+    let cluster = match cfg.cluster.clone() {
+        None => None,
+        Some(nats) => {
+            let (node, urls) = (nats.node_id.clone(), format!("{nats:?}"));
+            let joined = roost_nats::join(&broker, nats, stop.clone())
+                .await
+                .context("joining the cluster through NATS (--nats-url)")?;
+            tracing::info!(%node, config = %urls, "joined the cluster through NATS");
+            Some(joined)
+        }
+    };
     // Gateway state is read back before any listener serves, and from then
     // on every durable change is written as it happens.
     let gateway_state = roost_broker::BrokerStore::open(
@@ -280,6 +293,7 @@ pub async fn run_until(
                     notifier: notifier.clone(),
                     listeners: listeners.clone(),
                     registry: registry.clone(),
+                    cluster: cluster.as_ref().map(|c| c.counters().clone()),
                 },
             ))),
             sns: Some(notifier),
@@ -306,6 +320,9 @@ pub async fn run_until(
     gateway.stop(Duration::from_secs(5)).await;
     api_task.await.context("control plane task")?;
     jobs_clock.await.context("jobs clock task")?;
+    if let Some(cluster) = cluster {
+        cluster.stopped().await;
+    }
     tracing::info!("roost stopped");
     Ok(())
 }

@@ -115,6 +115,8 @@ where
         };
         let routed = self.shared().route(message);
         let (delivered, ticket) = (routed.matched, routed.ticket);
+        // Subscribers on other nodes are not counted here.
+        let delivered = delivered.max(usize::from(routed.forwarded));
         self.slow_down(routed.full);
         let Some(packet_id) = publish.packet_id else {
             // QoS 0 waits for nothing but room in the journal.

@@ -1,0 +1,381 @@
+//! A node's link to the other nodes of a cluster over core NATS
+//! (`docs/cluster.md`).
+//!
+//! Out: the broker hands every message it accepted on this node to
+//! [`NatsLink`] (its [`PeerLink`]), which queues it (bounded, overflow
+//! counted) for one task that publishes it on the message's subject
+//! ([`SubjectSpace::topic_subject`]). The body is an MQTT 5 PUBLISH in
+//! roost-mqtt's codec: QoS, retain, the MQTT 5 properties, what is left of
+//! the message expiry, the payload.
+//!
+//! In: one subscription to every subject of the space. NATS does not echo a
+//! connection's own messages back to it, so what arrives was accepted by
+//! another node; it goes to this node's subscribers through
+//! [`Broker::deliver_from_peer`], which neither runs the rules (the node
+//! that accepted it did) nor forwards it again.
+//!
+//! What this slice does not do yet: carry QoS 1 through JetStream (between
+//! nodes a message is sent once, as QoS 0 is), send a node only what its
+//! subscribers want, or spread a shared subscription over nodes.
+//!
+//! Never: block a publisher, or panic on what arrives from NATS.
+#![forbid(unsafe_code)]
+
+mod envelope;
+
+pub use envelope::{decode, encode, EnvelopeError};
+
+use futures_util::StreamExt;
+use roost_broker::{Broker, Message, PeerLink};
+use roost_cluster::SubjectSpace;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// How long a stopping node waits for NATS to take its last messages.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How a node joins the cluster's NATS.
+#[derive(Clone)]
+pub struct NatsConfig {
+    /// `nats://host:port` of one or more servers of the NATS cluster.
+    pub urls: Vec<String>,
+    /// This node's name, as NATS shows the connection.
+    pub node_id: String,
+    /// The operator's subject prefix (`roost` by default).
+    pub subject_prefix: String,
+    /// Messages waiting to be published to NATS; past it they are dropped
+    /// and counted.
+    pub queue_capacity: usize,
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self.urls.iter().map(|u| without_credentials(u)).collect();
+        f.debug_struct("NatsConfig")
+            .field("urls", &urls)
+            .field("node_id", &self.node_id)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("queue_capacity", &self.queue_capacity)
+            .finish()
+    }
+}
+
+impl NatsConfig {
+    pub const DEFAULT_PREFIX: &'static str = "roost";
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+}
+
+/// Why the link could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Prefix(#[from] roost_cluster::SubjectError),
+    #[error("no NATS server answered at {urls}: {source}")]
+    Connect {
+        urls: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("NATS did not confirm the subscription: {0}")]
+    Flush(String),
+    #[error("subscribing to {subject}: {source}")]
+    Subscribe {
+        subject: String,
+        source: async_nats::SubscribeError,
+    },
+}
+
+/// The link's counters (`roost_cluster_*` in `/metrics`).
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Messages published to NATS for the other nodes.
+    pub forwarded: AtomicU64,
+    /// Messages not forwarded because the queue to NATS was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Messages NATS did not take (the connection was gone, or the message
+    /// had no subject or body: a topic too long for a subject).
+    pub forward_failures: AtomicU64,
+    /// Messages from other nodes routed to this node's subscribers.
+    pub received: AtomicU64,
+    /// Messages from NATS that were not a PUBLISH of this space.
+    pub received_malformed: AtomicU64,
+    /// Times NATS dropped messages for this node because it read them too
+    /// slowly (the client's slow-consumer event).
+    pub slow_consumer_events: AtomicU64,
+}
+
+impl LinkCounters {
+    /// Each counter with its name and description, for exporters.
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 6] {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (
+                "forwarded",
+                "messages published to NATS for the other nodes",
+                load(&self.forwarded),
+            ),
+            (
+                "forward_dropped_queue_full",
+                "messages not forwarded to the other nodes because the queue to NATS was full",
+                load(&self.dropped_queue_full),
+            ),
+            (
+                "forward_failures",
+                "messages NATS did not take (disconnected, or a topic too long for a subject)",
+                load(&self.forward_failures),
+            ),
+            (
+                "received",
+                "messages from other nodes routed to this node's subscribers",
+                load(&self.received),
+            ),
+            (
+                "received_malformed",
+                "messages from NATS that were not a PUBLISH of this cluster's subjects",
+                load(&self.received_malformed),
+            ),
+            (
+                "slow_consumer_events",
+                "times NATS dropped messages for this node because it read them too slowly",
+                load(&self.slow_consumer_events),
+            ),
+        ]
+    }
+}
+
+/// Whether `url` is a NATS server address the client accepts
+/// (`nats://host:port`, `tls://host:port`, or `host:port`).
+pub fn check_url(url: &str) -> Result<(), String> {
+    url.parse::<async_nats::ServerAddr>()
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "'{}' is not a NATS server address: {e}",
+                without_credentials(url)
+            )
+        })
+}
+
+/// `url` with any user and password replaced by `***`, for messages.
+pub fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The broker's side of the link: queues what the node accepted.
+pub struct NatsLink {
+    queue: mpsc::Sender<Arc<Message>>,
+    counters: Arc<LinkCounters>,
+}
+
+impl PeerLink for NatsLink {
+    fn forward(&self, message: &Arc<Message>) {
+        if self.queue.try_send(message.clone()).is_err() {
+            self.counters
+                .dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A node joined to the cluster: its tasks and counters.
+pub struct Joined {
+    counters: Arc<LinkCounters>,
+    tasks: JoinSet<()>,
+}
+
+impl Joined {
+    pub fn counters(&self) -> &Arc<LinkCounters> {
+        &self.counters
+    }
+
+    /// Waits for the link's tasks, which end when the shutdown signal turns.
+    pub async fn stopped(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Connects to NATS and joins `broker` to the cluster until `shutdown`
+/// turns true.
+pub async fn join(
+    broker: &Broker,
+    config: NatsConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Joined, JoinError> {
+    let space = SubjectSpace::new(&config.subject_prefix)?;
+    let counters = Arc::new(LinkCounters::default());
+    let events = counters.clone();
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("roost {}", config.node_id))
+        .no_echo()
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let events = events.clone();
+            async move {
+                match event {
+                    async_nats::Event::SlowConsumer(_) => {
+                        events.slow_consumer_events.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            "NATS dropped messages for this node: it read them too slowly"
+                        );
+                    }
+                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                    other => tracing::warn!("NATS: {other}"),
+                }
+            }
+        })
+        .connect(config.urls.as_slice())
+        .await
+        .map_err(|source| JoinError::Connect {
+            urls: config
+                .urls
+                .iter()
+                .map(|u| without_credentials(u))
+                .collect::<Vec<_>>()
+                .join(", "),
+            source,
+        })?;
+    let everything = format!("{}.>", space.prefix());
+    let subscriber = client
+        .subscribe(everything.clone())
+        .await
+        .map_err(|source| JoinError::Subscribe {
+            subject: everything,
+            source,
+        })?;
+    // The server has the subscription before any node publishes to it.
+    client
+        .flush()
+        .await
+        .map_err(|e| JoinError::Flush(e.to_string()))?;
+    let (queue, outbox) = mpsc::channel(config.queue_capacity.max(1));
+    broker.set_peer_link(Arc::new(NatsLink {
+        queue,
+        counters: counters.clone(),
+    }));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(publish_forwarded(
+        client,
+        space.clone(),
+        outbox,
+        counters.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(deliver_received(
+        broker.clone(),
+        space,
+        subscriber,
+        counters.clone(),
+        shutdown,
+    ));
+    Ok(Joined { counters, tasks })
+}
+
+/// Publishes what the node accepted, in the order it was accepted.
+async fn publish_forwarded(
+    client: async_nats::Client,
+    space: SubjectSpace,
+    mut outbox: mpsc::Receiver<Arc<Message>>,
+    counters: Arc<LinkCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let message = tokio::select! {
+            message = outbox.recv() => message,
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        let Some(message) = message else { break };
+        forward_one(&client, &space, &message, &counters).await;
+    }
+    // What was accepted before the signal still goes out, if NATS takes it
+    // within the grace; a node that lost NATS does not wait for it.
+    let drain = async {
+        while let Ok(message) = outbox.try_recv() {
+            forward_one(&client, &space, &message, &counters).await;
+        }
+        let _ = client.flush().await;
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        tracing::warn!("NATS did not take this node's last messages before shutdown");
+    }
+}
+
+async fn forward_one(
+    client: &async_nats::Client,
+    space: &SubjectSpace,
+    message: &Message,
+    counters: &LinkCounters,
+) {
+    let sent = match (
+        space.topic_subject(&message.topic),
+        encode(message, Instant::now()),
+    ) {
+        (Ok(subject), Ok(Some(body))) => client.publish(subject, body).await.is_ok(),
+        // Expired while it waited: nobody may receive it now.
+        (Ok(_), Ok(None)) => return,
+        _ => false,
+    };
+    let counter = if sent {
+        &counters.forwarded
+    } else {
+        &counters.forward_failures
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Routes what other nodes accepted to this node's subscribers.
+async fn deliver_received(
+    broker: Broker,
+    space: SubjectSpace,
+    mut subscriber: async_nats::Subscriber,
+    counters: Arc<LinkCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let received = tokio::select! {
+            received = subscriber.next() => received,
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        let Some(received) = received else { break };
+        match decode(&space, &received.subject, &received.payload, Instant::now()) {
+            Ok(message) => {
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                broker.deliver_from_peer(message);
+            }
+            Err(error) => {
+                counters.received_malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "ignored a message from NATS");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_a_message() {
+        assert_eq!(
+            without_credentials("nats://u:secret@h:4222"),
+            "nats://***@h:4222"
+        );
+        assert_eq!(without_credentials("nats://h:4222"), "nats://h:4222");
+        let config = NatsConfig {
+            urls: vec!["tls://token@h:4222".into()],
+            node_id: "n".into(),
+            subject_prefix: "roost".into(),
+            queue_capacity: 1,
+        };
+        assert!(!format!("{config:?}").contains("token"));
+        assert!(check_url("nats://127.0.0.1:4222").is_ok());
+        let refused = check_url("http://u:secret@h").unwrap_err();
+        assert!(!refused.contains("secret"), "{refused}");
+    }
+}

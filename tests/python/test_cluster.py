@@ -1,0 +1,92 @@
+"""Several Roost nodes joined through a real nats-server: what a device
+publishes on one node reaches the matching subscribers on another, with the
+real clients (paho, mosquitto_pub). Until the registry is shared
+(PostgreSQL), each node has its own devices."""
+
+import subprocess
+
+import pytest
+
+from conftest import make_device, roost_binary
+from mqtt_helpers import close, connect_with_inbox, mosquitto, subscribe_wait, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
+
+
+def nodes(roost_factory, url, n=2):
+    return [
+        roost_factory("--nats-url", url, "--node-id", f"node{i}", name=f"node{i}")
+        for i in range(1, n + 1)
+    ]
+
+
+def test_a_publish_on_one_node_reaches_subscribers_on_another(roost_factory, nats_server, tmp_path):
+    node1, node2 = nodes(roost_factory, nats_server)
+    publisher = make_device(node1, tmp_path / "n1", "publisher")
+    watcher = make_device(node2, tmp_path / "n2", "watcher")
+    narrow, narrow_inbox, _ = connect_with_inbox(watcher, node2.mqtt_port, "narrow")
+    wide, wide_inbox, _ = connect_with_inbox(watcher, node2.mqtt_port, "wide")
+    assert subscribe_wait(narrow, "sensor/+/t", qos=1) == [1]
+    assert subscribe_wait(narrow, "$aws/things/+/shadow/update", qos=1) == [1]
+    assert subscribe_wait(wide, "#", qos=1) == [1]
+
+    sent = [
+        ("sensor/room.1/t", "0"),  # a dot inside a level
+        ("sensor//t", "0"),  # an empty level
+        ("$aws/things/t1/shadow/update", "0"),  # a reserved topic
+        ("sensor/q/t", "1"),
+    ]
+    for topic, qos in sent:
+        done = mosquitto(publisher, node1.mqtt_port, "-t", topic, "-m", topic, "-q", qos, "-i", "pub")
+        assert done.returncode == 0, done.stderr
+
+    got = sorted((t, p.decode(), q) for t, p, q, _ in narrow_inbox.take(4))
+    assert got == [
+        ("$aws/things/t1/shadow/update", "$aws/things/t1/shadow/update", 0),
+        ("sensor//t", "sensor//t", 0),
+        ("sensor/q/t", "sensor/q/t", 1),
+        ("sensor/room.1/t", "sensor/room.1/t", 0),
+    ]
+    # `#` never sees a $ topic, even from another node.
+    wide_got = sorted(t for t, *_ in wide_inbox.take(3))
+    assert wide_got == ["sensor//t", "sensor/q/t", "sensor/room.1/t"]
+    assert wide_inbox.empty_for(0.5) and narrow_inbox.empty_for(0.1)
+    close(narrow, wide)
+
+    # Each node counts what it forwarded and what it received.
+    assert wait_until(lambda: (node2.metric("roost_cluster_received_total") or 0) >= 4)
+    assert node1.metric("roost_cluster_forwarded_total") >= 4
+    assert node2.metric("roost_gateway_messages_from_peers_total") == node2.metric("roost_cluster_received_total")
+    for node in (node1, node2):
+        assert node.metric("roost_cluster_forward_dropped_queue_full_total") == 0
+        assert node.metric("roost_cluster_received_malformed_total") == 0
+
+
+def test_a_retained_message_reaches_a_later_subscriber_on_another_node(roost_factory, nats_server, tmp_path):
+    node1, node2 = nodes(roost_factory, nats_server)
+    publisher = make_device(node1, tmp_path / "n1", "publisher")
+    reader = make_device(node2, tmp_path / "n2", "reader")
+    done = mosquitto(publisher, node1.mqtt_port, "-t", "state/door", "-m", "open", "-q", "1", "-r", "-i", "pub")
+    assert done.returncode == 0, done.stderr
+    # Node 2 holds it once it arrived; a new subscriber there gets it.
+    def late_subscriber_sees_it():
+        out = mosquitto(reader, node2.mqtt_port, "-t", "state/door", "-C", "1", "-W", "2", "-v", "-i", "reader", tool="mosquitto_sub")
+        return out.stdout.strip() == "state/door open"
+
+    assert wait_until(late_subscriber_sees_it, timeout=10)
+
+
+def test_a_node_that_cannot_join_says_why(tmp_path):
+    for args, expected in [
+        (["--nats-url", "http://example.invalid"], "not a NATS server address"),
+        (["--nats-url", "nats://127.0.0.1:1"], "joining the cluster through NATS"),
+        (["--nats-url", "nats://127.0.0.1:1", "--nats-subject-prefix", "a..b"], "nats_subject_prefix"),
+    ]:
+        proc = subprocess.run(
+            [roost_binary(), "serve", "--data-dir", str(tmp_path / "data"), "--api-listen", "127.0.0.1:0",
+             "--mqtt-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", *args],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert proc.returncode != 0
+        assert expected in proc.stderr, proc.stderr
+        assert "panicked" not in proc.stderr
