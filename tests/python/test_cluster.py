@@ -4,6 +4,7 @@ real clients (paho, mosquitto_pub). Until the registry is shared
 (PostgreSQL), each node has its own devices."""
 
 import subprocess
+import time
 
 import pytest
 
@@ -90,3 +91,34 @@ def test_a_node_that_cannot_join_says_why(tmp_path):
         assert proc.returncode != 0
         assert expected in proc.stderr, proc.stderr
         assert "panicked" not in proc.stderr
+
+
+def test_a_shared_subscription_over_two_nodes_delivers_each_message_once(roost_factory, nats_server, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    node1, node2 = nodes(roost_factory, nats_server)
+    publisher = make_device(node1, tmp_path / "n1", "publisher")
+    w1 = make_device(node1, tmp_path / "n1", "worker1")
+    w2 = make_device(node2, tmp_path / "n2", "worker2")
+    c1, inbox1, _ = connect_with_inbox(w1, node1.mqtt_port, "worker1", protocol=mqtt.MQTTv5)
+    c2, inbox2, _ = connect_with_inbox(w2, node2.mqtt_port, "worker2", protocol=mqtt.MQTTv5)
+    assert subscribe_wait(c1, "$share/auditors/audit/#", qos=1) == [1]
+    assert subscribe_wait(c2, "$share/auditors/audit/#", qos=1) == [1]
+    # Each node holds the group in NATS before anything is published.
+    for node in (node1, node2):
+        assert wait_until(lambda: node.metric("roost_cluster_shared_subscriptions") == 1)
+
+    n = 30
+    lines = "\n".join(f"incident {i}" for i in range(n)) + "\n"
+    done = subprocess.run(
+        ["mosquitto_pub", "-h", "localhost", "-p", str(node1.mqtt_port), "--cafile", publisher.ca,
+         "--cert", publisher.certfile, "--key", publisher.keyfile, "-i", "pub", "-q", "1",
+         "-t", "audit/tenant-a", "-l"],
+        input=lines, capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert wait_until(lambda: inbox1.q.qsize() + inbox2.q.qsize() >= n, timeout=10)
+    time.sleep(0.5)  # a duplicate, if any, would arrive by now
+    got = [p.decode() for _, p, *_ in inbox1.take(n, timeout=0.5)] + [p.decode() for _, p, *_ in inbox2.take(n, timeout=0.5)]
+    assert sorted(got) == sorted(f"incident {i}" for i in range(n)), "each message exactly once across the group"
+    close(c1, c2)

@@ -44,7 +44,7 @@ pub use publish::PublishRefusal;
 
 use metrics::Metrics;
 use roost_registry::{Registry, RegistryEvent};
-use router::Router;
+use router::{Reach, Router};
 use session::SessionTable;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +71,14 @@ impl Profile {
         match self {
             Profile::Aws => roost_topic::TopicLimits::aws(),
             Profile::Full => roost_topic::TopicLimits::general(),
+        }
+    }
+
+    /// How the profile matches filters: AWS's `#` or MQTT's.
+    pub fn match_mode(self) -> roost_topic::MatchMode {
+        match self {
+            Profile::Aws => roost_topic::MatchMode::Aws,
+            Profile::Full => roost_topic::MatchMode::Mqtt,
         }
     }
 }
@@ -332,10 +340,7 @@ impl Shared {
 
 impl Broker {
     pub fn new(registry: Registry, config: BrokerConfig) -> Self {
-        let mode = match config.profile {
-            Profile::Aws => roost_topic::MatchMode::Aws,
-            Profile::Full => roost_topic::MatchMode::Mqtt,
-        };
+        let mode = config.profile.match_mode();
         let shared = Shared {
             tap: std::sync::OnceLock::new(),
             peer_link: std::sync::OnceLock::new(),
@@ -526,17 +531,46 @@ impl Broker {
     pub fn deliver_from_peer(&self, message: message::Message) -> usize {
         self.shared.route_from(message, Origin::Peer).matched
     }
+
+    /// Delivers a message the cluster chose this node for to one member of
+    /// the shared subscription `shared_filter` (`$share/<group>/<filter>`);
+    /// 0 when it has none here any more.
+    pub fn deliver_shared_from_peer(
+        &self,
+        shared_filter: &str,
+        message: message::Message,
+    ) -> usize {
+        self.shared
+            .route_from(message, Origin::Shared(shared_filter))
+            .matched
+    }
+
+    /// The shared subscriptions with a member on this node, and a receiver
+    /// that changes when that list may have: a cluster node asks NATS to
+    /// share exactly these between the nodes.
+    pub fn shared_subscriptions(&self) -> (Vec<String>, watch::Receiver<()>) {
+        let changes = self.shared.router.watch_shared();
+        (self.shared.router.shared_filters(), changes)
+    }
+
+    /// How this node matches topic filters (`#` and its parent).
+    pub fn match_mode(&self) -> roost_topic::MatchMode {
+        self.shared.config.profile.match_mode()
+    }
 }
 
 pub use message::Message;
 
 /// Where a routed message was accepted.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Origin {
+enum Origin<'a> {
     /// On this node: by a device, the HTTPS or iot-data API, or a service.
     Local,
     /// On another node of the cluster.
     Peer,
+    /// Anywhere in the cluster, and NATS chose this node for one shared
+    /// subscription.
+    Shared(&'a str),
 }
 
 impl Shared {
@@ -581,22 +615,27 @@ impl Shared {
     }
 
     fn route_from(&self, message: message::Message, origin: Origin) -> router::Routed {
-        let counter = match origin {
-            Origin::Local => &self.metrics.messages_in,
-            Origin::Peer => &self.metrics.messages_from_peers,
+        let cluster = self.peer_link.get().is_some();
+        let (counter, reach) = match origin {
+            Origin::Local if cluster => (&self.metrics.messages_in, Reach::Plain),
+            Origin::Local => (&self.metrics.messages_in, Reach::All),
+            Origin::Peer => (&self.metrics.messages_from_peers, Reach::Plain),
+            Origin::Shared(filter) => (&self.metrics.messages_from_peers, Reach::Shared(filter)),
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let message = Arc::new(message);
         let journal = self.journal();
         let mut ticket = None;
-        if message.retain {
+        // A message is retained by every node once, as it arrives; a shared
+        // delivery is the same message again.
+        if message.retain && !matches!(origin, Origin::Shared(_)) {
             ticket = self.router.retain(&message, journal);
         }
-        let mut routed = self
-            .router
-            .route(&message, &self.config.limits, &self.metrics, journal);
+        let mut routed =
+            self.router
+                .route(&message, reach, &self.config.limits, &self.metrics, journal);
         routed.ticket = routed.ticket.max(ticket);
-        if origin == Origin::Peer {
+        if origin != Origin::Local {
             return routed;
         }
         if let Some(tap) = self.tap.get() {

@@ -58,7 +58,7 @@ counters! {
     kicked_expired: "connections closed because their certificate's validity ended",
     wills_refused: "wills not sent because the certificate was no longer ACTIVE or the policies no longer allowed the will",
     messages_in: "messages accepted for routing",
-    messages_from_peers: "messages other nodes of the cluster accepted, routed to this node's subscribers",
+    messages_from_peers: "messages from NATS routed to this node's subscribers: other nodes' messages, and any node's messages for a shared subscription NATS chose this node for",
     messages_delivered: "messages written to subscribers",
     publish_denied: "PUBLISHes refused by policy, or (full profile) sent to a $SYS or $share topic",
     subscribe_denied: "topic filters refused by policy",

@@ -64,9 +64,24 @@ impl Ord for Subscriber {
     }
 }
 
+/// Which subscriptions a routed message goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach<'a> {
+    /// Every matching one, a shared group through one member: one node.
+    All,
+    /// The plain ones: on a cluster node, whose shared subscriptions get
+    /// their messages once across the cluster, through `Shared`.
+    Plain,
+    /// One member of this shared subscription (`$share/<group>/<filter>`).
+    Shared(&'a str),
+}
+
 pub(crate) struct Router {
     mode: MatchMode,
     index: RwLock<SubscriptionIndex<Subscriber, Subscription>>,
+    /// Marked whenever a shared subscription gains its first member here or
+    /// loses its last: a cluster node's link then asks NATS for the new set.
+    shared_changed: tokio::sync::watch::Sender<()>,
     /// Retained messages by topic, with when they were last set (Unix ms).
     retained: Mutex<BTreeMap<String, (Arc<Message>, i64)>>,
 }
@@ -76,6 +91,7 @@ impl Router {
         Self {
             mode,
             index: RwLock::new(SubscriptionIndex::new(mode)),
+            shared_changed: tokio::sync::watch::Sender::new(()),
             retained: Mutex::new(BTreeMap::new()),
         }
     }
@@ -97,7 +113,9 @@ impl Router {
         if index.get(filter, &subscriber).is_none() && index.count_of(&subscriber) >= max {
             return None;
         }
+        let groups = index.shared_filters().count();
         let is_new = index.insert(filter, subscriber, subscription).is_none();
+        self.note_shared(groups, &index);
         let ticket = Session::journal_of(&state, journal).map(|journal| {
             journal.push(Op::Subscribed {
                 session: session.id,
@@ -118,7 +136,9 @@ impl Router {
     ) -> (bool, Option<u64>) {
         let state = session.lock();
         let mut index = self.index.writing();
+        let groups = index.shared_filters().count();
         let existed = index.remove(filter, &Subscriber(session.clone())).is_some();
+        self.note_shared(groups, &index);
         let ticket = match Session::journal_of(&state, journal) {
             Some(journal) if existed => Some(journal.push(Op::Unsubscribed {
                 session: session.id,
@@ -147,7 +167,28 @@ impl Router {
     /// The session ended: every subscription of its goes.
     pub fn remove_session(&self, session: &Arc<Session>) {
         let mut index = self.index.writing();
+        let groups = index.shared_filters().count();
         index.remove_subscriber(&Subscriber(session.clone()));
+        self.note_shared(groups, &index);
+    }
+
+    /// Marks the shared subscriptions changed if their number moved (one
+    /// change adds at most one, and never adds and removes).
+    fn note_shared(&self, before: usize, index: &SubscriptionIndex<Subscriber, Subscription>) {
+        if index.shared_filters().count() != before {
+            self.shared_changed.send_replace(());
+        }
+    }
+
+    /// The text of every shared subscription with a member here.
+    pub fn shared_filters(&self) -> Vec<String> {
+        let index = self.index.reading();
+        index.shared_filters().map(str::to_string).collect()
+    }
+
+    /// Changes when [`Self::shared_filters`] may have.
+    pub fn watch_shared(&self) -> tokio::sync::watch::Receiver<()> {
+        self.shared_changed.subscribe()
     }
 
     /// Stores (or, for an empty payload, deletes) the topic's retained
@@ -227,6 +268,7 @@ impl Router {
     pub fn route(
         &self,
         message: &Arc<Message>,
+        reach: Reach<'_>,
         limits: &Limits,
         metrics: &Metrics,
         journal: Option<&Journal>,
@@ -239,16 +281,25 @@ impl Router {
         let mut matches: Vec<(Arc<Session>, Subscription)> = Vec::new();
         {
             let index = self.index.reading();
-            index.for_each_match(
-                &message.topic,
-                |_filter, Subscriber(session), subscription| {
+            let found =
+                |_filter: &str, Subscriber(session): &Subscriber, subscription: &Subscription| {
                     let no_local = subscription.options.no_local
                         && message.publisher.as_deref() == Some(&*session.client_id);
                     if !no_local {
                         matches.push((session.clone(), *subscription));
                     }
-                },
-            );
+                };
+            match reach {
+                Reach::All => index.for_each_match(&message.topic, found),
+                Reach::Plain => index.for_each_plain_match(&message.topic, found),
+                Reach::Shared(filter) => {
+                    // NATS matched the topic; the check keeps a stray message
+                    // from a member whose filter it does not match.
+                    if roost_topic::matches(filter, &message.topic, self.mode) {
+                        index.pick_shared(filter, found);
+                    }
+                }
+            }
         }
         matches.sort_by_key(|(session, _)| session.id);
         let mut routed = Routed::default();
@@ -305,7 +356,7 @@ mod tests {
     fn route(router: &Router, topic: &str, qos: QoS) -> Routed {
         let limits = Limits::for_profile(Profile::Full);
         let message = Arc::new(Message::new(topic, "x", qos));
-        router.route(&message, &limits, &Metrics::default(), None)
+        router.route(&message, Reach::All, &limits, &Metrics::default(), None)
     }
 
     #[test]
@@ -389,7 +440,13 @@ mod tests {
         let limits = Limits::for_profile(Profile::Full);
         let mut message = Message::new("t", "x", QoS::AtLeastOnce);
         message.publisher = Some("me".into());
-        let routed = router.route(&Arc::new(message), &limits, &Metrics::default(), None);
+        let routed = router.route(
+            &Arc::new(message),
+            Reach::All,
+            &limits,
+            &Metrics::default(),
+            None,
+        );
         assert_eq!(routed.matched, 0);
         assert!(sub.lock().queue.is_empty());
     }

@@ -20,11 +20,12 @@
 //!
 //! let subs = space.filter_subscriptions("$share/workers/sensor/#", MatchMode::Mqtt).unwrap();
 //! assert_eq!(subs.subjects, ["roost.m.sensor.>", "roost.m.sensor"]);
-//! assert_eq!(subs.queue_group.as_deref(), Some("workers"));
+//! assert_eq!(subs.queue_group.as_deref(), Some("workers=2Fsensor=2F=23"));
 //! ```
 
 #![forbid(unsafe_code)]
 
 mod subject;
 
+pub use roost_topic::MatchMode;
 pub use subject::{FilterSubjects, SubjectError, SubjectSpace, MAX_SUBJECT_BYTES};

@@ -56,8 +56,8 @@ pub struct FilterSubjects {
     /// One subject, or two when `#` must also match its parent level. A
     /// message matches at most one of them.
     pub subjects: Vec<String>,
-    /// The NATS queue group of a shared subscription (`$share/<group>/...`),
-    /// escaped like a level.
+    /// The NATS queue group of a shared subscription: its group and filter
+    /// (`<group>/<filter>`) escaped like one level.
     pub queue_group: Option<String>,
 }
 
@@ -136,9 +136,14 @@ impl SubjectSpace {
     ) -> Result<FilterSubjects, SubjectError> {
         let parsed =
             roost_topic::validate_topic_filter(filter, &roost_topic::TopicLimits::general())?;
+        // NATS merges queue groups of one name across the subjects a message
+        // matches; naming each after its whole shared subscription keeps
+        // `$share/g/a/+` and `$share/g/a/b` two groups, as MQTT has them.
         let queue_group = parsed.share_group.map(|group| {
-            let mut escaped = String::with_capacity(group.len());
+            let mut escaped = String::with_capacity(group.len() + parsed.filter.len() + 8);
             push_level(&mut escaped, group);
+            escaped.push_str("=2F");
+            push_level(&mut escaped, parsed.filter);
             escaped
         });
         let mut subject = self.head(parsed.filter.starts_with('$'));

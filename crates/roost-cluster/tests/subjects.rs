@@ -103,7 +103,12 @@ fn shared_subscriptions_become_queue_groups() {
         .filter_subscriptions("$share/g.1/+/x", MatchMode::Aws)
         .unwrap();
     assert_eq!(subs.subjects, ["roost.m.*.x"]);
-    assert_eq!(subs.queue_group.as_deref(), Some("g=2E1"));
+    assert_eq!(subs.queue_group.as_deref(), Some("g=2E1=2F=2B=2Fx"));
+    // Two shared subscriptions of one group name are two queue groups.
+    let other = space
+        .filter_subscriptions("$share/g.1/+/y", MatchMode::Aws)
+        .unwrap();
+    assert_ne!(other.queue_group, subs.queue_group);
     assert!(matches!(
         space.filter_subscriptions("$share/g", MatchMode::Aws),
         Err(SubjectError::Topic(_))

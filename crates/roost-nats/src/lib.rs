@@ -28,6 +28,7 @@ pub use envelope::{decode, encode, EnvelopeError};
 use futures_util::StreamExt;
 use roost_broker::{Broker, Message, PeerLink};
 use roost_cluster::SubjectSpace;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -104,11 +105,23 @@ pub struct LinkCounters {
     /// Times NATS dropped messages for this node because it read them too
     /// slowly (the client's slow-consumer event).
     pub slow_consumer_events: AtomicU64,
+    /// Messages NATS chose this node for, for one of its shared
+    /// subscriptions.
+    pub shared_received: AtomicU64,
+    /// Of those, messages whose shared subscription had no member here any
+    /// more when they arrived.
+    pub shared_no_member: AtomicU64,
+    /// Times a shared subscription could not be shared through NATS (it is
+    /// tried again).
+    pub shared_subscribe_failures: AtomicU64,
+    /// Shared subscriptions this node holds in NATS now (a level, not a
+    /// count).
+    pub shared_held: AtomicU64,
 }
 
 impl LinkCounters {
     /// Each counter with its name and description, for exporters.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 6] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 9] {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -141,6 +154,9 @@ impl LinkCounters {
                 "times NATS dropped messages for this node because it read them too slowly",
                 load(&self.slow_consumer_events),
             ),
+            ("shared_received", "messages NATS chose this node for, for one of its shared subscriptions", load(&self.shared_received)),
+            ("shared_no_member", "messages for a shared subscription that had no member here any more when they arrived", load(&self.shared_no_member)),
+            ("shared_subscribe_failures", "times a shared subscription could not be shared through NATS (tried again)", load(&self.shared_subscribe_failures)),
         ]
     }
 }
@@ -210,37 +226,10 @@ pub async fn join(
 ) -> Result<Joined, JoinError> {
     let space = SubjectSpace::new(&config.subject_prefix)?;
     let counters = Arc::new(LinkCounters::default());
-    let events = counters.clone();
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("roost {}", config.node_id))
-        .no_echo()
-        .max_reconnects(None)
-        .event_callback(move |event| {
-            let events = events.clone();
-            async move {
-                match event {
-                    async_nats::Event::SlowConsumer(_) => {
-                        events.slow_consumer_events.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            "NATS dropped messages for this node: it read them too slowly"
-                        );
-                    }
-                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                    other => tracing::warn!("NATS: {other}"),
-                }
-            }
-        })
-        .connect(config.urls.as_slice())
-        .await
-        .map_err(|source| JoinError::Connect {
-            urls: config
-                .urls
-                .iter()
-                .map(|u| without_credentials(u))
-                .collect::<Vec<_>>()
-                .join(", "),
-            source,
-        })?;
+    let client = connect(&config, "", true, &counters).await?;
+    // Shared subscriptions need a connection that hears this node's own
+    // messages too: NATS may choose this node for them.
+    let sharing = connect(&config, " shared", false, &counters).await?;
     let everything = format!("{}.>", space.prefix());
     let subscriber = client
         .subscribe(everything.clone())
@@ -269,12 +258,63 @@ pub async fn join(
     ));
     tasks.spawn(deliver_received(
         broker.clone(),
-        space,
+        space.clone(),
         subscriber,
+        counters.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(share_subscriptions(
+        broker.clone(),
+        space,
+        sharing,
         counters.clone(),
         shutdown,
     ));
     Ok(Joined { counters, tasks })
+}
+
+/// A connection to NATS, named after the node; `no_echo` keeps the node's
+/// own messages from coming back on it.
+async fn connect(
+    config: &NatsConfig,
+    purpose: &str,
+    no_echo: bool,
+    counters: &Arc<LinkCounters>,
+) -> Result<async_nats::Client, JoinError> {
+    let events = counters.clone();
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("roost {}{purpose}", config.node_id))
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let events = events.clone();
+            async move {
+                match event {
+                    async_nats::Event::SlowConsumer(_) => {
+                        events.slow_consumer_events.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            "NATS dropped messages for this node: it read them too slowly"
+                        );
+                    }
+                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                    other => tracing::warn!("NATS: {other}"),
+                }
+            }
+        });
+    if no_echo {
+        options = options.no_echo();
+    }
+    options
+        .connect(config.urls.as_slice())
+        .await
+        .map_err(|source| JoinError::Connect {
+            urls: config
+                .urls
+                .iter()
+                .map(|u| without_credentials(u))
+                .collect::<Vec<_>>()
+                .join(", "),
+            source,
+        })
 }
 
 /// Publishes what the node accepted, in the order it was accepted.
@@ -327,6 +367,127 @@ async fn forward_one(
         &counters.forward_failures
     };
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How long a shared subscription NATS refused waits before it is tried
+/// again.
+const SHARE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps NATS queue subscriptions for exactly the shared subscriptions that
+/// have a member on this node: each message of one goes to one node of the
+/// cluster, then to one member there.
+async fn share_subscriptions(
+    broker: Broker,
+    space: SubjectSpace,
+    client: async_nats::Client,
+    counters: Arc<LinkCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mode = broker.match_mode();
+    let mut held: HashMap<String, Vec<tokio::task::AbortHandle>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        let (wanted, mut changes) = broker.shared_subscriptions();
+        held.retain(|filter, readers| {
+            let keep = wanted.contains(filter);
+            if !keep {
+                // Dropping a reader's subscription unsubscribes it.
+                readers.iter().for_each(tokio::task::AbortHandle::abort);
+            }
+            keep
+        });
+        let mut failed = false;
+        for filter in wanted {
+            if held.contains_key(&filter) {
+                continue;
+            }
+            match share(&client, &space, &filter, mode).await {
+                Ok(subscribers) => {
+                    let readers = subscribers
+                        .into_iter()
+                        .map(|subscriber| {
+                            tasks.spawn(deliver_shared(
+                                broker.clone(),
+                                space.clone(),
+                                filter.clone(),
+                                subscriber,
+                                counters.clone(),
+                            ))
+                        })
+                        .collect();
+                    held.insert(filter, readers);
+                }
+                Err(error) => {
+                    failed = true;
+                    counters
+                        .shared_subscribe_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "a shared subscription could not be shared through NATS; trying again");
+                }
+            }
+        }
+        // Once NATS confirmed them, they count as held.
+        if client.flush().await.is_ok() {
+            counters
+                .shared_held
+                .store(held.len() as u64, Ordering::Relaxed);
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep(SHARE_RETRY), if failed => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    tasks.abort_all();
+}
+
+/// The NATS queue subscriptions for one shared subscription.
+async fn share(
+    client: &async_nats::Client,
+    space: &SubjectSpace,
+    filter: &str,
+    mode: roost_cluster::MatchMode,
+) -> Result<Vec<async_nats::Subscriber>, String> {
+    let subjects = space
+        .filter_subscriptions(filter, mode)
+        .map_err(|e| e.to_string())?;
+    let queue = subjects
+        .queue_group
+        .ok_or_else(|| "not a shared subscription".to_string())?;
+    let mut subscribers = Vec::with_capacity(subjects.subjects.len());
+    for subject in subjects.subjects {
+        subscribers.push(
+            client
+                .queue_subscribe(subject, queue.clone())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(subscribers)
+}
+
+/// Delivers what NATS chose this node for to one member of `filter`.
+async fn deliver_shared(
+    broker: Broker,
+    space: SubjectSpace,
+    filter: String,
+    mut subscriber: async_nats::Subscriber,
+    counters: Arc<LinkCounters>,
+) {
+    while let Some(received) = subscriber.next().await {
+        match decode(&space, &received.subject, &received.payload, Instant::now()) {
+            Ok(message) => {
+                counters.shared_received.fetch_add(1, Ordering::Relaxed);
+                if broker.deliver_shared_from_peer(&filter, message) == 0 {
+                    counters.shared_no_member.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(error) => {
+                counters.received_malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "ignored a message from NATS");
+            }
+        }
+    }
 }
 
 /// Routes what other nodes accepted to this node's subscribers.

@@ -24,15 +24,46 @@ async fn join(broker: &Broker, url: &str, node: &str, stop: &watch::Receiver<boo
         .expect("joining the cluster")
 }
 
+/// Two gateways, each joined to one nats-server.
+struct TwoNodes {
+    node1: Gateway,
+    node2: Gateway,
+    link1: Joined,
+    link2: Joined,
+    _stop: watch::Sender<bool>,
+    _nats: NatsServer,
+}
+
+impl TwoNodes {
+    async fn start() -> Option<TwoNodes> {
+        let nats = NatsServer::start().await?;
+        let (node1, node2) = (Gateway::start().await, Gateway::start().await);
+        let (stop_tx, stop) = watch::channel(false);
+        let link1 = join(node1.broker(), &nats.url, "node1", &stop).await;
+        let link2 = join(node2.broker(), &nats.url, "node2", &stop).await;
+        Some(TwoNodes {
+            node1,
+            node2,
+            link1,
+            link2,
+            _stop: stop_tx,
+            _nats: nats,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_on_one_node_reaches_the_matching_subscribers_of_another() {
-    let Some(nats) = NatsServer::start().await else {
+    let Some(cluster) = TwoNodes::start().await else {
         return;
     };
-    let (node1, node2) = (Gateway::start().await, Gateway::start().await);
-    let (_stop, stop) = watch::channel(false);
-    let link1 = join(node1.broker(), &nats.url, "node1", &stop).await;
-    let link2 = join(node2.broker(), &nats.url, "node2", &stop).await;
+    let TwoNodes {
+        node1,
+        node2,
+        link1,
+        link2,
+        ..
+    } = &cluster;
 
     let publisher_device = node1.device("publisher").await;
     let (wide_device, shadow_device) = (
@@ -40,15 +71,10 @@ async fn a_publish_on_one_node_reaches_the_matching_subscribers_of_another() {
         node2.device("shadow-watcher").await,
     );
     let mut publisher =
-        Client::connected(&node1, &publisher_device, ProtocolVersion::V5, "publisher").await;
-    let mut wide = Client::connected(&node2, &wide_device, ProtocolVersion::V5, "wide").await;
-    let mut narrow = Client::connected(
-        &node2,
-        &shadow_device,
-        ProtocolVersion::V5,
-        "shadow-watcher",
-    )
-    .await;
+        Client::connected(node1, &publisher_device, ProtocolVersion::V5, "publisher").await;
+    let mut wide = Client::connected(node2, &wide_device, ProtocolVersion::V5, "wide").await;
+    let mut narrow =
+        Client::connected(node2, &shadow_device, ProtocolVersion::V5, "shadow-watcher").await;
     wide.subscribe("#", QoS::AtLeastOnce).await;
     narrow
         .subscribe("$aws/things/+/shadow/update", QoS::AtLeastOnce)
@@ -115,7 +141,7 @@ async fn a_publish_on_one_node_reaches_the_matching_subscribers_of_another() {
         "node 2 never held the retained message"
     );
     let late_device = node2.device("late").await;
-    let mut late = Client::connected(&node2, &late_device, ProtocolVersion::V5, "late").await;
+    let mut late = Client::connected(node2, &late_device, ProtocolVersion::V5, "late").await;
     late.subscribe("state/door", QoS::AtMostOnce).await;
     let got = late.recv_publish().await;
     assert_eq!(
@@ -148,4 +174,75 @@ async fn a_publish_on_one_node_reaches_the_matching_subscribers_of_another() {
         assert_eq!(counters.dropped_queue_full.load(Relaxed), 0);
         assert_eq!(counters.received_malformed.load(Relaxed), 0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_subscription_over_two_nodes_gets_each_message_once() {
+    let Some(cluster) = TwoNodes::start().await else {
+        return;
+    };
+    let TwoNodes {
+        node1,
+        node2,
+        link1,
+        link2,
+        ..
+    } = &cluster;
+    let (d1, d2) = (node1.device("d1").await, node2.device("d2").await);
+    let mut publisher = Client::connected(node1, &d1, ProtocolVersion::V5, "publisher").await;
+    let mut worker1 = Client::connected(node1, &d1, ProtocolVersion::V5, "worker1").await;
+    let mut worker2 = Client::connected(node2, &d2, ProtocolVersion::V5, "worker2").await;
+    let mut solo = Client::connected(node1, &d1, ProtocolVersion::V5, "solo").await;
+    let mut plain = Client::connected(node2, &d2, ProtocolVersion::V5, "plain").await;
+    worker1
+        .subscribe("$share/workers/jobs/+", QoS::AtMostOnce)
+        .await;
+    worker2
+        .subscribe("$share/workers/jobs/+", QoS::AtMostOnce)
+        .await;
+    // A group whose only member is on the publishing node.
+    solo.subscribe("$share/solo/jobs/+", QoS::AtMostOnce).await;
+    plain.subscribe("jobs/+", QoS::AtMostOnce).await;
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(
+        eventually(|| link1.counters().shared_held.load(Relaxed) == 2
+            && link2.counters().shared_held.load(Relaxed) == 1)
+        .await,
+        "the shared subscriptions were never held in NATS"
+    );
+
+    const N: usize = 40;
+    for i in 0..N {
+        publisher
+            .publish(&format!("jobs/{i}"), b"x", QoS::AtMostOnce)
+            .await;
+    }
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let (mut got1, mut got2) = (0, 0);
+    while got1 + got2 < N {
+        tokio::select! {
+            p = worker1.recv_publish() => { got1 += 1; *seen.entry(p.topic).or_default() += 1; }
+            p = worker2.recv_publish() => { got2 += 1; *seen.entry(p.topic).or_default() += 1; }
+        }
+    }
+    assert_eq!(seen.len(), N, "every message reached the group");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a message reached the group twice: {seen:?}"
+    );
+    assert!(
+        got1 > 0 && got2 > 0,
+        "NATS spread the group over both nodes ({got1}, {got2})"
+    );
+    for _ in 0..N {
+        solo.recv_publish().await;
+        plain.recv_publish().await;
+    }
+    for client in [&mut worker1, &mut worker2, &mut solo, &mut plain] {
+        client.expect_silence(Duration::from_millis(300)).await;
+    }
+
+    // The last member leaving a node takes the node out of the group.
+    drop(worker2);
+    assert!(eventually(|| link2.counters().shared_held.load(Relaxed) == 0).await);
 }

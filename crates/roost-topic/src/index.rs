@@ -64,6 +64,9 @@ pub struct SubscriptionIndex<K, V> {
     /// panicking) keeps `insert` infallible and `len`/`remove` exact, and they
     /// never match, as [`crate::matches`] would say.
     malformed: Map<Arc<str>, Map<K, V>>,
+    /// The text of every shared subscription (`$share/<group>/<filter>`)
+    /// with at least one member: what a cluster node asks NATS to share.
+    shared_filters: Set<Arc<str>>,
     len: usize,
 }
 
@@ -150,6 +153,7 @@ where
             free: Vec::new(),
             by_subscriber: Map::default(),
             malformed: Map::default(),
+            shared_filters: Set::default(),
             len: 0,
         }
     }
@@ -189,9 +193,11 @@ where
                 let at = match subs.shared.iter().position(|g| &*g.name == group) {
                     Some(at) => at,
                     None => {
+                        let text: Arc<str> = Arc::from(filter);
+                        self.shared_filters.insert(Arc::clone(&text));
                         subs.shared.push(SharedGroup {
                             name: group.into(),
-                            filter: Arc::from(filter),
+                            filter: text,
                             members: Vec::new(),
                             next: AtomicUsize::new(0),
                         });
@@ -288,7 +294,44 @@ where
     ///
     /// A topic that is not a well-formed topic name (empty, or containing `+`,
     /// `#` or U+0000) matches nothing.
-    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&str, &K, &V)) {
+    pub fn for_each_match(&self, topic: &str, f: impl FnMut(&str, &K, &V)) {
+        self.match_topic(topic, Shares::OneEach, f);
+    }
+
+    /// [`Self::for_each_match`] without the shared subscriptions: on a
+    /// cluster node, each shared subscription's messages come through
+    /// [`Self::pick_shared`] instead, once across the cluster.
+    pub fn for_each_plain_match(&self, topic: &str, f: impl FnMut(&str, &K, &V)) {
+        self.match_topic(topic, Shares::Skip, f);
+    }
+
+    /// Calls `f` for the next member, round-robin, of the shared
+    /// subscription `shared_filter` (`$share/<group>/<filter>`, as
+    /// inserted); not at all when it has no member here.
+    pub fn pick_shared(&self, shared_filter: &str, mut f: impl FnMut(&str, &K, &V)) {
+        let Ok(parsed) = parse_filter(shared_filter) else {
+            return;
+        };
+        let Some(name) = parsed.share_group else {
+            return;
+        };
+        let Some((id, slot)) = self.walk(parsed.filter, |_, _| {}) else {
+            return;
+        };
+        let Some(subs) = self.nodes[id].slot(slot).as_deref() else {
+            return;
+        };
+        if let Some(group) = subs.shared.iter().find(|g| &*g.name == name) {
+            pick(group, &mut f);
+        }
+    }
+
+    /// The text of every shared subscription that has a member here.
+    pub fn shared_filters(&self) -> impl Iterator<Item = &str> + '_ {
+        self.shared_filters.iter().map(|f| &**f)
+    }
+
+    fn match_topic(&self, topic: &str, shares: Shares, mut f: impl FnMut(&str, &K, &V)) {
         if !is_topic_name_syntax(topic) {
             return;
         }
@@ -303,16 +346,16 @@ where
         while let Some((id, pos)) = stack.pop() {
             let node = &self.nodes[id];
             if pos == done {
-                emit(&node.here, &mut f);
+                emit(&node.here, shares, &mut f);
                 if self.mode == MatchMode::Mqtt {
                     // `a/#` matches `a` in MQTT (not in AWS).
-                    emit(&node.hash, &mut f);
+                    emit(&node.hash, shares, &mut f);
                 }
                 continue;
             }
             let wildcards = !(reserved && id == ROOT);
             if wildcards {
-                emit(&node.hash, &mut f);
+                emit(&node.hash, shares, &mut f);
             }
             let end = topic[pos..].find('/').map_or(topic.len(), |i| pos + i);
             if wildcards {
@@ -399,7 +442,8 @@ where
                 let i = members.binary_search_by(|(k, _)| k.cmp(subscriber)).ok()?;
                 let (_, old) = members.remove(i);
                 if members.is_empty() {
-                    subs.shared.swap_remove(at);
+                    let group = subs.shared.swap_remove(at);
+                    self.shared_filters.remove(&group.filter);
                 }
                 old
             }
@@ -508,21 +552,41 @@ where
     }
 }
 
-fn emit<K, V>(subs: &Option<Box<Subscriptions<K, V>>>, f: &mut impl FnMut(&str, &K, &V)) {
+/// Which shared subscriptions a match calls back for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shares {
+    /// One member of each matching group.
+    OneEach,
+    /// None.
+    Skip,
+}
+
+fn emit<K, V>(
+    subs: &Option<Box<Subscriptions<K, V>>>,
+    shares: Shares,
+    f: &mut impl FnMut(&str, &K, &V),
+) {
     let Some(subs) = subs else { return };
     for (subscriber, value) in &subs.plain {
         f(&subs.filter, subscriber, value);
     }
-    for group in &subs.shared {
-        if group.members.is_empty() {
-            continue;
+    if shares == Shares::OneEach {
+        for group in &subs.shared {
+            pick(group, f);
         }
-        // Relaxed: the counter only has to hand out distinct numbers; nothing
-        // else is published through it.
-        let turn = group.next.fetch_add(1, Ordering::Relaxed) % group.members.len();
-        let (subscriber, value) = &group.members[turn];
-        f(&group.filter, subscriber, value);
     }
+}
+
+/// The group's next member, round-robin.
+fn pick<K, V>(group: &SharedGroup<K, V>, f: &mut impl FnMut(&str, &K, &V)) {
+    if group.members.is_empty() {
+        return;
+    }
+    // Relaxed: the counter only has to hand out distinct numbers; nothing
+    // else is published through it.
+    let turn = group.next.fetch_add(1, Ordering::Relaxed) % group.members.len();
+    let (subscriber, value) = &group.members[turn];
+    f(&group.filter, subscriber, value);
 }
 
 /// A LIFO of (node, position) frames that lives on the stack until it outgrows

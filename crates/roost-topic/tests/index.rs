@@ -278,3 +278,39 @@ fn routing_works_through_a_shared_reference_across_threads() {
     // Every turn is handed out exactly once, so the split is exact.
     assert_eq!(total, [1000, 1000]);
 }
+
+#[test]
+fn a_cluster_node_routes_shared_subscriptions_apart_from_plain_ones() {
+    let mut index = SubscriptionIndex::new(MatchMode::Aws);
+    index.insert("$share/workers/jobs/+", "w1", ());
+    index.insert("$share/workers/jobs/+", "w2", ());
+    index.insert("jobs/+", "plain", ());
+    let mut shared: Vec<_> = index.shared_filters().collect();
+    shared.sort();
+    assert_eq!(shared, ["$share/workers/jobs/+"]);
+
+    // Plain matching leaves the group out ...
+    let mut plain = Vec::new();
+    index.for_each_plain_match("jobs/1", |f, s, _| plain.push((f.to_string(), *s)));
+    assert_eq!(plain, [("jobs/+".to_string(), "plain")]);
+    // ... which gets its messages one member at a time.
+    let mut turns = Vec::new();
+    for _ in 0..3 {
+        index.pick_shared("$share/workers/jobs/+", |_, s, _| turns.push(*s));
+    }
+    assert_eq!(turns, ["w1", "w2", "w1"]);
+    for unknown in [
+        "$share/other/jobs/+",
+        "jobs/+",
+        "$share/workers/x",
+        "$share/g",
+    ] {
+        index.pick_shared(unknown, |_, s, _| panic!("{unknown} picked {s}"));
+    }
+
+    // The list follows the group's life: its last member leaving ends it.
+    index.remove("$share/workers/jobs/+", &"w1");
+    assert_eq!(index.shared_filters().count(), 1);
+    index.remove_subscriber(&"w2");
+    assert_eq!(index.shared_filters().count(), 0);
+}

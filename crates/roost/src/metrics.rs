@@ -201,6 +201,12 @@ impl Collector for Exporter {
             for (name, help, value) in cluster.fields() {
                 counter(&mut encoder, &format!("cluster_{name}"), help, value)?;
             }
+            gauge(
+                &mut encoder,
+                "cluster_shared_subscriptions",
+                "shared subscriptions with a member on this node, held as NATS queue subscriptions now",
+                cluster.shared_held.load(Ordering::Relaxed),
+            )?;
         }
 
         let sns = &self.notifier.counters;
