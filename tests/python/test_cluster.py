@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import make_device, roost_binary
-from mqtt_helpers import close, connect_with_inbox, mosquitto, subscribe_wait, wait_until
+from mqtt_helpers import close, connect_with_inbox, mosquitto, paho_connect, subscribe_wait, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -122,3 +122,23 @@ def test_a_shared_subscription_over_two_nodes_delivers_each_message_once(roost_f
     got = [p.decode() for _, p, *_ in inbox1.take(n, timeout=0.5)] + [p.decode() for _, p, *_ in inbox2.take(n, timeout=0.5)]
     assert sorted(got) == sorted(f"incident {i}" for i in range(n)), "each message exactly once across the group"
     close(c1, c2)
+
+
+def test_the_later_connection_with_a_client_id_wins_across_nodes(roost_factory, nats_server, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    node1, node2 = nodes(roost_factory, nats_server)
+    d1 = make_device(node1, tmp_path / "n1", "sensor")
+    d2 = make_device(node2, tmp_path / "n2", "sensor")
+    first = d1.paho("sensor-7", protocol=mqtt.MQTTv5)
+    first_result = paho_connect(first, node1.mqtt_port)
+    first.reconnect_delay_set(min_delay=60, max_delay=60)  # stay down once dropped
+    later = d2.paho("sensor-7", protocol=mqtt.MQTTv5)
+    later_result = paho_connect(later, node2.mqtt_port)
+    assert not first_result["rc"].is_failure and not later_result["rc"].is_failure
+    # AWS's DUPLICATE_CLIENTID: MQTT 5 reason 0x8E, Session taken over.
+    assert wait_until(lambda: "disconnected" in first_result, timeout=10)
+    assert first_result["disconnected"].value == 0x8E
+    assert "disconnected" not in later_result
+    assert node1.metric("roost_gateway_takeovers_total") == 1
+    close(first, later)

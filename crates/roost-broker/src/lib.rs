@@ -254,6 +254,9 @@ impl KickSignal {
 struct LiveConnection {
     /// Set at CONNECT (MQTT); HTTPS connections have none.
     client_id: Option<String>,
+    /// When it took its client id, Unix ms: of two connections with one
+    /// client id on two nodes, the later keeps it.
+    client_id_at: i64,
     certificate_id: String,
     /// When the certificate stops being valid, Unix ms.
     certificate_not_after: i64,
@@ -281,8 +284,14 @@ impl LiveEntry {
                 old.kick.send(Kick::TakenOver);
             }
         }
+        let at = message::unix_ms(std::time::SystemTime::now());
         if let Some(me) = live.get_mut(&self.conn_id) {
             me.client_id = Some(client_id.to_string());
+            me.client_id_at = at;
+        }
+        drop(live);
+        if let Some(link) = self.shared.peer_link.get() {
+            link.client_connected(client_id, at);
         }
     }
 }
@@ -306,6 +315,11 @@ pub trait MessageTap: Send + Sync {
 /// connection's task: it must not block, and must not fail the publish.
 pub trait PeerLink: Send + Sync {
     fn forward(&self, message: &Arc<message::Message>);
+
+    /// A client took `client_id` on this node at `at` (Unix ms): the other
+    /// nodes close their older connections with it
+    /// ([`Broker::take_over_from_peer`]).
+    fn client_connected(&self, client_id: &str, at: i64);
 }
 
 pub(crate) struct Shared {
@@ -545,6 +559,26 @@ impl Broker {
             .matched
     }
 
+    /// A client connected with `client_id` on another node at `at` (Unix
+    /// ms, that node's clock): this node's connections that took the id
+    /// earlier are closed as taken over, as a second connection on one node
+    /// closes the first (AWS: DUPLICATE_CLIENTID). Returns how many.
+    pub fn take_over_from_peer(&self, client_id: &str, at: i64) -> usize {
+        let live = self.shared.live();
+        let mut closed = 0;
+        for old in live.values() {
+            if old.client_id.as_deref() == Some(client_id) && old.client_id_at <= at {
+                self.shared
+                    .metrics
+                    .takeovers
+                    .fetch_add(1, Ordering::Relaxed);
+                old.kick.send(Kick::TakenOver);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     /// The shared subscriptions with a member on this node, and a receiver
     /// that changes when that list may have: a cluster node asks NATS to
     /// share exactly these between the nodes.
@@ -594,6 +628,7 @@ impl Shared {
             conn_id,
             LiveConnection {
                 client_id: None,
+                client_id_at: 0,
                 certificate_id: certificate.id().to_string(),
                 certificate_not_after: certificate.not_after,
                 kick: kick.clone(),

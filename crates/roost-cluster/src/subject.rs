@@ -70,6 +70,8 @@ pub struct SubjectSpace {
 
 const ORDINARY: &str = "m";
 const DOLLAR: &str = "d";
+/// Not a topic: the nodes' announcements to each other.
+const CONTROL: &str = "c";
 
 impl SubjectSpace {
     pub fn new(prefix: &str) -> Result<Self, SubjectError> {
@@ -88,6 +90,18 @@ impl SubjectSpace {
 
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The subjects every message of this space travels under: a node
+    /// subscribed to both hears every topic, and nothing else.
+    pub fn all_messages(&self) -> [String; 2] {
+        [ORDINARY, DOLLAR].map(|kind| format!("{}.{kind}.>", self.prefix))
+    }
+
+    /// The subject of the nodes' own announcements named `name` (a plain
+    /// token), apart from every message subject.
+    pub fn control_subject(&self, name: &str) -> String {
+        format!("{}.{CONTROL}.{name}", self.prefix)
     }
 
     /// The subject a message published on `topic` travels on.
@@ -305,6 +319,7 @@ mod tests {
             "roost.m.=FF", // not UTF-8
             "roost.m.=4",
             "roost.m.*",
+            "roost.c.connected",
         ] {
             assert!(
                 matches!(s.topic_of(bad), Err(SubjectError::NotOurs(_))),

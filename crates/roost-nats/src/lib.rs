@@ -184,20 +184,51 @@ pub fn without_credentials(url: &str) -> String {
     }
 }
 
+/// What the node tells the others, in the order it happened.
+enum Outgoing {
+    Message(Arc<Message>),
+    /// A client took this client id here at this time (Unix ms).
+    Connected(String, i64),
+}
+
+/// The subject of [`Outgoing::Connected`] announcements.
+const CONNECTED: &str = "connected";
+
 /// The broker's side of the link: queues what the node accepted.
 pub struct NatsLink {
-    queue: mpsc::Sender<Arc<Message>>,
+    queue: mpsc::Sender<Outgoing>,
     counters: Arc<LinkCounters>,
 }
 
-impl PeerLink for NatsLink {
-    fn forward(&self, message: &Arc<Message>) {
-        if self.queue.try_send(message.clone()).is_err() {
+impl NatsLink {
+    fn queue(&self, outgoing: Outgoing) {
+        if self.queue.try_send(outgoing).is_err() {
             self.counters
                 .dropped_queue_full
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+impl PeerLink for NatsLink {
+    fn forward(&self, message: &Arc<Message>) {
+        self.queue(Outgoing::Message(message.clone()));
+    }
+
+    fn client_connected(&self, client_id: &str, at: i64) {
+        self.queue(Outgoing::Connected(client_id.to_string(), at));
+    }
+}
+
+/// A [`Outgoing::Connected`] body: the time, a newline, the client id.
+fn connected_body(client_id: &str, at: i64) -> bytes::Bytes {
+    bytes::Bytes::from(format!("{at}\n{client_id}"))
+}
+
+fn parse_connected(body: &[u8]) -> Option<(&str, i64)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let (at, client_id) = text.split_once('\n')?;
+    Some((client_id, at.parse().ok()?))
 }
 
 /// A node joined to the cluster: its tasks and counters.
@@ -230,14 +261,16 @@ pub async fn join(
     // Shared subscriptions need a connection that hears this node's own
     // messages too: NATS may choose this node for them.
     let sharing = connect(&config, " shared", false, &counters).await?;
-    let everything = format!("{}.>", space.prefix());
-    let subscriber = client
-        .subscribe(everything.clone())
-        .await
-        .map_err(|source| JoinError::Subscribe {
-            subject: everything,
-            source,
-        })?;
+    let mut subscribers = Vec::new();
+    for subject in space
+        .all_messages()
+        .into_iter()
+        .chain([space.control_subject(CONNECTED)])
+    {
+        let subscriber = client.subscribe(subject.clone()).await;
+        subscribers.push(subscriber.map_err(|source| JoinError::Subscribe { subject, source })?);
+    }
+    let subscriber = futures_util::stream::select_all(subscribers);
     // The server has the subscription before any node publishes to it.
     client
         .flush()
@@ -321,7 +354,7 @@ async fn connect(
 async fn publish_forwarded(
     client: async_nats::Client,
     space: SubjectSpace,
-    mut outbox: mpsc::Receiver<Arc<Message>>,
+    mut outbox: mpsc::Receiver<Outgoing>,
     counters: Arc<LinkCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -331,13 +364,13 @@ async fn publish_forwarded(
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
         let Some(message) = message else { break };
-        forward_one(&client, &space, &message, &counters).await;
+        send_one(&client, &space, message, &counters).await;
     }
     // What was accepted before the signal still goes out, if NATS takes it
     // within the grace; a node that lost NATS does not wait for it.
     let drain = async {
         while let Ok(message) = outbox.try_recv() {
-            forward_one(&client, &space, &message, &counters).await;
+            send_one(&client, &space, message, &counters).await;
         }
         let _ = client.flush().await;
     };
@@ -346,12 +379,27 @@ async fn publish_forwarded(
     }
 }
 
-async fn forward_one(
+async fn send_one(
     client: &async_nats::Client,
     space: &SubjectSpace,
-    message: &Message,
+    outgoing: Outgoing,
     counters: &LinkCounters,
 ) {
+    let message = match outgoing {
+        Outgoing::Message(message) => message,
+        Outgoing::Connected(client_id, at) => {
+            let subject = space.control_subject(CONNECTED);
+            if client
+                .publish(subject, connected_body(&client_id, at))
+                .await
+                .is_err()
+            {
+                counters.forward_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+    };
+    let message = &*message;
     let sent = match (
         space.topic_subject(&message.topic),
         encode(message, Instant::now()),
@@ -494,16 +542,28 @@ async fn deliver_shared(
 async fn deliver_received(
     broker: Broker,
     space: SubjectSpace,
-    mut subscriber: async_nats::Subscriber,
+    mut subscriber: futures_util::stream::SelectAll<async_nats::Subscriber>,
     counters: Arc<LinkCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let connected = space.control_subject(CONNECTED);
     loop {
         let received = tokio::select! {
             received = subscriber.next() => received,
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
         let Some(received) = received else { break };
+        if *received.subject == *connected {
+            match parse_connected(&received.payload) {
+                Some((client_id, at)) => {
+                    broker.take_over_from_peer(client_id, at);
+                }
+                None => {
+                    counters.received_malformed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            continue;
+        }
         match decode(&space, &received.subject, &received.payload, Instant::now()) {
             Ok(message) => {
                 counters.received.fetch_add(1, Ordering::Relaxed);
@@ -520,6 +580,15 @@ async fn deliver_received(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn announcements_read_back() {
+        let body = connected_body("a\nb", 42);
+        assert_eq!(parse_connected(&body), Some(("a\nb", 42)));
+        for bad in [&b"x\nid"[..], b"42", b"\xff\n1"] {
+            assert_eq!(parse_connected(bad), None);
+        }
+    }
 
     #[test]
     fn credentials_never_reach_a_message() {

@@ -246,3 +246,26 @@ async fn a_shared_subscription_over_two_nodes_gets_each_message_once() {
     drop(worker2);
     assert!(eventually(|| link2.counters().shared_held.load(Relaxed) == 0).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_later_of_two_connections_with_one_client_id_on_two_nodes_wins() {
+    let Some(cluster) = TwoNodes::start().await else {
+        return;
+    };
+    let TwoNodes { node1, node2, .. } = &cluster;
+    let (d1, d2) = (node1.device("d1").await, node2.device("d2").await);
+    let mut first = Client::connected(node1, &d1, ProtocolVersion::V5, "sensor-7").await;
+    let mut bystander = Client::connected(node1, &d1, ProtocolVersion::V5, "sensor-8").await;
+    let mut later = Client::connected(node2, &d2, ProtocolVersion::V5, "sensor-7").await;
+    // The first is told why, as on one node, and closed.
+    let before = first.expect_closed().await;
+    assert!(
+        matches!(before.as_slice(), [roost_testkit::mqtt::Packet::Disconnect(d)] if d.reason_code == ReasonCode::SessionTakenOver),
+        "{before:?}"
+    );
+    assert!(eventually(|| node1.metrics().takeovers == 1).await);
+    // The later one and everyone else stay.
+    later.publish_acked("t", b"still here").await;
+    bystander.publish_acked("t", b"me too").await;
+    assert_eq!(node2.metrics().takeovers, 0);
+}
