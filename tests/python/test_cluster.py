@@ -5,6 +5,8 @@ real clients (paho, mosquitto_pub). Until the registry is shared
 
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -14,9 +16,9 @@ from mqtt_helpers import close, connect_with_inbox, mosquitto, paho_connect, sub
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
 
-def nodes(roost_factory, url, n=2):
+def nodes(roost_factory, nats, n=2):
     return [
-        roost_factory("--nats-url", url, "--node-id", f"node{i}", name=f"node{i}")
+        roost_factory("--nats-url", nats.url, "--node-id", f"node{i}", name=f"node{i}")
         for i in range(1, n + 1)
     ]
 
@@ -142,3 +144,26 @@ def test_the_later_connection_with_a_client_id_wins_across_nodes(roost_factory, 
     assert "disconnected" not in later_result
     assert node1.metric("roost_gateway_takeovers_total") == 1
     close(first, later)
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_readyz_says_when_a_node_lost_nats_and_healthz_that_it_lives(roost_factory, nats_server):
+    alone = roost_factory(name="alone")
+    assert get(f"{alone.api_url}/readyz") == (200, "ok registry\n")
+    (node,) = nodes(roost_factory, nats_server, n=1)
+    assert get(f"{node.api_url}/healthz") == (200, "ok\n")
+    assert get(f"{node.api_url}/readyz") == (200, "ok registry\nok nats\n")
+    nats_server.proc.kill()
+    nats_server.proc.wait()
+    assert wait_until(lambda: get(f"{node.api_url}/readyz")[0] == 503, timeout=10)
+    status, body = get(f"{node.api_url}/readyz")
+    assert "ok registry\n" in body and "failed nats: NATS connection" in body, body
+    # Alive all the same: it still serves its own devices.
+    assert get(f"{node.api_url}/healthz") == (200, "ok\n")

@@ -10,6 +10,7 @@
 
 mod data;
 mod error;
+pub mod health;
 mod jobs_data;
 mod objects;
 mod ops;
@@ -54,6 +55,8 @@ pub struct ApiConfig {
     pub jobs: Option<roost_jobs_service::JobsService>,
     /// The local object store's presigned downloads; `None`: no such route.
     pub objects: Option<objects::ObjectsConfig>,
+    /// Checks `/readyz` runs besides the registry's.
+    pub readiness: Vec<health::ReadinessCheck>,
 }
 
 /// What renders the metrics page.
@@ -264,6 +267,13 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             .into_response_with_id(&request_id)
         }
     };
+    if parts.method == "GET" {
+        match parts.uri.path() {
+            "/healthz" => return health::healthz(),
+            "/readyz" => return health::readyz(&state).await,
+            _ => {}
+        }
+    }
     // The CA certificate devices must trust is public: no signature needed.
     if parts.method == "GET" && parts.uri.path() == "/root-ca.pem" {
         return (

@@ -235,9 +235,24 @@ fn parse_connected(body: &[u8]) -> Option<(&str, i64)> {
 pub struct Joined {
     counters: Arc<LinkCounters>,
     tasks: JoinSet<()>,
+    clients: [async_nats::Client; 2],
 }
 
 impl Joined {
+    /// Whether both connections to NATS are up now (why not, if not), as a
+    /// check `/readyz` can keep.
+    pub fn connection_check(&self) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+        let clients = self.clients.clone();
+        move || {
+            clients
+                .iter()
+                .try_for_each(|client| match client.connection_state() {
+                    async_nats::connection::State::Connected => Ok(()),
+                    other => Err(format!("NATS connection {other}")),
+                })
+        }
+    }
+
     pub fn counters(&self) -> &Arc<LinkCounters> {
         &self.counters
     }
@@ -281,6 +296,7 @@ pub async fn join(
         queue,
         counters: counters.clone(),
     }));
+    let clients = [client.clone(), sharing.clone()];
     let mut tasks = JoinSet::new();
     tasks.spawn(publish_forwarded(
         client,
@@ -303,7 +319,11 @@ pub async fn join(
         counters.clone(),
         shutdown,
     ));
-    Ok(Joined { counters, tasks })
+    Ok(Joined {
+        counters,
+        tasks,
+        clients,
+    })
 }
 
 /// A connection to NATS, named after the node; `no_echo` keeps the node's

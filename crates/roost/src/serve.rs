@@ -298,6 +298,12 @@ pub async fn run_until(
             ))),
             sns: Some(notifier),
             jobs: Some(jobs),
+            readiness: cluster
+                .iter()
+                .map(|c| -> roost_api::health::ReadinessCheck {
+                    ("nats", std::sync::Arc::new(c.connection_check()))
+                })
+                .collect(),
             objects: Some(roost_api::ObjectsConfig {
                 dir: data_dir.join("objects"),
                 signer: object_signer,
