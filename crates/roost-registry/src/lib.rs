@@ -116,8 +116,20 @@ impl Registry {
     pub async fn open(data_dir: &Path, settings: Settings) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let store = store::sqlite::SqliteStore::open(&data_dir.join(Self::DATABASE_FILE)).await?;
+        Self::open_with(data_dir, Arc::new(store), settings)
+    }
+
+    /// Opens the registry with its records in the PostgreSQL database at
+    /// `url` (migrated on open); the CA stays in `data_dir`.
+    pub async fn open_postgres(data_dir: &Path, url: &str, settings: Settings) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let store = store::postgres::PostgresStore::connect(url).await?;
+        Self::open_with(data_dir, Arc::new(store), settings)
+    }
+
+    fn open_with(data_dir: &Path, store: Arc<dyn Store>, settings: Settings) -> Result<Self> {
         let ca = CertificateAuthority::load_or_create(data_dir)?;
-        Ok(Self::with_store(Arc::new(store), Arc::new(ca), settings))
+        Ok(Self::with_store(store, Arc::new(ca), settings))
     }
 
     pub fn with_store(
