@@ -6,7 +6,7 @@ import os
 import stat
 import subprocess
 
-from conftest import roost_binary, scenario_policy
+from conftest import STORE, roost_binary, scenario_policy
 
 THING = "iot-webinar-device"
 
@@ -51,7 +51,9 @@ def test_first_start_prints_exports_and_protects_secrets(roost):
     out = roost.read_stdout()
     assert f"export AWS_SHARED_CREDENTIALS_FILE={roost.data_dir.resolve()}/credentials" in out
     assert "export AWS_PROFILE=roost" in out
-    for name in ["credentials", "ca.key", "server.key", "roost.db"]:
+    # On PostgreSQL the registry is not in the data directory at all.
+    assert (roost.data_dir / "roost.db").exists() == (STORE == "sqlite")
+    for name in ["credentials", "ca.key", "server.key"] + (["roost.db"] if STORE == "sqlite" else []):
         mode = stat.S_IMODE(os.stat(roost.data_dir / name).st_mode)
         assert mode == 0o600, f"{name} is {oct(mode)}"
     endpoints = json.loads((roost.data_dir / "endpoints.json").read_text())

@@ -121,7 +121,11 @@ impl Registry {
 
     /// Opens the registry with its records in the PostgreSQL database at
     /// `url` (migrated on open); the CA stays in `data_dir`.
-    pub async fn open_postgres(data_dir: &Path, url: &str, settings: Settings) -> Result<Self> {
+    pub async fn open_postgres(
+        data_dir: &Path,
+        url: &store::postgres::PostgresUrl,
+        settings: Settings,
+    ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let store = store::postgres::PostgresStore::connect(url).await?;
         Self::open_with(data_dir, Arc::new(store), settings)
@@ -253,6 +257,24 @@ impl Registry {
             .insert_access_key(&id, &secret, description, now_millis())
             .await?;
         Ok((id, secret))
+    }
+
+    /// Stores an access key pair made elsewhere (the data directory's
+    /// credentials file, when the registry's database is new), unless that
+    /// key id is stored already. Returns whether it was stored.
+    pub async fn import_access_key(
+        &self,
+        id: &str,
+        secret: &str,
+        description: &str,
+    ) -> Result<bool> {
+        if self.store.get_access_key_secret(id).await?.is_some() {
+            return Ok(false);
+        }
+        self.store
+            .insert_access_key(id, secret, description, now_millis())
+            .await?;
+        Ok(true)
     }
 
     /// The secret of an access key, for SigV4 verification.

@@ -10,9 +10,9 @@
 //! do not exist yet (a name being created, a count under a limit, a
 //! hierarchy being extended). Reads use their own pool and never wait.
 
-use crate::error::Result;
+use crate::error::{RegistryError, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -46,16 +46,88 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The advisory lock every write transaction holds ("roost" in ASCII).
 const WRITE_LOCK: i64 = 0x0072_6f6f_7374;
 
+/// Where the PostgreSQL store is: a `postgres://` (or `postgresql://`)
+/// URL. Its `Debug` and `Display` forms hide the password, so it can be
+/// logged and shown in errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(String);
+
+impl PostgresUrl {
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let url = url::Url::parse(text).map_err(|e| {
+            format!("not a URL ({e}); expected postgres://user:password@host:port/database")
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "the scheme is {:?}; expected postgres://user:password@host:port/database",
+                url.scheme()
+            ));
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    /// The URL as given, password included: for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn masked(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            return "postgres://***".into();
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let hidden = k.eq_ignore_ascii_case("password");
+                (
+                    k.into_owned(),
+                    if hidden { "***".into() } else { v.into_owned() },
+                )
+            })
+            .collect();
+        if !pairs.is_empty() {
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.into()
+    }
+}
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl std::fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host/db`)
-    /// and brings its schema up to date.
-    pub async fn connect(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)?.application_name("roost");
+    /// Connects to the database at `url` and brings its schema up to date.
+    pub async fn connect(url: &PostgresUrl) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url.expose())?.application_name("roost");
+        // One connection first, so that a wrong address, password or
+        // database name is reported as such (a pool would only time out).
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                RegistryError::Internal(format!(
+                    "storage: no answer from PostgreSQL at {url} within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })??;
+        let _ = probe.close().await;
         let write = PgPoolOptions::new()
             .max_connections(WRITE_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -79,4 +151,25 @@ async fn begin_write(write: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::
         .execute(&mut *tx)
         .await?;
     Ok(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PostgresUrl;
+
+    #[test]
+    fn urls_are_checked_and_shown_without_their_password() {
+        let url = PostgresUrl::parse("postgres://roost:s3cret@db.example:5432/roost").unwrap();
+        assert_eq!(url.masked(), "postgres://roost:***@db.example:5432/roost");
+        assert_eq!(format!("{url:?} {url}").matches("s3cret").count(), 0);
+        let query = PostgresUrl::parse("postgresql://db/roost?user=r&password=s3cret").unwrap();
+        assert!(!query.masked().contains("s3cret"));
+        assert_eq!(
+            url.expose(),
+            "postgres://roost:s3cret@db.example:5432/roost"
+        );
+        for bad in ["", "db.example:5432", "mysql://db/roost", "postgres://[::1"] {
+            assert!(PostgresUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

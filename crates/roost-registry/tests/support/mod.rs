@@ -10,7 +10,7 @@
 
 #![allow(dead_code)]
 
-use roost_registry::store::postgres::PostgresStore;
+use roost_registry::store::postgres::{PostgresStore, PostgresUrl};
 use roost_registry::store::sqlite::SqliteStore;
 use roost_registry::store::Store;
 use roost_registry::{Registry, Settings};
@@ -24,7 +24,7 @@ pub enum TestStore {
     /// `roost.db` in the test's own directory.
     Sqlite,
     /// A database created for this test.
-    Postgres { url: String },
+    Postgres { url: PostgresUrl },
 }
 
 impl TestStore {
@@ -54,7 +54,9 @@ impl TestStore {
         let _ = admin.close().await;
         let mut url = server;
         url.set_path(&name);
-        Some(Self::Postgres { url: url.into() })
+        Some(Self::Postgres {
+            url: PostgresUrl::parse(url.as_str()).expect("a PostgreSQL URL"),
+        })
     }
 
     pub async fn open(&self, dir: &Path) -> Registry {
@@ -91,7 +93,9 @@ impl TestStore {
                 bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
             }),
             Self::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+                let mut conn = sqlx::PgConnection::connect(url.expose())
+                    .await
+                    .expect("connect");
                 let tables: Vec<String> = sqlx::query_scalar(
                     "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
                 )
