@@ -90,6 +90,22 @@ async fn expected_version_lets_exactly_one_writer_win(store: TestStore) {
     assert_eq!(reg.describe_thing("t").await.unwrap().version, 2);
 }
 
+/// How many of the racing CreatePolicyVersion calls succeeded; the others
+/// must have hit the version limit.
+async fn versions_created<T>(
+    tasks: Vec<tokio::task::JoinHandle<roost_registry::Result<T>>>,
+) -> usize {
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(RegistryError::VersionsLimitExceeded(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    created
+}
+
 async fn concurrent_policy_versions_respect_the_limit(store: TestStore) {
     let dir = tempfile::tempdir().unwrap();
     let reg = store.open(dir.path()).await;
@@ -102,15 +118,7 @@ async fn concurrent_policy_versions_respect_the_limit(store: TestStore) {
             reg.create_policy_version("p", doc, false).await
         }));
     }
-    let mut created = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => created += 1,
-            Err(RegistryError::VersionsLimitExceeded(_)) => {}
-            Err(e) => panic!("unexpected {e}"),
-        }
-    }
-    assert_eq!(created, 4);
+    assert_eq!(versions_created(tasks).await, 4);
     assert_eq!(reg.list_policy_versions("p").await.unwrap().len(), 5);
 }
 
@@ -434,6 +442,50 @@ async fn deleting_a_group_detaches_only_its_own_policies(store: TestStore) {
         .filter_map(|t| t.rsplit_once(":thinggroup/").map(|(_, g)| g.to_string()))
         .collect();
     assert_eq!(groups, ["aXb"]);
+}
+
+/// Several processes on one PostgreSQL database (here: several registries,
+/// each with its own pools) keep the invariants one process keeps: the
+/// version limit, and no lost attribute update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_registries_sharing_a_database_keep_the_invariants() {
+    let Some(store) =
+        TestStore::postgres("postgres_registries_sharing_a_database_keep_the_invariants").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(store.open(dir.path()).await);
+    }
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+    nodes[0].create_policy("p", doc).await.unwrap();
+    nodes[0]
+        .create_thing_type("typed", Default::default())
+        .await
+        .unwrap();
+    nodes[0]
+        .create_thing("t", Some("typed"), BTreeMap::new())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let reg = nodes[i % nodes.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let version = reg.create_policy_version("p", doc, false).await;
+            let update = ThingUpdate {
+                attributes: Some((attrs(&[(&format!("k{i}"), "v")]), true)),
+                ..Default::default()
+            };
+            reg.update_thing("t", update).await.unwrap();
+            version
+        }));
+    }
+    assert_eq!(versions_created(tasks).await, 4);
+    assert_eq!(nodes[1].list_policy_versions("p").await.unwrap().len(), 5);
+    let thing = nodes[2].describe_thing("t").await.unwrap();
+    assert_eq!((thing.attributes.len(), thing.version), (12, 13));
 }
 
 on_each_store!(

@@ -3,9 +3,10 @@
 //!
 //! It runs the statements in `sql/`, shared with the SQLite store, against
 //! the schema in `migrations/postgres/`. SQLite serialises every write
-//! transaction through its single writer; here each write transaction first
-//! takes one transaction-scoped advisory lock, so they are serialised the
-//! same way, across every process using the database. Row locks
+//! transaction through its single writer; here every write (a transaction,
+//! or a statement on its own) first takes one transaction-scoped advisory
+//! lock, so writes are serialised the same way, across every process using
+//! the database. Row locks
 //! (`SELECT … FOR UPDATE`) would not do: the invariants also cover rows that
 //! do not exist yet (a name being created, a count under a limit, a
 //! hierarchy being extended). Reads use their own pool and never wait.
@@ -141,6 +142,31 @@ impl PostgresStore {
             .await?;
         Ok(Self { read, write })
     }
+}
+
+/// A statement that writes on its own, outside any transaction.
+trait WriteOne {
+    async fn write_one(self, write: &PgPool) -> Result<sqlx::postgres::PgQueryResult>;
+}
+
+impl WriteOne for sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    /// A transaction of its own under the write lock, so that it cannot
+    /// fall between another writer's check and its write.
+    async fn write_one(self, write: &PgPool) -> Result<sqlx::postgres::PgQueryResult> {
+        let mut tx = begin_write(write).await?;
+        let done = self.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// A read transaction whose statements all see one snapshot, as SQLite's do.
+async fn begin_read(read: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = read.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// A write transaction holding the registry's write lock until it ends.

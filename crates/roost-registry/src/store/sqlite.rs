@@ -65,6 +65,23 @@ impl SqliteStore {
     }
 }
 
+/// A statement that writes on its own, outside any transaction.
+trait WriteOne {
+    async fn write_one(self, write: &SqlitePool) -> Result<sqlx::sqlite::SqliteQueryResult>;
+}
+
+impl<'q> WriteOne for sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    /// The one-connection pool serialises it with every other write.
+    async fn write_one(self, write: &SqlitePool) -> Result<sqlx::sqlite::SqliteQueryResult> {
+        Ok(self.execute(write).await?)
+    }
+}
+
+/// A read transaction: SQLite's reads see one snapshot throughout.
+async fn begin_read(read: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    Ok(read.begin().await?)
+}
+
 /// A write transaction: the one-connection pool already serialises them.
 async fn begin_write(write: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
     Ok(write.begin().await?)

@@ -1,7 +1,7 @@
 //! Jobs and job executions (SQLite migration 0005): each record kept whole
 //! as JSON text, with the columns that lists filter and sort on beside it.
 
-use super::super::{begin_write, DbRow, This, EXECUTION_VERSION, JOB_KEY, THING_KEY};
+use super::super::{begin_write, DbRow, This, WriteOne, EXECUTION_VERSION, JOB_KEY, THING_KEY};
 use crate::error::{RegistryError, Result};
 use crate::model::PageRequest;
 use crate::store::jobs::{ExecutionFilter, JobFilter, JobStore};
@@ -46,7 +46,7 @@ impl JobStore for This {
         .bind(text(&job.target_selection))
         .bind(job.created_at)
         .bind(text(job))
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::AlreadyExists {
@@ -124,7 +124,7 @@ impl JobStore for This {
         .bind(e.queued_at)
         .bind(e.deadline())
         .bind(text(e))
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::AlreadyExists {
@@ -170,7 +170,7 @@ impl JobStore for This {
             .bind(&e.thing_name)
             .bind(e.execution_number as i64)
             .bind(read_version as i64)
-            .execute(&self.write)
+            .write_one(&self.write)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -187,7 +187,7 @@ impl JobStore for This {
         .bind(job_id)
         .bind(thing_name)
         .bind(number as i64)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -1,6 +1,6 @@
 //! Event log options and per-target levels (SQLite migration 0006).
 
-use super::super::{begin_write, This};
+use super::super::{begin_write, This, WriteOne};
 use crate::error::{RegistryError, Result};
 use crate::store::logging::{LoggingStore, StoredLoggingLevel, StoredLoggingOptions};
 use async_trait::async_trait;
@@ -32,7 +32,7 @@ impl LoggingStore for This {
         .bind(&options.role_arn)
         .bind(&options.default_log_level)
         .bind(options.disable_all_logs)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         Ok(())
     }
@@ -96,7 +96,7 @@ impl LoggingStore for This {
         )
         .bind(target_type)
         .bind(target_name)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -7,7 +7,7 @@
 //! here may assume one engine: a statement that needs an engine's own
 //! function goes through a fragment of the parent.
 
-use super::{begin_write, DbConn, DbRow, This, THING_ATTRIBUTE};
+use super::{begin_read, begin_write, DbConn, DbRow, This, WriteOne, THING_ATTRIBUTE};
 use crate::destinations::{DestinationStatus, TopicRuleDestination};
 use crate::error::{RegistryError, Result};
 use crate::model::*;
@@ -275,7 +275,7 @@ impl Store for This {
         .bind(deprecated)
         .bind(deprecated.then_some(at))
         .bind(name)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::not_found(format!(
@@ -1215,7 +1215,7 @@ impl Store for This {
 
     async fn attached_policies(&self, targets: &[String]) -> Result<Vec<(Policy, PolicyVersion)>> {
         // One read transaction, so the policies and their documents agree.
-        let mut tx = self.read.begin().await?;
+        let mut tx = begin_read(&self.read).await?;
         let mut out: Vec<(Policy, PolicyVersion)> = Vec::new();
         for target in targets {
             let rows = sqlx::query(
@@ -1253,7 +1253,7 @@ impl Store for This {
         .bind(&topic.name)
         .bind(json_text(&topic.attributes))
         .bind(topic.created_at)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         let row = sqlx::query("SELECT * FROM sns_topics WHERE name = $1")
             .bind(&topic.name)
@@ -1287,7 +1287,7 @@ impl Store for This {
         let done = sqlx::query("UPDATE sns_topics SET attributes = $1 WHERE name = $2")
             .bind(json_text(attributes))
             .bind(name)
-            .execute(&self.write)
+            .write_one(&self.write)
             .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::not_found("Topic does not exist"));
@@ -1321,7 +1321,7 @@ impl Store for This {
         .bind(sub.confirmed)
         .bind(json_text(&sub.attributes))
         .bind(sub.created_at)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         Ok(())
     }
@@ -1364,7 +1364,7 @@ impl Store for This {
         .bind(sub.confirmed)
         .bind(json_text(&sub.attributes))
         .bind(&sub.arn)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         Ok(())
     }
@@ -1372,7 +1372,7 @@ impl Store for This {
     async fn sns_delete_subscription(&self, arn: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM sns_subscriptions WHERE arn = $1")
             .bind(arn)
-            .execute(&self.write)
+            .write_one(&self.write)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1385,7 +1385,7 @@ impl Store for This {
         .bind(rule.payload.to_string())
         .bind(rule.disabled)
         .bind(rule.created_at)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::AlreadyExists {
@@ -1416,7 +1416,7 @@ impl Store for This {
                 .bind(payload.to_string())
                 .bind(disabled)
                 .bind(name)
-                .execute(&self.write)
+                .write_one(&self.write)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::not_found(format!(
@@ -1429,7 +1429,7 @@ impl Store for This {
     async fn delete_topic_rule(&self, name: &str) -> Result<()> {
         sqlx::query("DELETE FROM topic_rules WHERE name = $1")
             .bind(name)
-            .execute(&self.write)
+            .write_one(&self.write)
             .await?;
         Ok(())
     }
@@ -1438,7 +1438,7 @@ impl Store for This {
         let done = sqlx::query("UPDATE topic_rules SET disabled = $1 WHERE name = $2")
             .bind(disabled)
             .bind(name)
-            .execute(&self.write)
+            .write_one(&self.write)
             .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::not_found(format!(
@@ -1470,7 +1470,7 @@ impl Store for This {
         .bind(&d.token_sha256)
         .bind(d.created_at)
         .bind(d.last_updated_at)
-        .execute(&self.write)
+        .write_one(&self.write)
         .await?;
         if done.rows_affected() == 0 {
             let existing: Option<String> = sqlx::query_scalar(
@@ -1558,7 +1558,7 @@ impl Store for This {
     async fn delete_topic_rule_destination(&self, arn: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM topic_rule_destinations WHERE arn = $1")
             .bind(arn)
-            .execute(&self.write)
+            .write_one(&self.write)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1575,7 +1575,7 @@ impl Store for This {
             .bind(secret)
             .bind(description)
             .bind(at)
-            .execute(&self.write)
+            .write_one(&self.write)
             .await?;
         Ok(())
     }
