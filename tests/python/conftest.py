@@ -31,7 +31,6 @@ def roost_binary() -> str:
 # in the data directory) or "postgres" (a fresh database per data directory
 # on the server at ROOST_TEST_POSTGRES_URL; scripts/with-postgres sets it).
 STORE = os.environ.get("ROOST_TEST_STORE", "sqlite")
-sqlite_only = pytest.mark.skipif(STORE != "sqlite", reason="about the SQLite store itself")
 _databases = {}
 
 
