@@ -1,8 +1,10 @@
 //! The SQL both stores run, compiled once per engine: `sqlite.rs` and
 //! `postgres.rs` each declare this module and provide, in their own scope,
-//! the engine's types (`Db`, `DbRow`, `DbConn`), the store type `This`, the
-//! few SQL fragments that differ between engines, and `begin_write`, which
-//! opens a write transaction serialised like SQLite's single writer.
+//! the engine's types (`DbRow`, `DbConn`), the store type `This`, the few
+//! SQL fragments that differ between engines, and how to write and read:
+//! `begin_write` (a write transaction, serialised like SQLite's single
+//! writer), `WriteOne::write_one` (a statement that writes on its own, just
+//! as serialised) and `begin_read` (several reads that see one snapshot).
 //! Statements use `$N` placeholders, which both engines accept. Nothing
 //! here may assume one engine: a statement that needs an engine's own
 //! function goes through a fragment of the parent.
