@@ -27,6 +27,31 @@ def roost_binary() -> str:
     return str(Path(target) / "debug" / "roost")
 
 
+# Which store `roost serve` keeps its registry in: "sqlite" (the default,
+# in the data directory) or "postgres" (a fresh database per data directory
+# on the server at ROOST_TEST_POSTGRES_URL; scripts/with-postgres sets it).
+STORE = os.environ.get("ROOST_TEST_STORE", "sqlite")
+_databases = {}
+
+
+def postgres_url_for(data_dir: Path) -> str:
+    """The database a server on `data_dir` uses: created on first use, the
+    same one for every restart on that directory."""
+    key = str(data_dir)
+    if key not in _databases:
+        from urllib.parse import urlsplit, urlunsplit
+        import uuid
+
+        server = os.environ.get("ROOST_TEST_POSTGRES_URL")
+        if not server:
+            raise RuntimeError("ROOST_TEST_STORE=postgres needs ROOST_TEST_POSTGRES_URL (run under scripts/with-postgres)")
+        name = f"roost_py_{uuid.uuid4().hex}"
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", server, "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=60)
+        parts = urlsplit(server)
+        _databases[key] = urlunsplit(parts._replace(path=f"/{name}"))
+    return _databases[key]
+
+
 def stop_process(proc, *files):
     """SIGTERM, 15 s to end, then SIGKILL; closes the process's log files."""
     if proc and proc.poll() is None:
@@ -61,11 +86,12 @@ class Roost:
             endpoints.unlink()
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
         self.out = open(self.data_dir.parent / f"{self.data_dir.name}.stdout", "ab")
+        store_args = ["--postgres-url", postgres_url_for(self.data_dir)] if STORE == "postgres" else []
         self.proc = subprocess.Popen(
             [
                 roost_binary(), "serve", "--data-dir", str(self.data_dir),
                 "--api-listen", "127.0.0.1:0", "--mqtt-listen", self.mqtt_listen,
-                "--https-listen", "127.0.0.1:0", *self.extra_args,
+                "--https-listen", "127.0.0.1:0", *store_args, *self.extra_args,
             ],
             stdout=self.out,
             stderr=self.log,

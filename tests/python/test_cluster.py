@@ -3,6 +3,7 @@ publishes on one node reaches the matching subscribers on another, with the
 real clients (paho, mosquitto_pub). Until the registry is shared
 (PostgreSQL), each node has its own devices."""
 
+import shutil
 import subprocess
 import time
 import urllib.error
@@ -10,6 +11,7 @@ import urllib.request
 
 import pytest
 
+import conftest
 from conftest import make_device, roost_binary
 from mqtt_helpers import close, connect_with_inbox, mosquitto, paho_connect, subscribe_wait, wait_until
 
@@ -167,3 +169,27 @@ def test_readyz_says_when_a_node_lost_nats_and_healthz_that_it_lives(roost_facto
     assert "ok registry\n" in body and "failed nats: NATS connection" in body, body
     # Alive all the same: it still serves its own devices.
     assert get(f"{node.api_url}/healthz") == (200, "ok\n")
+
+
+@pytest.mark.skipif(conftest.STORE != "postgres", reason="needs the registry on PostgreSQL: scripts/test runs this file again in its PostgreSQL pass")
+def test_nodes_sharing_one_registry_serve_a_device_on_either(roost_factory, nats_server, tmp_path):
+    node1 = roost_factory("--nats-url", nats_server.url, "--node-id", "node1", name="node1")
+    # Node 2: the same database and the same CA (devices trust one root).
+    node2_dir = tmp_path / "node2"
+    node2_dir.mkdir()
+    for name in ("ca.key", "root-ca.pem"):
+        shutil.copy2(node1.data_dir / name, node2_dir / name)
+    conftest._databases[str(node2_dir)] = conftest.postgres_url_for(node1.data_dir)
+    node2 = roost_factory("--nats-url", nats_server.url, "--node-id", "node2", name="node2")
+
+    # Registered once, through node 1's API ...
+    device = make_device(node1, tmp_path, "sensor")
+    assert node2.boto().describe_thing(thingName="sensor")["thingName"] == "sensor"
+    # ... it connects to node 2 as well, and hears there what it publishes on node 1.
+    sub, inbox, result = connect_with_inbox(device, node2.mqtt_port, "sensor-listener")
+    assert not result["rc"].is_failure
+    assert subscribe_wait(sub, "audit/#", qos=1) == [1]
+    done = mosquitto(device, node1.mqtt_port, "-t", "audit/tenant-a", "-m", "intrusion", "-q", "1", "-i", "sensor-speaker")
+    assert done.returncode == 0, done.stderr
+    assert inbox.get() == ("audit/tenant-a", b"intrusion", 1, False)
+    close(sub)

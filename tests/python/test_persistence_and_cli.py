@@ -6,7 +6,7 @@ import os
 import stat
 import subprocess
 
-from conftest import roost_binary, scenario_policy
+from conftest import STORE, roost_binary, scenario_policy
 
 THING = "iot-webinar-device"
 
@@ -51,7 +51,9 @@ def test_first_start_prints_exports_and_protects_secrets(roost):
     out = roost.read_stdout()
     assert f"export AWS_SHARED_CREDENTIALS_FILE={roost.data_dir.resolve()}/credentials" in out
     assert "export AWS_PROFILE=roost" in out
-    for name in ["credentials", "ca.key", "server.key", "roost.db"]:
+    # On PostgreSQL the registry is not in the data directory at all.
+    assert (roost.data_dir / "roost.db").exists() == (STORE == "sqlite")
+    for name in ["credentials", "ca.key", "server.key"] + (["roost.db"] if STORE == "sqlite" else []):
         mode = stat.S_IMODE(os.stat(roost.data_dir / name).st_mode)
         assert mode == 0o600, f"{name} is {oct(mode)}"
     endpoints = json.loads((roost.data_dir / "endpoints.json").read_text())
@@ -182,3 +184,20 @@ def test_csr_and_ca_registration(roost, tmp_path):
     err = roost.aws("iot", "register-ca-certificate", "--ca-certificate", f"file://{tmp_path / 'ca2.pem'}",
                     "--verification-certificate", f"file://{tmp_path / 'bad.pem'}", check=False)[2]
     assert "(CertificateValidationException)" in err or "(RegistrationCodeValidationException)" in err
+
+
+def test_a_bad_postgres_url_is_refused_clearly_without_its_password(tmp_path):
+    common = ["serve", "--data-dir", str(tmp_path / "d"), "--api-listen", "127.0.0.1:0",
+              "--mqtt-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"]
+    cases = [
+        (["--postgres-url", "db.example:5432"], {}, "postgres_url: "),
+        # Nothing listens on port 1: refused at once.
+        ([], {"ROOST_POSTGRES_URL": "postgres://roost:s3cretpw@127.0.0.1:1/roost"}, "Connection refused"),
+    ]
+    for args, env, says in cases:
+        proc = subprocess.run([roost_binary(), *common, *args], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, **env})
+        assert proc.returncode == 1, proc.stderr
+        assert says in proc.stderr and "panicked" not in proc.stderr, proc.stderr
+        assert "s3cretpw" not in proc.stderr + proc.stdout
+    assert "postgres://roost:***@127.0.0.1:1/roost" in proc.stderr

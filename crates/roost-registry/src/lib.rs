@@ -116,8 +116,24 @@ impl Registry {
     pub async fn open(data_dir: &Path, settings: Settings) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let store = store::sqlite::SqliteStore::open(&data_dir.join(Self::DATABASE_FILE)).await?;
+        Self::open_with(data_dir, Arc::new(store), settings)
+    }
+
+    /// Opens the registry with its records in the PostgreSQL database at
+    /// `url` (migrated on open); the CA stays in `data_dir`.
+    pub async fn open_postgres(
+        data_dir: &Path,
+        url: &store::postgres::PostgresUrl,
+        settings: Settings,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let store = store::postgres::PostgresStore::connect(url).await?;
+        Self::open_with(data_dir, Arc::new(store), settings)
+    }
+
+    fn open_with(data_dir: &Path, store: Arc<dyn Store>, settings: Settings) -> Result<Self> {
         let ca = CertificateAuthority::load_or_create(data_dir)?;
-        Ok(Self::with_store(Arc::new(store), Arc::new(ca), settings))
+        Ok(Self::with_store(store, Arc::new(ca), settings))
     }
 
     pub fn with_store(
@@ -247,6 +263,24 @@ impl Registry {
     /// primary-key lookup that finds nothing), for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         self.store.get_access_key_secret("").await.map(|_| ())
+    }
+
+    /// Stores an access key pair made elsewhere (the data directory's
+    /// credentials file, when the registry's database is new), unless that
+    /// key id is stored already. Returns whether it was stored.
+    pub async fn import_access_key(
+        &self,
+        id: &str,
+        secret: &str,
+        description: &str,
+    ) -> Result<bool> {
+        if self.store.get_access_key_secret(id).await?.is_some() {
+            return Ok(false);
+        }
+        self.store
+            .insert_access_key(id, secret, description, now_millis())
+            .await?;
+        Ok(true)
     }
 
     /// The secret of an access key, for SigV4 verification.

@@ -1,6 +1,7 @@
 //! Configuration: command-line flags over an optional TOML file over defaults.
 
 use anyhow::{Context, Result};
+use roost_registry::store::postgres::PostgresUrl;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,13 @@ pub struct ServeArgs {
     /// [default: ./roost-data].
     #[arg(long, env = "ROOST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep the registry (things, groups, certificates, policies, rules,
+    /// SNS topics, jobs, logging settings) in this PostgreSQL database
+    /// instead of the data directory's SQLite file:
+    /// postgres://user:password@host:port/database. Prefer the environment
+    /// variable, which keeps the password off the command line.
+    #[arg(long, env = "ROOST_POSTGRES_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
     /// TOML configuration file; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -166,6 +174,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    postgres_url: Option<String>,
     api_listen: Option<SocketAddr>,
     mqtt_listen: Option<SocketAddr>,
     https_listen: Option<SocketAddr>,
@@ -210,6 +219,9 @@ struct FileConfig {
 #[derive(Debug)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// The registry's PostgreSQL database; SQLite in the data directory
+    /// when `None`. (Its Debug form hides the password.)
+    pub postgres_url: Option<PostgresUrl>,
     pub api_listen: SocketAddr,
     pub mqtt_listen: SocketAddr,
     pub https_listen: SocketAddr,
@@ -417,6 +429,12 @@ impl Config {
                 }
             }
         };
+        let postgres_url = match args.postgres_url.or(file.postgres_url) {
+            None => None,
+            Some(url) => {
+                Some(PostgresUrl::parse(&url).map_err(|e| anyhow::anyhow!("postgres_url: {e}"))?)
+            }
+        };
         let smtp = match args.smtp_url.or(file.smtp_url) {
             None => None,
             Some(url) => Some(
@@ -492,6 +510,7 @@ impl Config {
             event_log_rotation.max_files = files;
         }
         Ok(Self {
+            postgres_url,
             event_log,
             event_log_rotation,
             api_limits,
@@ -567,6 +586,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(cfg.region, "ap-south-1");
+    }
+
+    #[test]
+    fn postgres_url_comes_from_flag_or_file_and_is_checked() {
+        assert!(Config::resolve(ServeArgs::default())
+            .unwrap()
+            .postgres_url
+            .is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(&file, "postgres_url = \"postgres://r:pw@db/roost\"\n").unwrap();
+        let cfg = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let url = cfg.postgres_url.as_ref().unwrap();
+        assert_eq!(url.expose(), "postgres://r:pw@db/roost");
+        assert!(!format!("{cfg:?}").contains("pw@"));
+        let flag = Config::resolve(ServeArgs {
+            config: Some(file),
+            postgres_url: Some("postgresql://other/roost".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            flag.postgres_url.unwrap().expose(),
+            "postgresql://other/roost"
+        );
+        let bad = Config::resolve(ServeArgs {
+            postgres_url: Some("db:5432".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{bad:#}").starts_with("postgres_url: "), "{bad:#}");
     }
 
     #[test]

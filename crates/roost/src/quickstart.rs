@@ -51,6 +51,10 @@ pub async fn run(mut args: QuickstartArgs) -> Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DATA_DIR));
+    // (ROOST_POSTGRES_URL lands in postgres_url too.)
+    if args.reset && args.serve.postgres_url.is_some() {
+        bail!("--reset empties the data directory only, not a PostgreSQL database: drop and recreate the database yourself, or leave out --postgres-url");
+    }
     if args.reset && data_dir.exists() {
         if !data_dir.join("roost.db").exists() && std::fs::read_dir(&data_dir)?.next().is_some() {
             bail!("--reset: {} does not look like a Roost data directory (no roost.db); not removing it", data_dir.display());

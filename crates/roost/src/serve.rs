@@ -47,9 +47,21 @@ pub async fn run_until(
         account: cfg.account.clone(),
         thing_type_deletion_wait: Duration::from_secs(cfg.thing_type_deletion_wait_secs),
     };
-    let registry = Registry::open(&data_dir, settings)
-        .await
-        .context("opening the registry")?;
+    let registry = match &cfg.postgres_url {
+        None => Registry::open(&data_dir, settings)
+            .await
+            .context("opening the registry")?,
+        Some(url) => Registry::open_postgres(&data_dir, url, settings)
+            .await
+            .with_context(|| format!("opening the registry in PostgreSQL at {url}"))?,
+    };
+    let store = match &cfg.postgres_url {
+        None => format!(
+            "sqlite:{}",
+            data_dir.join(Registry::DATABASE_FILE).display()
+        ),
+        Some(url) => url.masked(),
+    };
     registry
         .ca()
         .server_certificate(&data_dir, &cfg.hosts)
@@ -99,7 +111,7 @@ pub async fn run_until(
         None => None,
     };
     write_aws_config(&data_dir, &cfg.region, &format!("http://{api_addr}"))?;
-    tracing::info!(api = %api_addr, mqtt = %mqtt_addr, https = %https_addr, data_dir = %data_dir.display(), profile = ?cfg.mqtt_profile, "roost is listening");
+    tracing::info!(api = %api_addr, mqtt = %mqtt_addr, https = %https_addr, data_dir = %data_dir.display(), registry = %store, profile = ?cfg.mqtt_profile, "roost is listening");
     if let Some(()) = new_credentials {
         println!(
             "Roost created its admin credentials in {}.",
@@ -390,6 +402,25 @@ pub fn print_env(data_dir: Option<&Path>) -> Result<()> {
 async fn ensure_credentials(registry: &Registry, data_dir: &Path) -> Result<Option<()>> {
     let path = data_dir.join(CREDENTIALS_FILE);
     if path.exists() {
+        // A registry database newer than the data directory (a first start
+        // on PostgreSQL, say) learns the key the file holds.
+        let text = std::fs::read_to_string(&path).context("reading the credentials file")?;
+        let value = |key: &str| {
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .find(|(k, _)| k.trim() == key)
+                .map(|(_, v)| v.trim().to_string())
+        };
+        if let (Some(id), Some(secret)) =
+            (value("aws_access_key_id"), value("aws_secret_access_key"))
+        {
+            if registry
+                .import_access_key(&id, &secret, "admin key from the data directory")
+                .await?
+            {
+                tracing::info!(access_key_id = %id, "stored the credentials file's key in the registry");
+            }
+        }
         return Ok(None);
     }
     let (id, secret) = registry

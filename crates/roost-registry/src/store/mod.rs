@@ -2,10 +2,12 @@
 //! invariants (a policy cannot be deleted while attached, a thing type cannot
 //! be deleted while things use it, `expectedVersion` checks); the `Registry`
 //! above it validates input and shapes answers. SQLite is the embedded
-//! default; a PostgreSQL implementation slots in behind the same trait.
+//! default; PostgreSQL is the other implementation. Both run the same
+//! statements (`sql/`), so they keep the same invariants and errors.
 
 pub mod jobs;
 pub mod logging;
+pub mod postgres;
 pub mod sqlite;
 
 pub use jobs::JobStore;

@@ -1,13 +1,13 @@
-//! Event log options and per-target levels in SQLite (migration 0006).
+//! Event log options and per-target levels (SQLite migration 0006).
 
-use super::SqliteStore;
+use super::super::{begin_write, This, WriteOne};
 use crate::error::{RegistryError, Result};
 use crate::store::logging::{LoggingStore, StoredLoggingLevel, StoredLoggingOptions};
 use async_trait::async_trait;
 use sqlx::Row;
 
 #[async_trait]
-impl LoggingStore for SqliteStore {
+impl LoggingStore for This {
     async fn logging_options(&self) -> Result<Option<StoredLoggingOptions>> {
         let row = sqlx::query(
             "SELECT role_arn, default_log_level, disable_all_logs FROM v2_logging_options WHERE id = 1",
@@ -17,22 +17,22 @@ impl LoggingStore for SqliteStore {
         Ok(row.map(|r| StoredLoggingOptions {
             role_arn: r.get("role_arn"),
             default_log_level: r.get("default_log_level"),
-            disable_all_logs: r.get::<i64, _>("disable_all_logs") != 0,
+            disable_all_logs: r.get::<bool, _>("disable_all_logs"),
         }))
     }
 
     async fn put_logging_options(&self, options: &StoredLoggingOptions) -> Result<()> {
         sqlx::query(
             "INSERT INTO v2_logging_options (id, role_arn, default_log_level, disable_all_logs)
-             VALUES (1, ?, ?, ?)
+             VALUES (1, $1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET role_arn = excluded.role_arn,
                  default_log_level = excluded.default_log_level,
                  disable_all_logs = excluded.disable_all_logs",
         )
         .bind(&options.role_arn)
         .bind(&options.default_log_level)
-        .bind(options.disable_all_logs as i64)
-        .execute(&self.write)
+        .bind(options.disable_all_logs)
+        .write_one(&self.write)
         .await?;
         Ok(())
     }
@@ -59,15 +59,15 @@ impl LoggingStore for SqliteStore {
         level: &StoredLoggingLevel,
         max_targets: usize,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM v2_logging_levels WHERE target_type = ? AND target_name = ?",
+        let mut tx = begin_write(&self.write).await?;
+        let exists: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM v2_logging_levels WHERE target_type = $1 AND target_name = $2",
         )
         .bind(&level.target_type)
         .bind(&level.target_name)
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        if exists.is_none() {
+        if exists == 0 {
             let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM v2_logging_levels")
                 .fetch_one(&mut *tx)
                 .await?;
@@ -78,7 +78,7 @@ impl LoggingStore for SqliteStore {
             }
         }
         sqlx::query(
-            "INSERT INTO v2_logging_levels (target_type, target_name, log_level) VALUES (?, ?, ?)
+            "INSERT INTO v2_logging_levels (target_type, target_name, log_level) VALUES ($1, $2, $3)
              ON CONFLICT (target_type, target_name) DO UPDATE SET log_level = excluded.log_level",
         )
         .bind(&level.target_type)
@@ -91,12 +91,13 @@ impl LoggingStore for SqliteStore {
     }
 
     async fn delete_logging_level(&self, target_type: &str, target_name: &str) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM v2_logging_levels WHERE target_type = ? AND target_name = ?")
-                .bind(target_type)
-                .bind(target_name)
-                .execute(&self.write)
-                .await?;
+        let done = sqlx::query(
+            "DELETE FROM v2_logging_levels WHERE target_type = $1 AND target_name = $2",
+        )
+        .bind(target_type)
+        .bind(target_name)
+        .write_one(&self.write)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 }
