@@ -171,16 +171,27 @@ def test_readyz_says_when_a_node_lost_nats_and_healthz_that_it_lives(roost_facto
     assert get(f"{node.api_url}/healthz") == (200, "ok\n")
 
 
-@pytest.mark.skipif(conftest.STORE != "postgres", reason="needs the registry on PostgreSQL: scripts/test runs this file again in its PostgreSQL pass")
-def test_nodes_sharing_one_registry_serve_a_device_on_either(roost_factory, nats_server, tmp_path):
+needs_postgres = pytest.mark.skipif(
+    conftest.STORE != "postgres",
+    reason="needs the registry on PostgreSQL: scripts/test runs this file again in its PostgreSQL pass",
+)
+
+
+def shared_registry_nodes(roost_factory, nats_server, tmp_path):
+    """Two nodes on one database and one CA (devices trust one root)."""
     node1 = roost_factory("--nats-url", nats_server.url, "--node-id", "node1", name="node1")
-    # Node 2: the same database and the same CA (devices trust one root).
     node2_dir = tmp_path / "node2"
     node2_dir.mkdir()
     for name in ("ca.key", "root-ca.pem"):
         shutil.copy2(node1.data_dir / name, node2_dir / name)
     conftest._databases[str(node2_dir)] = conftest.postgres_url_for(node1.data_dir)
     node2 = roost_factory("--nats-url", nats_server.url, "--node-id", "node2", name="node2")
+    return node1, node2
+
+
+@needs_postgres
+def test_nodes_sharing_one_registry_serve_a_device_on_either(roost_factory, nats_server, tmp_path):
+    node1, node2 = shared_registry_nodes(roost_factory, nats_server, tmp_path)
 
     # Registered once, through node 1's API ...
     device = make_device(node1, tmp_path, "sensor")
@@ -193,3 +204,29 @@ def test_nodes_sharing_one_registry_serve_a_device_on_either(roost_factory, nats
     assert done.returncode == 0, done.stderr
     assert inbox.get() == ("audit/tenant-a", b"intrusion", 1, False)
     close(sub)
+
+
+@needs_postgres
+def test_a_change_made_through_one_node_is_enforced_on_the_others(roost_factory, nats_server, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    node1, node2 = shared_registry_nodes(roost_factory, nats_server, tmp_path)
+    device = make_device(node1, tmp_path, "sensor")
+    client, _, result = connect_with_inbox(device, node1.mqtt_port, "sensor", protocol=mqtt.MQTTv5)
+    acks = []
+    client.on_publish = lambda c, u, mid, reason_code, properties: acks.append(reason_code.value)
+
+    def publish():
+        client.publish("audit/a", b"x", qos=1).wait_for_publish(10)
+        return acks[-1]
+
+    assert publish() == 0  # allowed (on a cluster node: Success, subscribers elsewhere are not counted)
+    # The policy detached through node 2: node 1 refuses the next publishes.
+    iot2 = node2.boto()
+    iot2.detach_policy(policyName="policy-sensor", target=device.cert_arn)
+    assert wait_until(lambda: publish() == 0x87, timeout=5)
+    # The certificate revoked through node 2: node 1 closes its connection.
+    iot2.update_certificate(certificateId=device.cert_id, newStatus="REVOKED")
+    assert wait_until(lambda: "disconnected" in result, timeout=5)
+    assert node1.metric("roost_gateway_kicked_certificate_total") == 1
+    close(client)

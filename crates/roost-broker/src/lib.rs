@@ -400,6 +400,8 @@ impl Broker {
                         self.shared.metrics.registry_events_lagged.fetch_add(missed, Ordering::Relaxed);
                         self.recheck_live_certificates().await;
                     }
+                    // Another node's changes may have been missed.
+                    Ok(RegistryEvent::Resynced) => self.recheck_live_certificates().await,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
             }

@@ -17,6 +17,7 @@ pub mod validate;
 mod authz;
 mod certificates;
 pub mod destinations;
+pub mod feed;
 mod generations;
 mod groups;
 pub mod logging;
@@ -78,6 +79,9 @@ pub enum RegistryEvent {
     RulesChanged,
     /// A topic rule destination was created, confirmed, updated or deleted.
     DestinationsChanged,
+    /// Changes made on other nodes may have been missed (the cluster's
+    /// transport reconnected): treat everything as changed.
+    Resynced,
 }
 
 /// How many registry events may wait for a slow receiver before it lags.
@@ -91,6 +95,10 @@ pub struct Registry {
     arns: Arns,
     settings: Settings,
     events: broadcast::Sender<RegistryEvent>,
+    /// Where local changes go for the other nodes sharing the store, once a
+    /// cluster node's transport asked for them (`feed`).
+    feed: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<feed::Change>>>,
+    feed_dropped: Arc<std::sync::atomic::AtomicU64>,
     /// Bumped, before the call that changed anything returns, for every
     /// change that may alter an authorization decision, in the change's
     /// scope; connections compare their generation with the one their
@@ -152,6 +160,8 @@ impl Registry {
             arns,
             settings,
             events,
+            feed: Arc::default(),
+            feed_dropped: Arc::default(),
             generations: Arc::default(),
             rule_validator: Arc::new(std::sync::OnceLock::new()),
             destination_confirmer: Arc::new(std::sync::OnceLock::new()),
@@ -200,10 +210,19 @@ impl Registry {
         self.events.subscribe()
     }
 
+    /// A change made here: applied here, and fed to the other nodes.
     fn emit(&self, event: RegistryEvent) {
-        // Synchronously first, so the very next action of the connections
-        // concerned sees the change; then the broadcast for those that must
-        // act (drop a connection). No receivers is fine: nothing is connected yet.
+        if let Some(change) = feed::Change::of_event(&event) {
+            self.feed(change);
+        }
+        self.publish(event);
+    }
+
+    /// Applies an event to this node: synchronously first, so the very next
+    /// action of the connections concerned sees the change; then the
+    /// broadcast for those that must act (drop a connection). No receivers
+    /// is fine: nothing is connected yet.
+    fn publish(&self, event: RegistryEvent) {
         if let RegistryEvent::CertificateStatusChanged { certificate_id, .. } = &event {
             self.generations
                 .bump(AuthorizationScope::Certificate(certificate_id));
@@ -213,8 +232,11 @@ impl Registry {
 
     /// Records a change that may alter authorization decisions in `scope`.
     fn authorization_changed(&self, scope: AuthorizationScope<'_>) {
+        self.feed(feed::Change::Authorization {
+            scope: scope.into(),
+        });
         self.generations.bump(scope);
-        self.emit(RegistryEvent::AuthorizationChanged);
+        self.publish(RegistryEvent::AuthorizationChanged);
     }
 
     /// Where a connection with this certificate and client id reads its

@@ -167,6 +167,49 @@ async fn certificate_changes_are_announced(store: TestStore) {
     );
 }
 
+async fn changes_are_fed_to_other_nodes_and_applied_from_them(store: TestStore) {
+    use roost_registry::feed::{Change, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    let (here, there) = (store.open(dir.path()).await, store.open(dir.path()).await);
+    let mut fed = here.feed_changes().expect("the first feed");
+    assert!(here.feed_changes().is_none(), "one feed per registry");
+    let cert = here
+        .create_keys_and_certificate(true)
+        .await
+        .unwrap()
+        .certificate;
+    here.update_certificate(&cert.id, "REVOKED").await.unwrap();
+    let change = fed.recv().await.unwrap();
+    assert_eq!(
+        change,
+        Change::Certificate {
+            certificate_id: cert.id.clone(),
+            status: Some("REVOKED".into())
+        }
+    );
+    // The other node applies it as its own: the event its gateway acts on.
+    let mut events = there.events();
+    there.apply_remote(change);
+    assert_eq!(
+        events.recv().await.unwrap(),
+        RegistryEvent::CertificateStatusChanged {
+            certificate_id: cert.id.clone(),
+            status: Some(CertificateStatus::Revoked)
+        }
+    );
+    there.apply_remote(Change::Authorization { scope: Scope::All });
+    assert_eq!(
+        events.recv().await.unwrap(),
+        RegistryEvent::AuthorizationChanged
+    );
+    there.resync();
+    assert_eq!(events.recv().await.unwrap(), RegistryEvent::Resynced);
+    // What a node applies from elsewhere is not fed again.
+    let mut there_fed = there.feed_changes().unwrap();
+    there.apply_remote(Change::Rules);
+    assert!(there_fed.try_recv().is_err());
+}
+
 async fn listing_pages_cover_everything_once(store: TestStore) {
     let dir = tempfile::tempdir().unwrap();
     let reg = store.open(dir.path()).await;
@@ -494,6 +537,7 @@ on_each_store!(
     concurrent_policy_versions_respect_the_limit,
     everything_survives_reopening,
     certificate_changes_are_announced,
+    changes_are_fed_to_other_nodes_and_applied_from_them,
     listing_pages_cover_everything_once,
     group_hierarchy_rules,
     topic_rule_destinations_are_confirmed_by_their_latest_token_and_survive_reopening,

@@ -218,9 +218,12 @@ impl RulesEngine {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 event = events.recv() => match event {
-                    Ok(RegistryEvent::RulesChanged) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(RegistryEvent::RulesChanged | RegistryEvent::Resynced) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         if let Err(e) = self.reload().await {
                             tracing::error!(error = %e, "reloading topic rules failed");
+                        }
+                        if let Err(e) = self.engine.shared.destinations.refresh().await {
+                            tracing::error!(error = %e, "reading topic rule destinations failed");
                         }
                     }
                     // Read now so the next http action finds the copy fresh;

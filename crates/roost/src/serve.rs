@@ -160,6 +160,26 @@ pub async fn run_until(
     let listeners = crate::metrics::Listeners::default();
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // On a shared database, this node's registry changes reach the other
+    // nodes and theirs reach it (LISTEN/NOTIFY).
+    let registry_feed = match (
+        &cfg.postgres_url,
+        cfg.postgres_url
+            .as_ref()
+            .and_then(|_| registry.feed_changes()),
+    ) {
+        (Some(url), Some(changes)) => Some(
+            roost_registry::store::postgres::notify::start(
+                url,
+                registry.clone(),
+                changes,
+                stop.clone(),
+            )
+            .await
+            .with_context(|| format!("listening for registry changes in PostgreSQL at {url}"))?,
+        ),
+        _ => None,
+    };
     let broker = roost_broker::Broker::new(registry.clone(), broker_config);
     // The event log: its stored options (or the configuration's) and levels,
     // a bounded queue, and the thread that writes the files.
@@ -338,6 +358,9 @@ pub async fn run_until(
     gateway.stop(Duration::from_secs(5)).await;
     api_task.await.context("control plane task")?;
     jobs_clock.await.context("jobs clock task")?;
+    if let Some(feed) = registry_feed {
+        feed.await.context("registry change feed task")?;
+    }
     if let Some(cluster) = cluster {
         cluster.stopped().await;
     }

@@ -22,6 +22,8 @@ use std::time::Duration;
 #[path = "sql/mod.rs"]
 mod sql;
 
+pub mod notify;
+
 type DbRow = sqlx::postgres::PgRow;
 type DbConn = sqlx::PgConnection;
 type This = PostgresStore;
