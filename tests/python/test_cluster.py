@@ -230,3 +230,27 @@ def test_a_change_made_through_one_node_is_enforced_on_the_others(roost_factory,
     assert wait_until(lambda: "disconnected" in result, timeout=5)
     assert node1.metric("roost_gateway_kicked_certificate_total") == 1
     close(client)
+
+
+def test_a_stopping_node_sends_its_clients_to_another_server(roost_factory, nats_server, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    alone = roost_factory("--shutdown-grace-secs", "2", name="alone")
+    (node,) = nodes(roost_factory, nats_server, n=1)
+    connected = []
+    for server in (alone, node):
+        device = make_device(server, tmp_path / server.data_dir.name, "sensor")
+        client = device.paho("sensor", protocol=mqtt.MQTTv5)
+        result = paho_connect(client, server.mqtt_port)
+        client.reconnect_delay_set(min_delay=60, max_delay=60)  # stay down once dropped
+        connected.append((server, client, result))
+    for server, _, _ in connected:
+        server.stop()  # SIGTERM
+    # MQTT 5's reasons: alone, "server shutting down" (0x8B); a cluster
+    # node, "use another server" (0x9C): the others serve the same devices.
+    reasons = []
+    for _, client, result in connected:
+        assert wait_until(lambda: "disconnected" in result, timeout=10)
+        reasons.append(result["disconnected"].value)
+        client.loop_stop()
+    assert reasons == [0x8B, 0x9C]

@@ -167,6 +167,11 @@ pub struct ServeArgs {
     /// Event log files kept, the one being written included. Default 5.
     #[arg(long)]
     pub event_log_max_files: Option<usize>,
+    /// Seconds connections get to say goodbye on SIGTERM or Ctrl-C (MQTT 5
+    /// DISCONNECT: "server shutting down", or on a cluster node "use another
+    /// server") before the last state is committed. Default 5.
+    #[arg(long)]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// The file's keys, all optional.
@@ -213,6 +218,7 @@ struct FileConfig {
     event_log_level: Option<String>,
     event_log_max_file_bytes: Option<u64>,
     event_log_max_files: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
 }
 
 /// The resolved configuration `serve` runs with.
@@ -249,6 +255,8 @@ pub struct Config {
     /// The event log's options until SetV2LoggingOptions stores its own.
     pub event_log: roost_eventlog::LoggingOptions,
     pub event_log_rotation: crate::logs::files::Rotation,
+    /// How long connections get to close on shutdown.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// The machine's host name, the default node id; `roost` if it has none.
@@ -276,6 +284,7 @@ pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9080";
 pub const DEFAULT_MQTT_LISTEN: &str = "0.0.0.0:8883";
 pub const DEFAULT_HTTPS_LISTEN: &str = "0.0.0.0:8443";
 pub const DEFAULT_HTTPS_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 5;
 
 impl Config {
     pub fn resolve(args: ServeArgs) -> Result<Self> {
@@ -513,6 +522,11 @@ impl Config {
             postgres_url,
             event_log,
             event_log_rotation,
+            shutdown_grace: std::time::Duration::from_secs(
+                args.shutdown_grace_secs
+                    .or(file.shutdown_grace_secs)
+                    .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+            ),
             api_limits,
             https_max_connections,
             object_store,
@@ -630,11 +644,12 @@ mod tests {
         assert_eq!(defaults.event_log.default_log_level, LogLevel::Error);
         assert_eq!(defaults.event_log_rotation.max_file_bytes, 10 * 1024 * 1024);
         assert_eq!(defaults.event_log_rotation.max_files, 5);
+        assert_eq!(defaults.shutdown_grace, std::time::Duration::from_secs(5));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("roost.toml");
         std::fs::write(
             &file,
-            "event_log_level = \"INFO\"\nevent_log_max_file_bytes = 65536\nevent_log_max_files = 2\n",
+            "event_log_level = \"INFO\"\nevent_log_max_file_bytes = 65536\nevent_log_max_files = 2\nshutdown_grace_secs = 9\n",
         )
         .unwrap();
         let from_file = Config::resolve(ServeArgs {
@@ -645,6 +660,7 @@ mod tests {
         assert_eq!(from_file.event_log.default_log_level, LogLevel::Info);
         assert_eq!(from_file.event_log_rotation.max_file_bytes, 65536);
         assert_eq!(from_file.event_log_rotation.max_files, 2);
+        assert_eq!(from_file.shutdown_grace, std::time::Duration::from_secs(9));
         let from_flag = Config::resolve(ServeArgs {
             config: Some(file),
             event_log_level: Some("DEBUG".into()),

@@ -355,7 +355,7 @@ pub async fn run_until(
     let _ = stop_tx.send(true);
     // Connections get a moment to say goodbye (MQTT 5 DISCONNECT), then
     // their last changes (sessions detached) are committed.
-    gateway.stop(Duration::from_secs(5)).await;
+    gateway.stop(cfg.shutdown_grace).await;
     api_task.await.context("control plane task")?;
     jobs_clock.await.context("jobs clock task")?;
     if let Some(feed) = registry_feed {

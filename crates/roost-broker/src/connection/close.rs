@@ -46,6 +46,10 @@ where
                 Close::Kicked(Kick::CertificateRevoked | Kick::CertificateExpired) => {
                     Some(ReasonCode::NotAuthorized)
                 }
+                // A cluster node's clients have the other nodes to go to.
+                Close::Kicked(Kick::Shutdown) if shared.peer_link.get().is_some() => {
+                    Some(ReasonCode::UseAnotherServer)
+                }
                 Close::Kicked(Kick::Shutdown) => Some(ReasonCode::ServerShuttingDown),
                 Close::Kicked(Kick::SlowConsumer) => Some(ReasonCode::QuotaExceeded),
                 Close::ClientDisconnect { .. } | Close::ConnectionLost => None,
