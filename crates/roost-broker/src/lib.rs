@@ -275,15 +275,8 @@ impl LiveEntry {
     /// that has it (session takeover).
     pub(crate) fn take_client_id(&self, client_id: &str) {
         let mut live = self.shared.live();
-        for (id, old) in live.iter() {
-            if *id != self.conn_id && old.client_id.as_deref() == Some(client_id) {
-                self.shared
-                    .metrics
-                    .takeovers
-                    .fetch_add(1, Ordering::Relaxed);
-                old.kick.send(Kick::TakenOver);
-            }
-        }
+        self.shared
+            .take_over(&live, client_id, |id, _| id != self.conn_id);
         let at = message::unix_ms(std::time::SystemTime::now());
         if let Some(me) = live.get_mut(&self.conn_id) {
             me.client_id = Some(client_id.to_string());
@@ -567,18 +560,8 @@ impl Broker {
     /// closes the first (AWS: DUPLICATE_CLIENTID). Returns how many.
     pub fn take_over_from_peer(&self, client_id: &str, at: i64) -> usize {
         let live = self.shared.live();
-        let mut closed = 0;
-        for old in live.values() {
-            if old.client_id.as_deref() == Some(client_id) && old.client_id_at <= at {
-                self.shared
-                    .metrics
-                    .takeovers
-                    .fetch_add(1, Ordering::Relaxed);
-                old.kick.send(Kick::TakenOver);
-                closed += 1;
-            }
-        }
-        closed
+        self.shared
+            .take_over(&live, client_id, |_, old| old.client_id_at <= at)
     }
 
     /// The shared subscriptions with a member on this node, and a receiver
@@ -614,6 +597,25 @@ impl Shared {
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u64, LiveConnection>> {
         use crate::sync::Locked;
         self.live.locked()
+    }
+
+    /// Closes, as taken over, the live connections with `client_id` that
+    /// `older(conn_id, connection)` selects; returns how many.
+    fn take_over(
+        &self,
+        live: &HashMap<u64, LiveConnection>,
+        client_id: &str,
+        older: impl Fn(u64, &LiveConnection) -> bool,
+    ) -> usize {
+        let mut closed = 0;
+        for (&id, old) in live {
+            if old.client_id.as_deref() == Some(client_id) && older(id, old) {
+                self.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
+                old.kick.send(Kick::TakenOver);
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Tells the connection `conn_id`, if it is still live, to close.

@@ -113,7 +113,7 @@ impl Router {
         if index.get(filter, &subscriber).is_none() && index.count_of(&subscriber) >= max {
             return None;
         }
-        let groups = index.shared_filters().count();
+        let groups = index.shared_filter_count();
         let is_new = index.insert(filter, subscriber, subscription).is_none();
         self.note_shared(groups, &index);
         let ticket = Session::journal_of(&state, journal).map(|journal| {
@@ -136,7 +136,7 @@ impl Router {
     ) -> (bool, Option<u64>) {
         let state = session.lock();
         let mut index = self.index.writing();
-        let groups = index.shared_filters().count();
+        let groups = index.shared_filter_count();
         let existed = index.remove(filter, &Subscriber(session.clone())).is_some();
         self.note_shared(groups, &index);
         let ticket = match Session::journal_of(&state, journal) {
@@ -167,7 +167,7 @@ impl Router {
     /// The session ended: every subscription of its goes.
     pub fn remove_session(&self, session: &Arc<Session>) {
         let mut index = self.index.writing();
-        let groups = index.shared_filters().count();
+        let groups = index.shared_filter_count();
         index.remove_subscriber(&Subscriber(session.clone()));
         self.note_shared(groups, &index);
     }
@@ -175,7 +175,7 @@ impl Router {
     /// Marks the shared subscriptions changed if their number moved (one
     /// change adds at most one, and never adds and removes).
     fn note_shared(&self, before: usize, index: &SubscriptionIndex<Subscriber, Subscription>) {
-        if index.shared_filters().count() != before {
+        if index.shared_filter_count() != before {
             self.shared_changed.send_replace(());
         }
     }

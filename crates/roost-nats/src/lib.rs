@@ -54,9 +54,8 @@ pub struct NatsConfig {
 
 impl std::fmt::Debug for NatsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let urls: Vec<String> = self.urls.iter().map(|u| without_credentials(u)).collect();
         f.debug_struct("NatsConfig")
-            .field("urls", &urls)
+            .field("urls", &self.masked_urls())
             .field("node_id", &self.node_id)
             .field("subject_prefix", &self.subject_prefix)
             .field("queue_capacity", &self.queue_capacity)
@@ -65,6 +64,11 @@ impl std::fmt::Debug for NatsConfig {
 }
 
 impl NatsConfig {
+    /// The server URLs with any user and password masked, for messages.
+    fn masked_urls(&self) -> Vec<String> {
+        self.urls.iter().map(|u| without_credentials(u)).collect()
+    }
+
     pub const DEFAULT_PREFIX: &'static str = "roost";
     pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
 }
@@ -360,12 +364,7 @@ async fn connect(
         .connect(config.urls.as_slice())
         .await
         .map_err(|source| JoinError::Connect {
-            urls: config
-                .urls
-                .iter()
-                .map(|u| without_credentials(u))
-                .collect::<Vec<_>>()
-                .join(", "),
+            urls: config.masked_urls().join(", "),
             source,
         })
 }
@@ -543,16 +542,10 @@ async fn deliver_shared(
     counters: Arc<LinkCounters>,
 ) {
     while let Some(received) = subscriber.next().await {
-        match decode(&space, &received.subject, &received.payload, Instant::now()) {
-            Ok(message) => {
-                counters.shared_received.fetch_add(1, Ordering::Relaxed);
-                if broker.deliver_shared_from_peer(&filter, message) == 0 {
-                    counters.shared_no_member.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Err(error) => {
-                counters.received_malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "ignored a message from NATS");
+        if let Some(message) = decode_counted(&space, &received, &counters) {
+            counters.shared_received.fetch_add(1, Ordering::Relaxed);
+            if broker.deliver_shared_from_peer(&filter, message) == 0 {
+                counters.shared_no_member.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -584,15 +577,26 @@ async fn deliver_received(
             }
             continue;
         }
-        match decode(&space, &received.subject, &received.payload, Instant::now()) {
-            Ok(message) => {
-                counters.received.fetch_add(1, Ordering::Relaxed);
-                broker.deliver_from_peer(message);
-            }
-            Err(error) => {
-                counters.received_malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "ignored a message from NATS");
-            }
+        if let Some(message) = decode_counted(&space, &received, &counters) {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            broker.deliver_from_peer(message);
+        }
+    }
+}
+
+/// The message `received` carries; `None`, counted and logged, when it is
+/// not one of this space's.
+fn decode_counted(
+    space: &SubjectSpace,
+    received: &async_nats::Message,
+    counters: &LinkCounters,
+) -> Option<Message> {
+    match decode(space, &received.subject, &received.payload, Instant::now()) {
+        Ok(message) => Some(message),
+        Err(error) => {
+            counters.received_malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, "ignored a message from NATS");
+            None
         }
     }
 }

@@ -331,6 +331,11 @@ where
         self.shared_filters.iter().map(|f| &**f)
     }
 
+    /// How many [`Self::shared_filters`] there are, without walking them.
+    pub fn shared_filter_count(&self) -> usize {
+        self.shared_filters.len()
+    }
+
     fn match_topic(&self, topic: &str, shares: Shares, mut f: impl FnMut(&str, &K, &V)) {
         if !is_topic_name_syntax(topic) {
             return;
