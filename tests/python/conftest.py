@@ -4,6 +4,7 @@ own data directory, and drives it with the real aws CLI and boto3."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -265,7 +266,8 @@ def nats_server(tmp_path):
     ports_dir.mkdir()
     log = open(tmp_path / "nats.log", "wb")
     proc = subprocess.Popen(
-        [str(binary), "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir", str(ports_dir)],
+        [str(binary), "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", str(tmp_path / "jetstream"),
+         "--ports_file_dir", str(ports_dir)],
         stdout=log, stderr=log,
     )
     ports_file = ports_dir / f"nats-server_{proc.pid}.ports"
@@ -283,6 +285,92 @@ class NatsServer:
     def __init__(self, url, proc):
         self.url = url
         self.proc = proc
+
+
+def free_port(host):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class NatsCluster:
+    """Three nats-servers with JetStream in one NATS cluster, on 127.0.0.2
+    to 127.0.0.4: `.urls`, `.servers` (name -> process), `.kill(name)`,
+    `.stream_leader(stream)`."""
+
+    HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+    def __init__(self, tmp_path):
+        binary = Path(sys.executable).parent / "nats-server"
+        ports = [(h, free_port(h), free_port(h), free_port(h)) for h in self.HOSTS]
+        self.urls = [f"nats://{h}:{p}" for h, p, _, _ in ports]
+        self.monitors = {f"n{i}": f"http://{h}:{m}" for i, (h, _, _, m) in enumerate(ports, 1)}
+        self.servers, self.logs = {}, []
+        for i, (host, port, route, monitor) in enumerate(ports, 1):
+            routes = ", ".join(f"nats://{h}:{r}" for h, _, r, _ in ports if h != host)
+            conf = tmp_path / f"nats-n{i}.conf"
+            conf.write_text(
+                f'server_name: n{i}\nlisten: "{host}:{port}"\nhttp: "{host}:{monitor}"\n'
+                f'jetstream {{ store_dir: "{tmp_path / f"js-n{i}"}" }}\n'
+                f'cluster {{ name: roost-test, listen: "{host}:{route}", routes: [{routes}] }}\n'
+            )
+            log = open(tmp_path / f"nats-n{i}.log", "wb")
+            self.logs.append(log)
+            self.servers[f"n{i}"] = subprocess.Popen([str(binary), "-c", str(conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        for name, url in self.monitors.items():
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/healthz?js-enabled-only=true", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nats-server {name} not healthy in 30 s")
+                time.sleep(0.1)
+        # JetStream answers once the cluster chose its meta leader.
+        while not any(self.jsz(n).get("meta_cluster", {}).get("leader") for n in self.monitors):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the NATS cluster chose no JetStream meta leader in 30 s")
+            time.sleep(0.1)
+
+    def jsz(self, name, query=""):
+        try:
+            with urllib.request.urlopen(f"{self.monitors[name]}/jsz?{query}", timeout=2) as r:
+                return json.loads(r.read())
+        except OSError:
+            return {}
+
+    def stream_leader(self, stream):
+        """The name of the server leading `stream`'s replicas."""
+        for name, proc in self.servers.items():
+            if proc.poll() is not None:
+                continue
+            for account in self.jsz(name, "streams=true").get("account_details", []):
+                for detail in account.get("stream_detail", []):
+                    if detail.get("name") == stream and detail.get("cluster", {}).get("leader"):
+                        return detail["cluster"]["leader"]
+        return None
+
+    def kill(self, name):
+        self.servers[name].kill()
+        self.servers[name].wait()
+
+    def stop(self):
+        for proc in self.servers.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path):
+    cluster = NatsCluster(tmp_path)
+    yield cluster
+    cluster.stop()
 
 
 def scenario_policy(version: int) -> str:

@@ -4,6 +4,7 @@ real clients (paho, mosquitto_pub). Until the registry is shared
 (PostgreSQL), each node has its own devices."""
 
 import shutil
+import threading
 import subprocess
 import time
 import urllib.error
@@ -60,7 +61,9 @@ def test_a_publish_on_one_node_reaches_subscribers_on_another(roost_factory, nat
 
     # Each node counts what it forwarded and what it received.
     assert wait_until(lambda: (node2.metric("roost_cluster_received_total") or 0) >= 4)
-    assert node1.metric("roost_cluster_forwarded_total") >= 4
+    # QoS 0 over core NATS, QoS 1 through the stream.
+    assert node1.metric("roost_cluster_forwarded_total") >= 3
+    assert node1.metric("roost_cluster_stored_total") >= 1
     assert node2.metric("roost_gateway_messages_from_peers_total") == node2.metric("roost_cluster_received_total")
     for node in (node1, node2):
         assert node.metric("roost_cluster_forward_dropped_queue_full_total") == 0
@@ -254,3 +257,117 @@ def test_a_stopping_node_sends_its_clients_to_another_server(roost_factory, nats
         reasons.append(result["disconnected"].value)
         client.loop_stop()
     assert reasons == [0x8B, 0x9C]
+
+
+class NumberedPublisher:
+    """A paho MQTT 5 publisher sending numbered QoS 1 messages, unpaced
+    (50 in flight); `.acked` holds the numbers whose PUBACK said Success."""
+
+    def __init__(self, device, port, client_id):
+        import paho.mqtt.client as mqtt
+
+        self.client = device.paho(client_id, protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(50)
+        self.client.max_queued_messages_set(0)
+        self.numbers, self.early = {}, {}
+        self.acked, self.refused = set(), set()
+        self.lock = threading.Lock()
+
+        def on_publish(client, userdata, mid, reason_code, properties):
+            with self.lock:
+                number = self.numbers.pop(mid, None)
+                if number is None:
+                    self.early[mid] = reason_code.value
+                else:
+                    self.answered(number, reason_code.value)
+
+        self.client.on_publish = on_publish
+        assert paho_connect(self.client, port)["rc"] == 0
+
+    def answered(self, number, reason):
+        (self.acked if reason < 0x80 else self.refused).add(number)
+
+    def send(self, numbers, topic):
+        # Not under the lock: paho may call on_publish holding its own.
+        for n in numbers:
+            info = self.client.publish(topic, str(n), qos=1)
+            with self.lock:
+                if info.mid in self.early:
+                    self.answered(n, self.early.pop(info.mid))
+                else:
+                    self.numbers[info.mid] = n
+
+    def wait_answered(self, timeout=60):
+        return wait_until(lambda: not self.numbers, timeout=timeout)
+
+
+def persistent_subscriber(device, port, client_id, inbox=None):
+    import paho.mqtt.client as mqtt
+
+    client = device.paho(client_id, protocol=mqtt.MQTTv311, clean=False)
+    inbox = inbox if inbox is not None else []
+    client.on_message = lambda c, u, m: inbox.append(int(m.payload))
+    result = paho_connect(client, port)
+    return client, inbox, result
+
+
+def check_delivered(acked, received, label):
+    """Every PUBACKed number arrived; duplicates are reported, not failed."""
+    got = set(received)
+    lost = sorted(acked - got)
+    duplicates = len(received) - len(got)
+    print(f"{label}: {len(acked)} acknowledged, {len(got)} received, {duplicates} duplicates, {len(lost)} lost")
+    return lost
+
+
+def test_a_persistent_session_survives_its_node_and_the_stream_leader_being_killed(roost_factory, nats_cluster, tmp_path):
+    urls = ",".join(nats_cluster.urls)
+    node1, node2, node3 = [
+        roost_factory("--nats-url", urls, "--node-id", f"node{i}", name=f"node{i}") for i in (1, 2, 3)
+    ]
+    publisher_device = make_device(node1, tmp_path / "n1", "publisher")
+    on_node2 = make_device(node2, tmp_path / "n2", "auditor")
+    on_node3 = make_device(node3, tmp_path / "n3", "auditor")
+
+    received = []
+    sub, _, result = persistent_subscriber(on_node2, node2.mqtt_port, "auditor", received)
+    assert result["rc"] == 0
+    assert subscribe_wait(sub, "audit/#", qos=1) == [1]
+    # The session's record, with its subscription, is written within
+    # 100 ms of the change (docs/cluster.md).
+    assert wait_until(lambda: (node2.metric("roost_cluster_session_writes_total") or 0) >= 1)
+    time.sleep(1)
+
+    publisher = NumberedPublisher(publisher_device, node1.mqtt_port, "publisher")
+    sending = threading.Thread(target=publisher.send, args=(range(2000), "audit/tenant-a"))
+    sending.start()
+    assert wait_until(lambda: len(received) >= 500, timeout=60)
+    node2.proc.kill()  # kill -9, mid-way
+    node2.proc.wait()
+    sub.loop_stop()
+
+    back, _, result = persistent_subscriber(on_node3, node3.mqtt_port, "auditor", received)
+    assert result["rc"] == 0
+    assert result["flags"].session_present, "the session moved to node 3"
+    sending.join()
+    assert publisher.wait_answered()
+    assert wait_until(lambda: not (publisher.acked - set(received)), timeout=60)
+    assert check_delivered(publisher.acked, received, "node 2 killed") == []
+    assert len(publisher.acked) == 2000, f"refused: {len(publisher.refused)}"
+    assert node3.metric("roost_cluster_sessions_claimed_total") == 1
+
+    # Then the stream's leader (a NATS server) is killed mid-way.
+    leader = nats_cluster.stream_leader("roost-messages")
+    assert leader is not None
+    received.clear()
+    publisher.acked.clear()
+    sending = threading.Thread(target=publisher.send, args=(range(2000, 4000), "audit/tenant-a"))
+    sending.start()
+    assert wait_until(lambda: len(received) >= 500, timeout=60)
+    nats_cluster.kill(leader)
+    sending.join()
+    assert publisher.wait_answered(timeout=120)
+    assert wait_until(lambda: not (publisher.acked - set(received)), timeout=60)
+    assert check_delivered(publisher.acked, received, f"stream leader {leader} killed") == []
+    assert len(publisher.acked) + len(publisher.refused) == 2000
+    close(back, publisher.client)

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod authz;
+pub mod cluster;
 mod connect;
 mod connection;
 mod event_log;
@@ -307,12 +308,45 @@ pub trait MessageTap: Send + Sync {
 /// [`Broker::deliver_from_peer`]. `forward` runs on the publishing
 /// connection's task: it must not block, and must not fail the publish.
 pub trait PeerLink: Send + Sync {
-    fn forward(&self, message: &Arc<message::Message>);
+    /// Sends `message` to the other nodes, or stores it for every node
+    /// (`cluster.rs`).
+    fn forward(&self, message: &Arc<message::Message>) -> cluster::Forwarded;
 
     /// A client took `client_id` on this node at `at` (Unix ms): the other
     /// nodes close their older connections with it
     /// ([`Broker::take_over_from_peer`]).
     fn client_connected(&self, client_id: &str, at: i64);
+
+    /// Whether persistent sessions live in the cluster: then a CONNECT
+    /// asks [`PeerLink::claim_session`] first, and a session taken over by
+    /// another node ends here.
+    fn keeps_sessions(&self) -> bool {
+        false
+    }
+
+    /// Makes the cluster's record of `client_id`'s session this node's:
+    /// with `clean_start` it is discarded; otherwise the record another
+    /// node (or an earlier run of this one) left (`Some`), which this node
+    /// rebuilds and then asks the link to fill
+    /// ([`PeerLink::session_moved_here`]). `None`: this node's own session,
+    /// if any (`here`), is the current one. An error refuses the CONNECT
+    /// (the cluster could not say whether a session exists).
+    fn claim_session<'a>(
+        &'a self,
+        _client_id: &'a str,
+        _clean_start: bool,
+        _here: bool,
+    ) -> cluster::BoxFuture<'a, Result<Option<cluster::SessionRecord>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The session claimed for `client_id` is rebuilt here: the link
+    /// replays what it missed ([`Broker::deliver_to_session`]).
+    fn session_moved_here(&self, _client_id: &str) {}
+
+    /// This node ended `client_id`'s persistent session (clean start,
+    /// expiry): its record goes.
+    fn session_ended(&self, _client_id: &str) {}
 }
 
 pub(crate) struct Shared {
@@ -560,8 +594,64 @@ impl Broker {
     /// closes the first (AWS: DUPLICATE_CLIENTID). Returns how many.
     pub fn take_over_from_peer(&self, client_id: &str, at: i64) -> usize {
         let live = self.shared.live();
+        let closed = self
+            .shared
+            .take_over(&live, client_id, |_, old| old.client_id_at <= at);
+        let newer_here = live
+            .values()
+            .any(|c| c.client_id.as_deref() == Some(client_id) && c.client_id_at > at);
+        drop(live);
+        // Where sessions live in the cluster, the session goes with its
+        // client: the other node claims it.
+        if !newer_here && self.shared.keeps_sessions_in_cluster() {
+            if let Some(session) = self.shared.sessions.get(client_id) {
+                self.shared.remove_session(&session);
+            }
+        }
+        closed
+    }
+
+    /// Every persistent session on this node as the cluster keeps it.
+    pub fn persistent_sessions(&self) -> Vec<cluster::SessionRecord> {
         self.shared
-            .take_over(&live, client_id, |_, old| old.client_id_at <= at)
+            .sessions
+            .all()
+            .into_iter()
+            .filter(|s| !s.lock().expiry.is_zero())
+            .map(|s| cluster::SessionRecord::of(&s, self.shared.router.subscriptions_of(&s)))
+            .collect()
+    }
+
+    /// Another node took `client_id`'s session: it ends here, without a
+    /// word to the cluster, and its connection, if any, is closed.
+    pub fn session_moved_away(&self, client_id: &str) {
+        {
+            let live = self.shared.live();
+            self.shared.take_over(&live, client_id, |_, _| true);
+        }
+        if let Some(session) = self.shared.sessions.get(client_id) {
+            self.shared.remove_session(&session);
+        }
+    }
+
+    /// Routes a message replayed from the cluster's stream to the session
+    /// of `client_id` alone (its subscriptions decide QoS and
+    /// identifiers); how many subscribers matched (0 or 1).
+    pub fn deliver_to_session(&self, client_id: &str, message: message::Message) -> usize {
+        let Some(session) = self.shared.sessions.get(client_id) else {
+            return 0;
+        };
+        let message = Arc::new(message);
+        self.shared
+            .router
+            .route(
+                &message,
+                Reach::Session(session.id),
+                &self.shared.config.limits,
+                &self.shared.metrics,
+                self.shared.journal(),
+            )
+            .matched
     }
 
     /// The shared subscriptions with a member on this node, and a receiver
@@ -663,6 +753,24 @@ impl Shared {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let message = Arc::new(message);
+        let mut forwarded = None;
+        if origin == Origin::Local {
+            if let Some(link) = self.peer_link.get() {
+                forwarded = Some(link.forward(&message));
+            }
+        }
+        if let Some(cluster::Forwarded::Storing(confirmation)) = forwarded {
+            // Routed when it comes back from the cluster's stream, here as
+            // on every node.
+            if let Some(tap) = self.tap.get() {
+                tap.offer(&message);
+            }
+            return router::Routed {
+                forwarded: true,
+                stored: Some(confirmation),
+                ..Default::default()
+            };
+        }
         let journal = self.journal();
         let mut ticket = None;
         // A message is retained by every node once, as it arrives; a shared
@@ -680,11 +788,13 @@ impl Shared {
         if let Some(tap) = self.tap.get() {
             tap.offer(&message);
         }
-        if let Some(link) = self.peer_link.get() {
-            link.forward(&message);
-            routed.forwarded = true;
-        }
+        routed.forwarded = forwarded.is_some();
         routed
+    }
+
+    /// Whether persistent sessions live in the cluster rather than here.
+    fn keeps_sessions_in_cluster(&self) -> bool {
+        self.peer_link.get().is_some_and(|l| l.keeps_sessions())
     }
 
     /// Disconnects the client of `session` if its queue is still full: the
@@ -705,6 +815,18 @@ impl Shared {
     /// leaves the table, the index and the gateway state. False when another
     /// session has its place already.
     pub(crate) fn end_session(&self, session: &Arc<session::Session>) -> bool {
+        if !self.remove_session(session) {
+            return false;
+        }
+        if let Some(link) = self.peer_link.get() {
+            link.session_ended(&session.client_id);
+        }
+        true
+    }
+
+    /// Removes a session that is still the table's for its client id (see
+    /// [`Shared::end_session`]), without telling the cluster.
+    pub(crate) fn remove_session(&self, session: &Arc<session::Session>) -> bool {
         if !self.sessions.remove_if(session) {
             return false;
         }

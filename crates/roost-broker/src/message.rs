@@ -23,6 +23,11 @@ pub struct Message {
     pub principal: Option<String>,
     /// When the MQTT 5 message expiry runs out.
     pub expires_at: Option<Instant>,
+    /// Its sequence in the cluster's message stream, when a cluster node's
+    /// link stored it there (roost-nats, JetStream); 0 otherwise. A
+    /// persistent session's place in that stream is the lowest of these it
+    /// still holds (`cluster.rs`).
+    pub stored_seq: u64,
 }
 
 impl Message {
@@ -36,6 +41,7 @@ impl Message {
             publisher: None,
             principal: None,
             expires_at: None,
+            stored_seq: 0,
         }
     }
 

@@ -31,6 +31,9 @@ pub(crate) struct Routed {
     /// Handed to the other nodes of a cluster, whose subscribers this node
     /// cannot count.
     pub forwarded: bool,
+    /// Being stored in the cluster's stream, not routed yet: the
+    /// publisher's answer waits for this.
+    pub stored: Option<Arc<crate::cluster::Confirmation>>,
 }
 
 /// A session as a key of the subscription index: the same session (by its
@@ -74,6 +77,8 @@ pub(crate) enum Reach<'a> {
     Plain,
     /// One member of this shared subscription (`$share/<group>/<filter>`).
     Shared(&'a str),
+    /// The session with this id alone: a replay from the cluster's stream.
+    Session(u64),
 }
 
 pub(crate) struct Router {
@@ -281,7 +286,7 @@ impl Router {
         let mut matches: Vec<(Arc<Session>, Subscription)> = Vec::new();
         {
             let index = self.index.reading();
-            let found =
+            let mut found =
                 |_filter: &str, Subscriber(session): &Subscriber, subscription: &Subscription| {
                     let no_local = subscription.options.no_local
                         && message.publisher.as_deref() == Some(&*session.client_id);
@@ -292,6 +297,14 @@ impl Router {
             match reach {
                 Reach::All => index.for_each_match(&message.topic, found),
                 Reach::Plain => index.for_each_plain_match(&message.topic, found),
+                Reach::Session(id) => index.for_each_plain_match(
+                    &message.topic,
+                    |filter, subscriber: &Subscriber, subscription| {
+                        if subscriber.0.id == id {
+                            found(filter, subscriber, subscription);
+                        }
+                    },
+                ),
                 Reach::Shared(filter) => {
                     // NATS matched the topic; the check keeps a stray message
                     // from a member whose filter it does not match.

@@ -480,6 +480,10 @@ impl SessionTable {
         self.sessions.locked().len()
     }
 
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.sessions.locked().values().cloned().collect()
+    }
+
     /// Detached persistent sessions whose expiry has passed.
     pub fn expired(&self, now: Instant) -> Vec<Arc<Session>> {
         let sessions = self.sessions.locked();

@@ -72,6 +72,8 @@ const ORDINARY: &str = "m";
 const DOLLAR: &str = "d";
 /// Not a topic: the nodes' announcements to each other.
 const CONTROL: &str = "c";
+/// Messages stored in the cluster's stream ([`SubjectSpace::stored`]).
+const STORED: &str = "q";
 
 impl SubjectSpace {
     pub fn new(prefix: &str) -> Result<Self, SubjectError> {
@@ -96,6 +98,22 @@ impl SubjectSpace {
     /// subscribed to both hears every topic, and nothing else.
     pub fn all_messages(&self) -> [String; 2] {
         [ORDINARY, DOLLAR].map(|kind| format!("{}.{kind}.>", self.prefix))
+    }
+
+    /// The space of QoS 1/2 messages stored in the cluster's stream:
+    /// `PREFIX.q.m.…` and `PREFIX.q.d.…`, apart from the core subjects
+    /// (`q` is a kind of its own, so [`SubjectSpace::all_messages`] never
+    /// hears them), encoded alike.
+    pub fn stored(&self) -> SubjectSpace {
+        SubjectSpace {
+            prefix: format!("{}.{STORED}", self.prefix),
+        }
+    }
+
+    /// A name for a JetStream stream or KV bucket of this space:
+    /// `<prefix>-<purpose>`, the prefix's `.` written as `_`.
+    pub fn resource_name(&self, purpose: &str) -> String {
+        format!("{}-{purpose}", self.prefix.replace('.', "_"))
     }
 
     /// The subject of the nodes' own announcements named `name` (a plain
@@ -198,6 +216,15 @@ impl SubjectSpace {
 /// A byte that stands for itself in a token.
 fn is_plain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// `text` escaped as one level is (`A-Z a-z 0-9 _ -` kept, other bytes
+/// `=HH`, empty `=`): a valid JetStream KV key for any client id, and
+/// never two texts to one key.
+pub fn key(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_level(&mut out, text);
+    out
 }
 
 fn push_level(out: &mut String, level: &str) {

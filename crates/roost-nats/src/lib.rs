@@ -22,16 +22,20 @@
 #![forbid(unsafe_code)]
 
 mod envelope;
+mod stored;
 
 pub use envelope::{decode, encode, EnvelopeError};
+pub use stored::{StoreConfig, StoreError};
 
 use futures_util::StreamExt;
+use roost_broker::cluster::{BoxFuture, Confirmation, Forwarded, SessionRecord};
 use roost_broker::{Broker, Message, PeerLink};
 use roost_cluster::SubjectSpace;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use stored::Stored;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -50,6 +54,8 @@ pub struct NatsConfig {
     /// Messages waiting to be published to NATS; past it they are dropped
     /// and counted.
     pub queue_capacity: usize,
+    /// The JetStream stream and bucket.
+    pub store: StoreConfig,
 }
 
 impl std::fmt::Debug for NatsConfig {
@@ -59,6 +65,7 @@ impl std::fmt::Debug for NatsConfig {
             .field("node_id", &self.node_id)
             .field("subject_prefix", &self.subject_prefix)
             .field("queue_capacity", &self.queue_capacity)
+            .field("store", &self.store)
             .finish()
     }
 }
@@ -90,6 +97,8 @@ pub enum JoinError {
         subject: String,
         source: async_nats::SubscribeError,
     },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The link's counters (`roost_cluster_*` in `/metrics`).
@@ -121,11 +130,28 @@ pub struct LinkCounters {
     /// Shared subscriptions this node holds in NATS now (a level, not a
     /// count).
     pub shared_held: AtomicU64,
+    /// QoS 1/2 messages JetStream acknowledged storing.
+    pub stored: AtomicU64,
+    /// QoS 1/2 messages JetStream did not store in time (their publisher
+    /// was told, or disconnected).
+    pub store_failures: AtomicU64,
+    /// Persistent sessions this node took over from the cluster's record.
+    pub sessions_claimed: AtomicU64,
+    /// Persistent sessions that ended here because another node took them.
+    pub sessions_lost: AtomicU64,
+    /// Session records written to the bucket.
+    pub session_writes: AtomicU64,
+    /// Session records not written (tried again).
+    pub session_write_failures: AtomicU64,
+    /// Messages replayed from the stream to taken-over sessions.
+    pub replayed: AtomicU64,
+    /// Replays that failed (the record keeps its place).
+    pub replay_failures: AtomicU64,
 }
 
 impl LinkCounters {
     /// Each counter with its name and description, for exporters.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 9] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 17] {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -161,6 +187,14 @@ impl LinkCounters {
             ("shared_received", "messages NATS chose this node for, for one of its shared subscriptions", load(&self.shared_received)),
             ("shared_no_member", "messages for a shared subscription that had no member here any more when they arrived", load(&self.shared_no_member)),
             ("shared_subscribe_failures", "times a shared subscription could not be shared through NATS (tried again)", load(&self.shared_subscribe_failures)),
+            ("stored", "QoS 1/2 messages JetStream acknowledged storing", load(&self.stored)),
+            ("store_failures", "QoS 1/2 messages JetStream did not store in time (publisher told or disconnected)", load(&self.store_failures)),
+            ("sessions_claimed", "persistent sessions this node took over from the cluster's record", load(&self.sessions_claimed)),
+            ("sessions_lost", "persistent sessions that ended here because another node took them", load(&self.sessions_lost)),
+            ("session_writes", "persistent session records written to the KV bucket", load(&self.session_writes)),
+            ("session_write_failures", "session records not written to the KV bucket (tried again)", load(&self.session_write_failures)),
+            ("replayed", "messages replayed from the stream to taken-over sessions", load(&self.replayed)),
+            ("replay_failures", "replays of taken-over sessions that failed (the record keeps its place)", load(&self.replay_failures)),
         ]
     }
 }
@@ -191,6 +225,8 @@ pub fn without_credentials(url: &str) -> String {
 /// What the node tells the others, in the order it happened.
 enum Outgoing {
     Message(Arc<Message>),
+    /// A QoS 1/2 message to store in the stream.
+    Stored(Arc<Message>, Arc<Confirmation>),
     /// A client took this client id here at this time (Unix ms).
     Connected(String, i64),
 }
@@ -202,27 +238,80 @@ const CONNECTED: &str = "connected";
 pub struct NatsLink {
     queue: mpsc::Sender<Outgoing>,
     counters: Arc<LinkCounters>,
+    stored: Arc<Stored>,
+    broker: Broker,
 }
 
 impl NatsLink {
     fn queue(&self, outgoing: Outgoing) {
-        if self.queue.try_send(outgoing).is_err() {
+        if let Err(refused) = self.queue.try_send(outgoing) {
             self.counters
                 .dropped_queue_full
                 .fetch_add(1, Ordering::Relaxed);
+            if let Outgoing::Stored(_, confirmation) = refused.into_inner() {
+                confirmation.confirm(false);
+            }
         }
     }
 }
 
 impl PeerLink for NatsLink {
-    fn forward(&self, message: &Arc<Message>) {
-        self.queue(Outgoing::Message(message.clone()));
+    fn forward(&self, message: &Arc<Message>) -> Forwarded {
+        if message.qos == roost_mqtt::QoS::AtMostOnce {
+            self.queue(Outgoing::Message(message.clone()));
+            return Forwarded::Sent;
+        }
+        let confirmation = Confirmation::new();
+        self.queue(Outgoing::Stored(message.clone(), confirmation.clone()));
+        Forwarded::Storing(confirmation)
     }
 
     fn client_connected(&self, client_id: &str, at: i64) {
         self.queue(Outgoing::Connected(client_id.to_string(), at));
     }
+
+    fn keeps_sessions(&self) -> bool {
+        true
+    }
+
+    fn claim_session<'a>(
+        &'a self,
+        client_id: &'a str,
+        clean_start: bool,
+        here: bool,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, String>> {
+        Box::pin(async move {
+            match tokio::time::timeout(
+                CLAIM_TIMEOUT,
+                self.stored.claim(client_id, clean_start, here),
+            )
+            .await
+            {
+                Ok(claimed) => claimed,
+                Err(_) => Err("the session bucket did not answer in time".into()),
+            }
+        })
+    }
+
+    fn session_moved_here(&self, client_id: &str) {
+        let (stored, broker, client_id) = (
+            self.stored.clone(),
+            self.broker.clone(),
+            client_id.to_string(),
+        );
+        tokio::spawn(async move { stored.replay(&broker, &client_id).await });
+    }
+
+    fn session_ended(&self, client_id: &str) {
+        let (stored, client_id) = (self.stored.clone(), client_id.to_string());
+        tokio::spawn(async move { stored.forget(&client_id).await });
+    }
 }
+
+/// How long a CONNECT waits for the session bucket.
+const CLAIM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// QoS 1/2 messages being stored at once; past it the queue waits.
+const MAX_STORING: usize = 4096;
 
 /// A [`Outgoing::Connected`] body: the time, a newline, the client id.
 fn connected_body(client_id: &str, at: i64) -> bytes::Bytes {
@@ -280,6 +369,16 @@ pub async fn join(
     // Shared subscriptions need a connection that hears this node's own
     // messages too: NATS may choose this node for them.
     let sharing = connect(&config, " shared", false, &counters).await?;
+    let stored = Arc::new(
+        Stored::open(
+            &client,
+            &space,
+            &config.node_id,
+            &config.store,
+            counters.clone(),
+        )
+        .await?,
+    );
     let mut subscribers = Vec::new();
     for subject in space
         .all_messages()
@@ -299,16 +398,19 @@ pub async fn join(
     broker.set_peer_link(Arc::new(NatsLink {
         queue,
         counters: counters.clone(),
+        stored: stored.clone(),
+        broker: broker.clone(),
     }));
     let clients = [client.clone(), sharing.clone()];
     let mut tasks = JoinSet::new();
-    tasks.spawn(publish_forwarded(
+    let sender = Sender {
         client,
-        space.clone(),
-        outbox,
-        counters.clone(),
-        shutdown.clone(),
-    ));
+        space: space.clone(),
+        stored: stored.clone(),
+        started: stored::unix_now_ms(),
+        counters: counters.clone(),
+    };
+    tasks.spawn(publish_forwarded(sender, outbox, shutdown.clone()));
     tasks.spawn(deliver_received(
         broker.clone(),
         space.clone(),
@@ -316,6 +418,12 @@ pub async fn join(
         counters.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(read_stored(
+        broker.clone(),
+        stored.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(stored.keep_sessions(broker.clone(), shutdown.clone()));
     tasks.spawn(share_subscriptions(
         broker.clone(),
         space,
@@ -328,6 +436,25 @@ pub async fn join(
         tasks,
         clients,
     })
+}
+
+/// Reads the cluster's stream until `shutdown`, starting again where it
+/// left when the reading fails.
+async fn read_stored(broker: Broker, stored: Arc<Stored>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            ended = stored.clone().read(broker.clone()) => {
+                if let Err(error) = ended {
+                    tracing::warn!(%error, "reading the cluster's stream; starting again");
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// A connection to NATS, named after the node; `no_echo` keeps the node's
@@ -369,71 +496,127 @@ async fn connect(
         })
 }
 
-/// Publishes what the node accepted, in the order it was accepted.
+/// Publishes what the node accepted, in the order it was accepted; QoS
+/// 1/2 messages go to the stream, and their acknowledgements are awaited
+/// (at most [`MAX_STORING`] at once) while the next ones go out.
 async fn publish_forwarded(
-    client: async_nats::Client,
-    space: SubjectSpace,
+    sender: Sender,
     mut outbox: mpsc::Receiver<Outgoing>,
-    counters: Arc<LinkCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut storing = JoinSet::new();
     loop {
         let message = tokio::select! {
-            message = outbox.recv() => message,
+            message = outbox.recv(), if storing.len() < MAX_STORING => message,
+            Some(_) = storing.join_next(), if !storing.is_empty() => continue,
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
         let Some(message) = message else { break };
-        send_one(&client, &space, message, &counters).await;
+        sender.send(message, &mut storing).await;
     }
     // What was accepted before the signal still goes out, if NATS takes it
     // within the grace; a node that lost NATS does not wait for it.
     let drain = async {
         while let Ok(message) = outbox.try_recv() {
-            send_one(&client, &space, message, &counters).await;
+            sender.send(message, &mut storing).await;
         }
-        let _ = client.flush().await;
+        while storing.join_next().await.is_some() {}
+        let _ = sender.client.flush().await;
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         tracing::warn!("NATS did not take this node's last messages before shutdown");
     }
 }
 
-async fn send_one(
-    client: &async_nats::Client,
-    space: &SubjectSpace,
-    outgoing: Outgoing,
-    counters: &LinkCounters,
-) {
-    let message = match outgoing {
-        Outgoing::Message(message) => message,
-        Outgoing::Connected(client_id, at) => {
-            let subject = space.control_subject(CONNECTED);
-            if client
-                .publish(subject, connected_body(&client_id, at))
-                .await
-                .is_err()
-            {
-                counters.forward_failures.fetch_add(1, Ordering::Relaxed);
+/// What publishes the node's messages to NATS.
+struct Sender {
+    client: async_nats::Client,
+    space: SubjectSpace,
+    stored: Arc<Stored>,
+    /// When the node started (Unix ms), in its message ids.
+    started: i64,
+    counters: Arc<LinkCounters>,
+}
+
+impl Sender {
+    async fn send(&self, outgoing: Outgoing, storing: &mut JoinSet<()>) {
+        let Self {
+            client,
+            space,
+            counters,
+            ..
+        } = self;
+        let message = match outgoing {
+            Outgoing::Message(message) => message,
+            Outgoing::Connected(client_id, at) => {
+                let subject = space.control_subject(CONNECTED);
+                if client
+                    .publish(subject, connected_body(&client_id, at))
+                    .await
+                    .is_err()
+                {
+                    counters.forward_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
             }
-            return;
-        }
-    };
-    let message = &*message;
-    let sent = match (
-        space.topic_subject(&message.topic),
-        encode(message, Instant::now()),
+            Outgoing::Stored(message, confirmation) => {
+                return self.store(&message, confirmation, storing).await;
+            }
+        };
+        let message = &*message;
+        let sent = match (
+            space.topic_subject(&message.topic),
+            encode(message, Instant::now()),
+        ) {
+            (Ok(subject), Ok(Some(body))) => client.publish(subject, body).await.is_ok(),
+            // Expired while it waited: nobody may receive it now.
+            (Ok(_), Ok(None)) => return,
+            _ => false,
+        };
+        let counter = if sent {
+            &counters.forwarded
+        } else {
+            &counters.forward_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hands one QoS 1/2 message to the stream: sent in order here,
+    /// acknowledged in any order there; `confirmation` gets the verdict.
+    async fn store(
+        &self,
+        message: &Message,
+        confirmation: Arc<Confirmation>,
+        storing: &mut JoinSet<()>,
     ) {
-        (Ok(subject), Ok(Some(body))) => client.publish(subject, body).await.is_ok(),
-        // Expired while it waited: nobody may receive it now.
-        (Ok(_), Ok(None)) => return,
-        _ => false,
-    };
-    let counter = if sent {
-        &counters.forwarded
-    } else {
-        &counters.forward_failures
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
+        let (stored, counters) = (&self.stored, &self.counters);
+        let (subject, body) = match (
+            stored.space.topic_subject(&message.topic),
+            encode(message, Instant::now()),
+        ) {
+            (Ok(subject), Ok(Some(body))) => (subject, body),
+            // Expired while it waited: nobody may receive it now.
+            (Ok(_), Ok(None)) => return confirmation.confirm(true),
+            _ => {
+                counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                return confirmation.confirm(false);
+            }
+        };
+        let id = stored.message_id(self.started);
+        let first = stored.send(subject.clone(), body.clone(), id.clone()).await;
+        let (stored, counters) = (stored.clone(), counters.clone());
+        storing.spawn(async move {
+            let ok = stored.store(subject, body, id, first).await;
+            let counter = if ok {
+                &counters.stored
+            } else {
+                tracing::warn!("a QoS 1 message was not stored in time; its publisher is told");
+                &counters.store_failures
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            confirmation.confirm(ok);
+        });
+    }
 }
 
 /// How long a shared subscription NATS refused waits before it is tried
@@ -521,8 +704,14 @@ async fn share(
     let queue = subjects
         .queue_group
         .ok_or_else(|| "not a shared subscription".to_string())?;
-    let mut subscribers = Vec::with_capacity(subjects.subjects.len());
-    for subject in subjects.subjects {
+    // QoS 1/2 messages travel on their stored subjects (which NATS also
+    // hands to plain subscribers as it stores them).
+    let stored = space
+        .stored()
+        .filter_subscriptions(filter, mode)
+        .map_err(|e| e.to_string())?;
+    let mut subscribers = Vec::with_capacity(subjects.subjects.len() * 2);
+    for subject in subjects.subjects.into_iter().chain(stored.subjects) {
         subscribers.push(
             client
                 .queue_subscribe(subject, queue.clone())
@@ -541,8 +730,13 @@ async fn deliver_shared(
     mut subscriber: async_nats::Subscriber,
     counters: Arc<LinkCounters>,
 ) {
+    let stored = space.stored();
     while let Some(received) = subscriber.next().await {
-        if let Some(message) = decode_counted(&space, &received, &counters) {
+        let space = match received.subject.starts_with(stored.prefix()) {
+            true => &stored,
+            false => &space,
+        };
+        if let Some(message) = decode_counted(space, &received, &counters) {
             counters.shared_received.fetch_add(1, Ordering::Relaxed);
             if broker.deliver_shared_from_peer(&filter, message) == 0 {
                 counters.shared_no_member.fetch_add(1, Ordering::Relaxed);
@@ -626,6 +820,7 @@ mod tests {
             node_id: "n".into(),
             subject_prefix: "roost".into(),
             queue_capacity: 1,
+            store: StoreConfig::default(),
         };
         assert!(!format!("{config:?}").contains("token"));
         assert!(check_url("nats://127.0.0.1:4222").is_ok());

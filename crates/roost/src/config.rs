@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// The cluster's NATS subjects start with this [default: roost].
     #[arg(long)]
     pub nats_subject_prefix: Option<String>,
+    /// Replicas of the JetStream stream and session bucket, when Roost
+    /// creates them [default: 3 when the NATS server is clustered, else 1].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub jetstream_replicas: Option<u8>,
     /// How hard each commit of gateway state (persistent sessions, their
     /// queued QoS 1 messages, retained messages) is pushed to disk: "normal"
     /// (the default) survives Roost being killed, not a power loss; "full"
@@ -201,6 +205,7 @@ struct FileConfig {
     nats_urls: Option<Vec<String>>,
     node_id: Option<String>,
     nats_subject_prefix: Option<String>,
+    jetstream_replicas: Option<u8>,
     mqtt_handshake_timeout_secs: Option<u64>,
     mqtt_connect_timeout_secs: Option<u64>,
     api_max_connections: Option<usize>,
@@ -491,6 +496,13 @@ impl Config {
                 node_id,
                 subject_prefix,
                 queue_capacity: roost_nats::NatsConfig::DEFAULT_QUEUE_CAPACITY,
+                store: roost_nats::StoreConfig {
+                    replicas: args
+                        .jetstream_replicas
+                        .or(file.jetstream_replicas)
+                        .map(usize::from),
+                    ..Default::default()
+                },
             })
         };
         let event_log = roost_eventlog::LoggingOptions {

@@ -40,7 +40,7 @@ where
             let reason = match close {
                 Close::ProtocolError(code) => Some(code),
                 Close::Forbidden => Some(ReasonCode::NotAuthorized),
-                Close::StateNotSaved => Some(ReasonCode::UnspecifiedError),
+                Close::StateNotSaved | Close::NotStored => Some(ReasonCode::UnspecifiedError),
                 Close::KeepAliveTimeout => Some(ReasonCode::KeepAliveTimeout),
                 Close::Kicked(Kick::TakenOver) => Some(ReasonCode::SessionTakenOver),
                 Close::Kicked(Kick::CertificateRevoked | Kick::CertificateExpired) => {
@@ -112,6 +112,7 @@ where
                         .properties
                         .message_expiry_interval
                         .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
+                    stored_seq: 0,
                 };
                 // MQTT 5 Will Delay: the will goes out when the delay passes
                 // or the session ends, whichever is first (spec 3.1.3.2.2),

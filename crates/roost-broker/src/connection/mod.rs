@@ -78,6 +78,9 @@ enum Close {
     /// way to learn it (MQTT 3.1.1 PUBACK, any SUBACK/UNSUBACK): closing
     /// makes it send again.
     StateNotSaved,
+    /// The cluster's stream did not store a QoS 1 message (3.1.1 cannot
+    /// refuse one otherwise).
+    NotStored,
     Kicked(Kick),
 }
 
@@ -89,7 +92,7 @@ impl Close {
             Close::KeepAliveTimeout => "MQTT_KEEP_ALIVE_TIMEOUT",
             Close::ProtocolError(_) => "CLIENT_ERROR",
             Close::Forbidden => "FORBIDDEN_ACCESS",
-            Close::StateNotSaved => "SERVER_INITIATED_DISCONNECT",
+            Close::StateNotSaved | Close::NotStored => "SERVER_INITIATED_DISCONNECT",
             Close::Kicked(Kick::TakenOver) => "DUPLICATE_CLIENTID",
             Close::Kicked(Kick::CertificateRevoked | Kick::CertificateExpired) => "AUTH_ERROR",
             Close::Kicked(Kick::SlowConsumer) => "THROTTLED",

@@ -162,6 +162,22 @@ where
     // Take over: an existing connection with this client id is closed.
     live.take_client_id(&client_id);
     let conn_id = live.conn_id;
+    // Where sessions live in the cluster, it says which one is current.
+    let moved = match crate::cluster::claim(&shared, &client_id, connect.clean_start).await {
+        Ok(moved) => moved,
+        Err(e) => {
+            tracing::error!(error = %e, "CONNECT refused: the cluster did not say whether a session exists");
+            refuse(
+                &mut writer,
+                &mut wbuf,
+                protocol,
+                ReasonCode::ServerUnavailable,
+                limits.write_timeout,
+            )
+            .await;
+            return None;
+        }
+    };
     // A clean start discards the old session; so does taking over a session
     // that was to end with its connection (expiry 0), which is over now. A
     // session whose expiry passed is over too, even if the housekeeping
@@ -183,7 +199,10 @@ where
             shared.end_session(&old);
         }
     }
-    let (session, resumed) = shared.sessions.open(&client_id, connect.clean_start);
+    let (session, resumed) = match &moved {
+        Some(record) => (crate::cluster::rebuild(&shared, record), true),
+        None => shared.sessions.open(&client_id, connect.clean_start),
+    };
     let pending_releases = session.attach(conn_id, expiry, shared.journal(), || {
         shared.router.subscriptions_of(&session)
     });
@@ -225,6 +244,9 @@ where
             shared.end_session(&session);
         }
         return None;
+    }
+    if moved.is_some() {
+        crate::cluster::moved_here(&shared, &client_id);
     }
     shared
         .metrics

@@ -6,13 +6,35 @@
 
 use super::*;
 
-/// An answer to a QoS 1/2 PUBLISH held until `ticket` is committed.
-#[derive(Clone, Copy, Debug)]
+/// An answer to a QoS 1/2 PUBLISH held until `ticket` is committed and,
+/// on a cluster node that stores messages, the message is `stored`.
+#[derive(Clone, Debug)]
 pub(super) struct HeldAck {
     packet_id: u16,
     qos: QoS,
     reason: ReasonCode,
     ticket: u64,
+    stored: Option<Arc<crate::cluster::Confirmation>>,
+}
+
+impl HeldAck {
+    /// Whether its changes are saved and its message stored: `None` while
+    /// either is undecided.
+    fn outcome(&self, progress: Option<&crate::journal::Progress>) -> Option<Result<(), Close>> {
+        let saved = match progress {
+            Some(progress) => progress.outcome(self.ticket)?.is_ok(),
+            None => true,
+        };
+        let stored = match &self.stored {
+            Some(confirmation) => confirmation.outcome()?,
+            None => true,
+        };
+        Some(match (saved, stored) {
+            (true, true) => Ok(()),
+            (false, _) => Err(Close::StateNotSaved),
+            (true, false) => Err(Close::NotStored),
+        })
+    }
 }
 
 /// What a QoS 1/2 PUBLISH is to the flow it arrives in.
@@ -112,9 +134,10 @@ where
             publisher: Some(self.client_id.clone()),
             principal: Some(self.authz.certificate_id().to_string()),
             expires_at,
+            stored_seq: 0,
         };
         let routed = self.shared().route(message);
-        let (delivered, ticket) = (routed.matched, routed.ticket);
+        let (delivered, ticket, stored) = (routed.matched, routed.ticket, routed.stored);
         // Subscribers on other nodes are not counted here.
         let delivered = delivered.max(usize::from(routed.forwarded));
         self.slow_down(routed.full);
@@ -130,7 +153,7 @@ where
         } else {
             ReasonCode::Success
         };
-        if ticket.is_none() && self.held_acks.is_empty() {
+        if ticket.is_none() && stored.is_none() && self.held_acks.is_empty() {
             // Nothing durable changed (clean sessions): answer at once.
             self.ack(publish.qos, packet_id, reason);
             return Ok(());
@@ -140,6 +163,7 @@ where
             qos: publish.qos,
             reason,
             ticket: ticket.unwrap_or(0),
+            stored,
         })
         .await
     }
@@ -217,6 +241,7 @@ where
             qos,
             reason,
             ticket: 0,
+            stored: None,
         })
         .await
     }
@@ -229,11 +254,14 @@ where
         self.release_acks()?;
         let limit = usize::from(self.shared().config.limits.max_inflight.max(1));
         if self.held_acks.len() >= limit {
-            if let (Some(oldest), Some(journal)) =
-                (self.held_acks.front(), self.broker.shared.journal())
-            {
+            if let Some(oldest) = self.held_acks.front().cloned() {
                 // Its fate is reported either way; release_acks reads it.
-                let _ = journal.wait(oldest.ticket).await;
+                if let Some(journal) = self.broker.shared.journal() {
+                    let _ = journal.wait(oldest.ticket).await;
+                }
+                if let Some(confirmation) = &oldest.stored {
+                    confirmation.done().await;
+                }
             }
             self.release_acks()?;
         }
@@ -245,28 +273,27 @@ where
     /// or a closed connection (3.1.1, which cannot say so). Asks the journal
     /// to wake the session when the oldest still held is decided.
     pub(super) fn release_acks(&mut self) -> Result<(), Close> {
-        let Some(progress) = self.broker.shared.journal().map(|j| j.progress()) else {
-            return Ok(());
-        };
-        while let Some(held) = self.held_acks.front().copied() {
-            match progress.outcome(held.ticket) {
+        let progress = self.broker.shared.journal().map(|j| j.progress());
+        while let Some(held) = self.held_acks.front().cloned() {
+            match held.outcome(progress.as_ref()) {
                 None => break,
                 Some(Ok(())) => {
                     self.held_acks.pop_front();
                     self.ack(held.qos, held.packet_id, held.reason);
                 }
-                Some(Err(_)) => {
+                Some(Err(close)) => {
                     self.held_acks.pop_front();
                     self.shared()
                         .metrics
                         .state_answers_failed
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        packet_id = held.packet_id,
-                        "publish not acknowledged: the gateway state could not be saved"
-                    );
+                    let why = match close {
+                        Close::NotStored => "the cluster's stream did not store it",
+                        _ => "the gateway state could not be saved",
+                    };
+                    tracing::warn!(packet_id = held.packet_id, why, "publish not acknowledged");
                     if self.protocol != ProtocolVersion::V5 {
-                        return Err(Close::StateNotSaved);
+                        return Err(close);
                     }
                     if held.qos == QoS::ExactlyOnce {
                         // The flow ends here: a resend is a new message.
@@ -282,6 +309,9 @@ where
                 self.wake_ticket = held.ticket;
                 journal.wake_when_done(held.ticket, &self.session.wake);
             }
+        }
+        if let Some(confirmation) = self.held_acks.front().and_then(|h| h.stored.as_ref()) {
+            confirmation.wake_when_done(&self.session.wake);
         }
         Ok(())
     }

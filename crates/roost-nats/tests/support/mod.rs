@@ -40,7 +40,9 @@ impl NatsServer {
         let binary = binary()?;
         let dir = tempfile::tempdir().expect("a directory for the ports file");
         let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+            .args(["-a", "127.0.0.1", "-p", "-1", "-js", "-sd"])
+            .arg(dir.path().join("jetstream"))
+            .arg("--ports_file_dir")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
