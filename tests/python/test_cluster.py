@@ -3,6 +3,7 @@ publishes on one node reaches the matching subscribers on another, with the
 real clients (paho, mosquitto_pub). Until the registry is shared
 (PostgreSQL), each node has its own devices."""
 
+import json
 import shutil
 import threading
 import subprocess
@@ -270,6 +271,7 @@ class NumberedPublisher:
         self.client.max_inflight_messages_set(50)
         self.client.max_queued_messages_set(0)
         self.numbers, self.early = {}, {}
+        self.payload = str
         self.acked, self.refused = set(), set()
         self.lock = threading.Lock()
 
@@ -290,7 +292,7 @@ class NumberedPublisher:
     def send(self, numbers, topic):
         # Not under the lock: paho may call on_publish holding its own.
         for n in numbers:
-            info = self.client.publish(topic, str(n), qos=1)
+            info = self.client.publish(topic, self.payload(n), qos=1)
             with self.lock:
                 if info.mid in self.early:
                     self.answered(n, self.early.pop(info.mid))
@@ -371,3 +373,60 @@ def test_a_persistent_session_survives_its_node_and_the_stream_leader_being_kill
     assert check_delivered(publisher.acked, received, f"stream leader {leader} killed") == []
     assert len(publisher.acked) + len(publisher.refused) == 2000
     close(back, publisher.client)
+
+
+def test_a_rule_runs_once_per_message_across_nodes_and_none_is_lost_with_the_receiving_node(
+        roost_factory, nats_cluster, moto_s3, tmp_path):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1", aws_access_key_id="moto",
+                      aws_secret_access_key="moto")
+    s3.create_bucket(Bucket="iot-webinar-audits")
+    urls = ",".join(nats_cluster.urls)
+    nodes = [
+        roost_factory("--nats-url", urls, "--node-id", f"node{i}", "--s3-endpoint", moto_s3,
+                      "--s3-access-key-id", "moto", "--s3-secret-access-key", "moto", name=f"node{i}")
+        for i in (1, 2, 3)
+    ]
+    # Each node has its own registry here: the same rule on each.
+    rule = {"sql": "SELECT * FROM 'audit/#'",
+            "actions": [{"s3": {"bucketName": "iot-webinar-audits", "key": "audits/${n}",
+                                "roleArn": "arn:aws:iam::0:role/r"}}]}
+    for node in nodes:
+        node.boto().create_topic_rule(ruleName="AuditRule", topicRulePayload=rule)
+    node1 = nodes[0]
+    publisher = NumberedPublisher(make_device(node1, tmp_path / "n1", "publisher"), node1.mqtt_port, "publisher")
+    publisher.payload = lambda n: json.dumps({"n": n})
+
+    def stored_keys():
+        keys, token = set(), None
+        while True:
+            kw = {"ContinuationToken": token} if token else {}
+            page = s3.list_objects_v2(Bucket="iot-webinar-audits", Prefix="audits/", **kw)
+            keys |= {int(o["Key"].split("/")[1]) for o in page.get("Contents", [])}
+            if not page.get("IsTruncated"):
+                return keys
+            token = page["NextContinuationToken"]
+
+    def runs(live):
+        return sum(node.metric("roost_rule_succeeded_total", rule="AuditRule") or 0 for node in live)
+
+    # Steady state: each message's actions run once, on one of the nodes.
+    publisher.send(range(200), "audit/tenant-a")
+    assert publisher.wait_answered()
+    assert publisher.acked == set(range(200))
+    assert wait_until(lambda: stored_keys() == set(range(200)), timeout=30)
+    assert wait_until(lambda: runs(nodes) == 200, timeout=10)
+    assert runs(nodes) == 200, "a rule ran more than once for a message"
+
+    # The node that received the messages dies mid-way: the rules of every
+    # message it acknowledged still run, on the other nodes.
+    sending = threading.Thread(target=publisher.send, args=(range(200, 1200), "audit/tenant-a"))
+    sending.start()
+    assert wait_until(lambda: len(publisher.acked) >= 500, timeout=60)
+    node1.proc.kill()
+    node1.proc.wait()
+    sending.join()
+    acked = set(publisher.acked)
+    assert wait_until(lambda: acked <= stored_keys(), timeout=60), f"lost: {sorted(acked - stored_keys())[:10]}"
+    print(f"receiving node killed: {len(acked) - 200} acknowledged after the steady part, all acted on")

@@ -301,6 +301,14 @@ impl Drop for LiveEntry {
 /// must not fail the publish.
 pub trait MessageTap: Send + Sync {
     fn offer(&self, message: &Arc<message::Message>);
+
+    /// Processes `message` and completes once done (a cluster node runs
+    /// the rules of stored messages this way, from the rules' work queue,
+    /// and acknowledges them after). By default: offered, done at once.
+    fn run<'a>(&'a self, message: Arc<message::Message>) -> cluster::BoxFuture<'a, ()> {
+        self.offer(&message);
+        Box::pin(async {})
+    }
 }
 
 /// Carries the messages this node accepted to the other nodes of a cluster
@@ -611,6 +619,14 @@ impl Broker {
         closed
     }
 
+    /// Runs the rules on a message the cluster's rules work queue handed
+    /// this node (accepted by any node); completes when they are done.
+    pub async fn run_rules(&self, message: message::Message) {
+        if let Some(tap) = self.shared.tap.get() {
+            tap.run(Arc::new(message)).await;
+        }
+    }
+
     /// Every persistent session on this node as the cluster keeps it.
     pub fn persistent_sessions(&self) -> Vec<cluster::SessionRecord> {
         self.shared
@@ -761,10 +777,8 @@ impl Shared {
         }
         if let Some(cluster::Forwarded::Storing(confirmation)) = forwarded {
             // Routed when it comes back from the cluster's stream, here as
-            // on every node.
-            if let Some(tap) = self.tap.get() {
-                tap.offer(&message);
-            }
+            // on every node; its rules run on the one node that takes it
+            // from the rules' work queue (Broker::run_rules).
             return router::Routed {
                 forwarded: true,
                 stored: Some(confirmation),

@@ -28,4 +28,4 @@
 mod subject;
 
 pub use roost_topic::MatchMode;
-pub use subject::{key, FilterSubjects, SubjectError, SubjectSpace, MAX_SUBJECT_BYTES};
+pub use subject::{key, unkey, FilterSubjects, SubjectError, SubjectSpace, MAX_SUBJECT_BYTES};

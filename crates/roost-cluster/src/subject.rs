@@ -242,7 +242,19 @@ fn push_level(out: &mut String, level: &str) {
     }
 }
 
+/// The text [`key`] made `token` from.
+pub fn unkey(token: &str) -> Result<String, SubjectError> {
+    let mut out = Vec::new();
+    decode_token(token, &mut out, true)?;
+    String::from_utf8(out).map_err(|_| SubjectError::NotOurs("bytes that are not UTF-8"))
+}
+
 fn decode_level(token: &str, out: &mut Vec<u8>) -> Result<(), SubjectError> {
+    decode_token(token, out, false)
+}
+
+/// Decodes one escaped token; a level never holds `/`, a key may.
+fn decode_token(token: &str, out: &mut Vec<u8>, slash: bool) -> Result<(), SubjectError> {
     if token == "=" {
         return Ok(());
     }
@@ -259,7 +271,7 @@ fn decode_level(token: &str, out: &mut Vec<u8>) -> Result<(), SubjectError> {
                 (Some(hi), Some(lo)) => hi << 4 | lo,
                 _ => return Err(SubjectError::NotOurs("a bad escape")),
             };
-            if is_plain(byte) || byte == b'/' {
+            if is_plain(byte) || (byte == b'/' && !slash) {
                 return Err(SubjectError::NotOurs("an escape that is not needed"));
             }
             out.push(byte);

@@ -80,6 +80,21 @@ proptest! {
     }
 
     #[test]
+    fn every_key_comes_back(text in "\\PC{0,40}") {
+        let key = roost_cluster::key(&text);
+        prop_assert!(!key.is_empty());
+        prop_assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-=".contains(&b)));
+        prop_assert_eq!(roost_cluster::unkey(&key).unwrap(), text);
+    }
+
+    #[test]
+    fn a_key_names_one_text(key in "[A-Za-z0-9=_/.-]{1,24}") {
+        if let Ok(text) = roost_cluster::unkey(&key) {
+            prop_assert_eq!(roost_cluster::key(&text), key);
+        }
+    }
+
+    #[test]
     fn a_subject_names_one_topic(subject in "roost\\.[md]\\.[A-Za-z0-9=._*>-]{0,24}") {
         let space = SubjectSpace::new("roost").unwrap();
         if let Ok(topic) = space.topic_of(&subject) {

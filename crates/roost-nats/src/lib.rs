@@ -147,11 +147,14 @@ pub struct LinkCounters {
     pub replayed: AtomicU64,
     /// Replays that failed (the record keeps its place).
     pub replay_failures: AtomicU64,
+    /// Rule runs whose acknowledgement JetStream did not take (the message
+    /// may be run again on another node).
+    pub rules_ack_failures: AtomicU64,
 }
 
 impl LinkCounters {
     /// Each counter with its name and description, for exporters.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 17] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 18] {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -194,6 +197,7 @@ impl LinkCounters {
             ("session_writes", "persistent session records written to the KV bucket", load(&self.session_writes)),
             ("session_write_failures", "session records not written to the KV bucket (tried again)", load(&self.session_write_failures)),
             ("replayed", "messages replayed from the stream to taken-over sessions", load(&self.replayed)),
+            ("rules_ack_failures", "rule runs of stored messages whose acknowledgement JetStream did not take (may run again elsewhere)", load(&self.rules_ack_failures)),
             ("replay_failures", "replays of taken-over sessions that failed (the record keeps its place)", load(&self.replay_failures)),
         ]
     }
@@ -418,10 +422,21 @@ pub async fn join(
         counters.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(read_stored(
-        broker.clone(),
-        stored.clone(),
+    tasks.spawn(again_until_stopped(
+        "reading the cluster's stream",
         shutdown.clone(),
+        {
+            let (broker, stored) = (broker.clone(), stored.clone());
+            move || stored.clone().read(broker.clone())
+        },
+    ));
+    tasks.spawn(again_until_stopped(
+        "running the rules of the cluster's stream",
+        shutdown.clone(),
+        {
+            let (broker, stored) = (broker.clone(), stored.clone());
+            move || stored.clone().run_rules(broker.clone())
+        },
     ));
     tasks.spawn(stored.keep_sessions(broker.clone(), shutdown.clone()));
     tasks.spawn(share_subscriptions(
@@ -438,14 +453,18 @@ pub async fn join(
     })
 }
 
-/// Reads the cluster's stream until `shutdown`, starting again where it
-/// left when the reading fails.
-async fn read_stored(broker: Broker, stored: Arc<Stored>, mut shutdown: watch::Receiver<bool>) {
+/// Runs `task` until `shutdown`, starting it again 200 ms after it broke
+/// (each start goes on from where the last one left).
+async fn again_until_stopped<F, T>(what: &'static str, mut shutdown: watch::Receiver<bool>, task: T)
+where
+    T: Fn() -> F,
+    F: std::future::Future<Output = Result<(), String>>,
+{
     loop {
         tokio::select! {
-            ended = stored.clone().read(broker.clone()) => {
+            ended = task() => {
                 if let Err(error) = ended {
-                    tracing::warn!(%error, "reading the cluster's stream; starting again");
+                    tracing::warn!(%error, "{what}; starting again");
                 }
             }
             _ = shutdown.wait_for(|stop| *stop) => return,
@@ -589,24 +608,20 @@ impl Sender {
         confirmation: Arc<Confirmation>,
         storing: &mut JoinSet<()>,
     ) {
-        let (stored, counters) = (&self.stored, &self.counters);
-        let (subject, body) = match (
-            stored.space.topic_subject(&message.topic),
-            encode(message, Instant::now()),
-        ) {
-            (Ok(subject), Ok(Some(body))) => (subject, body),
+        let out = match self.stored.outbound(message, self.started) {
+            Ok(Some(out)) => out,
             // Expired while it waited: nobody may receive it now.
-            (Ok(_), Ok(None)) => return confirmation.confirm(true),
-            _ => {
-                counters.store_failures.fetch_add(1, Ordering::Relaxed);
+            Ok(None) => return confirmation.confirm(true),
+            Err(error) => {
+                tracing::warn!(%error, "a QoS 1 message cannot be stored");
+                self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
                 return confirmation.confirm(false);
             }
         };
-        let id = stored.message_id(self.started);
-        let first = stored.send(subject.clone(), body.clone(), id.clone()).await;
-        let (stored, counters) = (stored.clone(), counters.clone());
+        let first = self.stored.send(&out).await;
+        let (stored, counters) = (self.stored.clone(), self.counters.clone());
         storing.spawn(async move {
-            let ok = stored.store(subject, body, id, first).await;
+            let ok = stored.store(out, first).await;
             let counter = if ok {
                 &counters.stored
             } else {

@@ -47,6 +47,24 @@ const CLAIM_GRACE: Duration = Duration::from_secs(5);
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Messages fetched per request while replaying.
 const REPLAY_BATCH: usize = 1024;
+/// The nodes' shared consumer of the stream that runs the rules.
+const RULES_CONSUMER: &str = "rules";
+/// How long a node may take over a message's rules before another node
+/// is handed the message.
+const RULES_ACK_WAIT: Duration = Duration::from_secs(15);
+/// Messages whose rules one node runs at once.
+const RULES_IN_FLIGHT: usize = 256;
+/// Headers of a stored message: who published it (escaped as keys are).
+const PUBLISHER: &str = "Roost-Publisher";
+const PRINCIPAL: &str = "Roost-Principal";
+
+/// A QoS 1/2 message as it is sent to the stream.
+pub(crate) struct Outbound {
+    subject: String,
+    body: Bytes,
+    id: String,
+    who: async_nats::HeaderMap,
+}
 
 /// The durable half of a node's link.
 pub(crate) struct Stored {
@@ -60,8 +78,6 @@ pub(crate) struct Stored {
     pub received_through: AtomicU64,
     /// Message ids: the node, then a counter.
     next_id: AtomicU64,
-    /// The reading of the stream has started once.
-    reading: std::sync::atomic::AtomicBool,
     owned: Mutex<HashMap<String, Owned>>,
     pub counters: Arc<LinkCounters>,
 }
@@ -220,20 +236,32 @@ impl Stored {
         });
         let stored = space.stored();
         let stream_name = space.resource_name("messages");
-        js.get_or_create_stream(stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![format!("{}.>", stored.prefix())],
-            storage: stream::StorageType::File,
-            num_replicas: replicas,
-            duplicate_window: DUPLICATE_WINDOW,
-            max_age: config.max_age,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| StoreError::Stream {
-            name: stream_name.clone(),
-            why: e.to_string(),
-        })?;
+        let mut messages = js
+            .get_or_create_stream(stream::Config {
+                name: stream_name.clone(),
+                subjects: vec![format!("{}.>", stored.prefix())],
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                duplicate_window: DUPLICATE_WINDOW,
+                max_age: config.max_age,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| StoreError::Stream {
+                name: stream_name.clone(),
+                why: e.to_string(),
+            })?;
+        // The node reads from here on; a session claimed before its first
+        // read replays up to here.
+        let last = messages
+            .info()
+            .await
+            .map_err(|e| StoreError::Stream {
+                name: stream_name.clone(),
+                why: e.to_string(),
+            })?
+            .state
+            .last_sequence;
         let bucket = space.resource_name("sessions");
         let sessions = match js.get_key_value(&bucket).await {
             Ok(store) => store,
@@ -258,9 +286,8 @@ impl Stored {
             sessions,
             space: stored,
             node_id: node_id.to_string(),
-            received_through: AtomicU64::new(0),
+            received_through: AtomicU64::new(last),
             next_id: AtomicU64::new(0),
-            reading: Default::default(),
             owned: Mutex::new(HashMap::new()),
             counters,
         })
@@ -270,20 +297,41 @@ impl Stored {
         self.owned.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A message id no other message of this node's run has: the node, when
-    /// it started, a counter.
-    pub fn message_id(&self, started: i64) -> String {
+    /// What a QoS 1/2 `message` is sent to the stream as: its stored
+    /// subject, its body, a message id of this node's, and who published
+    /// it in headers (escaped as keys are), for the rules and No Local on
+    /// the other nodes. `None` when it expired while it waited.
+    pub fn outbound(&self, message: &Message, started: i64) -> Result<Option<Outbound>, String> {
+        let subject = self
+            .space
+            .topic_subject(&message.topic)
+            .map_err(|e| e.to_string())?;
+        let Some(body) = crate::encode(message, Instant::now()).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let mut who = async_nats::HeaderMap::new();
+        for (name, value) in [
+            (PUBLISHER, &message.publisher),
+            (PRINCIPAL, &message.principal),
+        ] {
+            if let Some(value) = value {
+                who.insert(name, roost_cluster::key(value).as_str());
+            }
+        }
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{started}-{n}", self.node_id)
+        Ok(Some(Outbound {
+            subject,
+            body,
+            id: format!("{}-{started}-{n}", self.node_id),
+            who,
+        }))
     }
 
-    /// Stores one message: publishes it with `id` until JetStream
+    /// Stores one message: sends it again with its id until JetStream
     /// acknowledges it or [`STORE_TIMEOUT`] passes.
     pub async fn store(
         &self,
-        subject: String,
-        body: Bytes,
-        id: String,
+        out: Outbound,
         first: Result<jetstream::context::PublishAckFuture, String>,
     ) -> bool {
         let deadline = Instant::now() + STORE_TIMEOUT;
@@ -305,50 +353,95 @@ impl Stored {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
-            attempt = self.send(subject.clone(), body.clone(), id.clone()).await;
+            attempt = self.send(&out).await;
         }
     }
 
     pub async fn send(
         &self,
-        subject: String,
-        body: Bytes,
-        id: String,
+        out: &Outbound,
     ) -> Result<jetstream::context::PublishAckFuture, String> {
         self.js
             .send_publish(
-                subject,
+                out.subject.clone(),
                 jetstream::message::PublishMessage::build()
-                    .payload(body)
-                    .message_id(id),
+                    .payload(out.body.clone())
+                    .headers(out.who.clone())
+                    .message_id(out.id.clone()),
             )
             .await
             .map_err(|e| e.to_string())
     }
 
+    /// Runs the rules of every stored message on this node or another:
+    /// the nodes share one durable consumer of the stream, which hands each
+    /// message to one of them, and a node acknowledges a message once its
+    /// rules are done; one that dies before has its messages handed to
+    /// another after [`RULES_ACK_WAIT`].
+    pub async fn run_rules(self: Arc<Self>, broker: Broker) -> Result<(), String> {
+        let stream = self
+            .js
+            .get_stream(&self.stream_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let consumer = stream
+            .get_or_create_consumer(
+                RULES_CONSUMER,
+                consumer::pull::Config {
+                    durable_name: Some(RULES_CONSUMER.into()),
+                    filter_subject: format!("{}.>", self.space.prefix()),
+                    deliver_policy: consumer::DeliverPolicy::New,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: RULES_ACK_WAIT,
+                    max_ack_pending: RULES_IN_FLIGHT as i64 * 4,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut messages = consumer
+            .stream()
+            .heartbeat(Duration::from_secs(1))
+            .max_messages_per_batch(RULES_IN_FLIGHT)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let running = Arc::new(tokio::sync::Semaphore::new(RULES_IN_FLIGHT));
+        while let Some(next) = messages.next().await {
+            let message = next.map_err(|e| e.to_string())?;
+            let Ok(permit) = running.clone().acquire_owned().await else {
+                break;
+            };
+            let (stored, broker) = (self.clone(), broker.clone());
+            tokio::spawn(async move {
+                if let Some((_, Some(decoded))) = stored.decode(&message) {
+                    broker.run_rules(decoded).await;
+                }
+                if message.ack().await.is_err() {
+                    stored
+                        .counters
+                        .rules_ack_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                drop(permit);
+            });
+        }
+        Err("the rules' reader ended".into())
+    }
+
     /// Reads the stream in order, routing each message to this node's
-    /// subscribers: from where it ended when the node joined, then, each
-    /// time the reading is started again, from after the last message
-    /// routed. Returns when the reading broke (a gap, a missed heartbeat,
+    /// subscribers, from after the last message routed (at first: from
+    /// where the stream ended when the node joined). Returns when the reading broke (a gap, a missed heartbeat,
     /// the consumer gone with its server): the caller starts it again.
     ///
     /// (async-nats's ordered consumer does the same but notices a lost
     /// server only after two missed 15 s heartbeats; this one, after 2 s.)
     pub async fn read(self: Arc<Self>, broker: Broker) -> Result<(), String> {
-        let mut stream = self
+        let stream = self
             .js
             .get_stream(&self.stream_name)
             .await
             .map_err(|e| e.to_string())?;
-        if !self.reading.swap(true, Ordering::Relaxed) {
-            let last = stream
-                .info()
-                .await
-                .map_err(|e| e.to_string())?
-                .state
-                .last_sequence;
-            self.received_through.store(last, Ordering::Relaxed);
-        }
         let from = self.received_through.load(Ordering::Relaxed) + 1;
         let consumer = stream
             .create_consumer(self.reader(from))
@@ -410,6 +503,12 @@ impl Stored {
         let decoded = match crate::decode(&self.space, &message.subject, &message.payload, now) {
             Ok(mut decoded) => {
                 decoded.stored_seq = seq;
+                let who = |name| {
+                    let header = message.headers.as_ref()?.get(name)?;
+                    roost_cluster::unkey(header.as_str()).ok()
+                };
+                decoded.publisher = who(PUBLISHER);
+                decoded.principal = who(PRINCIPAL);
                 match decoded.expires_at {
                     Some(at) if at.checked_sub(age).is_none_or(|at| at <= now) => None,
                     Some(at) => {

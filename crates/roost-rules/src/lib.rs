@@ -326,10 +326,13 @@ impl RulesEngine {
     }
 }
 
-impl MessageTap for RulesEngine {
-    fn offer(&self, message: &Arc<Message>) {
+impl RulesEngine {
+    /// The enabled rules whose FROM matches `message`'s topic, counted as
+    /// matched.
+    fn matching(&self, message: &Message) -> Vec<Arc<LoadedRule>> {
         let rules = self.engine.rules.read().expect("rules lock").clone();
         let ingest = roost_topic::basic_ingest(&message.topic);
+        let mut matched = Vec::new();
         for rule in rules.iter() {
             // Basic Ingest reaches only the named rule, matched on the rest of the topic.
             let topic = match &ingest {
@@ -337,15 +340,41 @@ impl MessageTap for RulesEngine {
                 Some(_) => continue,
                 None => message.topic.as_str(),
             };
-            if !rule.spec.statement.matches_topic(topic) {
-                continue;
+            if rule.spec.statement.matches_topic(topic) {
+                rule.counters.matched.fetch_add(1, Ordering::Relaxed);
+                matched.push(rule.clone());
             }
-            rule.counters.matched.fetch_add(1, Ordering::Relaxed);
+        }
+        matched
+    }
+}
+
+impl MessageTap for RulesEngine {
+    fn offer(&self, message: &Arc<Message>) {
+        for rule in self.matching(message) {
             if rule.queue.try_send(message.clone()).is_err() {
                 rule.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(rule = %rule.spec.name, topic = %message.topic, "rule queue full: message dropped for this rule");
             }
         }
+    }
+
+    /// Runs the matching rules now, each with its retries and error
+    /// action, and completes when all of them are done: a cluster node
+    /// acknowledges a message from the rules' work queue only then.
+    fn run<'a>(&'a self, message: Arc<Message>) -> roost_broker::cluster::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let workers: Vec<Worker> = self
+                .matching(&message)
+                .into_iter()
+                .map(|rule| Worker {
+                    shared: self.engine.shared.clone(),
+                    rule: rule.spec.clone(),
+                    counters: rule.counters.clone(),
+                })
+                .collect();
+            futures_util::future::join_all(workers.iter().map(|w| w.process(&message))).await;
+        })
     }
 }
 
