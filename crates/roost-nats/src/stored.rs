@@ -379,11 +379,7 @@ impl Stored {
     /// rules are done; one that dies before has its messages handed to
     /// another after [`RULES_ACK_WAIT`].
     pub async fn run_rules(self: Arc<Self>, broker: Broker) -> Result<(), String> {
-        let stream = self
-            .js
-            .get_stream(&self.stream_name)
-            .await
-            .map_err(|e| e.to_string())?;
+        let stream = self.stream().await?;
         let consumer = stream
             .get_or_create_consumer(
                 RULES_CONSUMER,
@@ -437,11 +433,7 @@ impl Stored {
     /// (async-nats's ordered consumer does the same but notices a lost
     /// server only after two missed 15 s heartbeats; this one, after 2 s.)
     pub async fn read(self: Arc<Self>, broker: Broker) -> Result<(), String> {
-        let stream = self
-            .js
-            .get_stream(&self.stream_name)
-            .await
-            .map_err(|e| e.to_string())?;
+        let stream = self.stream().await?;
         let from = self.received_through.load(Ordering::Relaxed) + 1;
         let consumer = stream
             .create_consumer(self.reader(from))
@@ -472,6 +464,13 @@ impl Stored {
             self.received_through.store(seq, Ordering::Relaxed);
         }
         Err("the stream's reader ended".into())
+    }
+
+    async fn stream(&self) -> Result<stream::Stream, String> {
+        self.js
+            .get_stream(&self.stream_name)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// A reader of the stream from `from` on, in order, that acknowledges
@@ -695,11 +694,7 @@ impl Stored {
         until: u64,
         delivered: &mut u64,
     ) -> Result<(), String> {
-        let stream = self
-            .js
-            .get_stream(&self.stream_name)
-            .await
-            .map_err(|e| e.to_string())?;
+        let stream = self.stream().await?;
         let consumer = stream
             .create_consumer(self.reader(from))
             .await
