@@ -136,6 +136,11 @@ pub struct FlowSpec {
     pub persistent: bool,
     /// The broker process whose CPU time the measured phase is charged.
     pub broker_pid: Option<u32>,
+    /// More processes charged with it (a cluster's other nodes, NATS).
+    pub other_pids: Vec<u32>,
+    /// Where the subscribers connect, when not to the publishers' broker
+    /// (another node of a cluster).
+    pub subscribe_to: Option<Target>,
 }
 
 /// Shared between the subscribers and the coordinator.
@@ -440,7 +445,8 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
         let ids = (0..subscribers).map(|s| format!("bench-{run}-s{s}"));
         (ids.collect(), mqtt::SessionKind::Clean)
     };
-    let mut subs = mqtt::open_many(target, sub_ids, spec.connect_concurrency, sub_kind).await?;
+    let sub_target = spec.subscribe_to.as_ref().unwrap_or(target);
+    let mut subs = mqtt::open_many(sub_target, sub_ids, spec.connect_concurrency, sub_kind).await?;
     for (s, conn) in subs.iter_mut().enumerate() {
         conn.subscribe(&shape.filter(&run, s), spec.qos).await?;
     }
@@ -480,7 +486,7 @@ pub async fn run(target: &Target, spec: FlowSpec, label: &str) -> Result<(Value,
     // The broker's CPU time is read over the measured phase only: from the
     // first publish to the end of deliveries, not the connects and
     // subscribes before it or the closes after it.
-    let cpu = CpuMeter::start(spec.broker_pid)?;
+    let cpu = CpuMeter::start(spec.broker_pid.into_iter().chain(spec.other_pids.clone()))?;
     let base = Instant::now();
 
     let mut sub_tasks = JoinSet::new();

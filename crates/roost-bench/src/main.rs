@@ -48,6 +48,10 @@ struct Cli {
     /// idle load its resident memory (VmRSS).
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// Other processes whose CPU time message loads charge too (the other
+    /// nodes of a cluster, its NATS server); repeat for each.
+    #[arg(long)]
+    also_pid: Vec<u32>,
     /// Cap on the measured phase, in seconds.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
@@ -187,6 +191,8 @@ impl FlowArgs {
             connect_concurrency: self.connect_concurrency,
             persistent: self.persistent,
             broker_pid,
+            other_pids: Vec::new(),
+            subscribe_to: None,
         }
     }
 }
@@ -241,22 +247,32 @@ async fn run(cli: Cli) -> Result<()> {
     let duration = Duration::from_secs_f64(cli.duration);
     let label = cli.label.as_str();
     let pid = cli.broker_pid;
+    let subscribe_to = match cli.target.subscribe_broker {
+        Some(addr) => Some(target.at(&cli.target, addr)?),
+        None => None,
+    };
+    // Where the subscribers are, and every process the load costs.
+    let spread = |mut spec: flow::FlowSpec| {
+        spec.subscribe_to = subscribe_to.clone();
+        spec.other_pids = cli.also_pid.clone();
+        spec
+    };
     let (record, human) = match cli.mode {
         Mode::Pairs { pairs, flow } => {
             let spec = flow.spec(flow::Shape::Pairs(pairs), None, duration, pid);
-            flow::run(&target, spec, label).await?
+            flow::run(&target, spread(spec), label).await?
         }
         Mode::FanIn { publishers, flow } => {
             let spec = flow.spec(flow::Shape::FanIn(publishers), None, duration, pid);
-            flow::run(&target, spec, label).await?
+            flow::run(&target, spread(spec), label).await?
         }
         Mode::FanOut { subscribers, flow } => {
             let spec = flow.spec(flow::Shape::FanOut(subscribers), None, duration, pid);
-            flow::run(&target, spec, label).await?
+            flow::run(&target, spread(spec), label).await?
         }
         Mode::Latency { pairs, rate, flow } => {
             let spec = flow.spec(flow::Shape::Pairs(pairs), Some(rate), duration, pid);
-            flow::run(&target, spec, label).await?
+            flow::run(&target, spread(spec), label).await?
         }
         Mode::Connects { count, concurrency } => {
             let spec = connects::ConnectsSpec {

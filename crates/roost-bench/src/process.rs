@@ -48,27 +48,27 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// The broker's CPU time over one measured phase.
+/// The broker's CPU time over one measured phase: one process, or the
+/// sum of several (a cluster's nodes and its NATS server).
 pub struct CpuMeter {
-    pid: u32,
-    start: Duration,
+    started: Vec<(u32, Duration)>,
 }
 
 impl CpuMeter {
-    /// Starts measuring `pid`; `None` without a pid.
-    pub fn start(pid: Option<u32>) -> Result<Option<Self>> {
-        pid.map(|pid| {
-            Ok(Self {
-                pid,
-                start: cpu_time(pid)?,
-            })
-        })
-        .transpose()
+    /// Starts measuring `pids`; `None` without any.
+    pub fn start(pids: impl IntoIterator<Item = u32>) -> Result<Option<Self>> {
+        let started = pids
+            .into_iter()
+            .map(|pid| Ok((pid, cpu_time(pid)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((!started.is_empty()).then_some(Self { started }))
     }
 
-    /// CPU seconds used since `start`.
+    /// CPU seconds used since `start`, by all of them.
     pub fn seconds(&self) -> Result<f64> {
-        Ok(cpu_time(self.pid)?.saturating_sub(self.start).as_secs_f64())
+        self.started.iter().try_fold(0.0, |sum, (pid, start)| {
+            Ok(sum + cpu_time(*pid)?.saturating_sub(*start).as_secs_f64())
+        })
     }
 }
 
@@ -108,7 +108,7 @@ mod tests {
             std::hint::black_box(spin.elapsed());
         }
         assert!(meter.seconds().unwrap() > 0.0);
-        assert!(CpuMeter::start(None).unwrap().is_none());
+        assert!(CpuMeter::start(None::<u32>).unwrap().is_none());
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct TargetArgs {
     /// MQTT protocol version: 3.1.1 or 5.
     #[arg(long, default_value = "3.1.1", value_parser = parse_protocol)]
     pub protocol: roost_mqtt::ProtocolVersion,
+    /// Subscribers connect here instead (another node of a cluster, with
+    /// the same CA and client certificate); loopback only.
+    #[arg(long, value_parser = parse_loopback)]
+    pub subscribe_broker: Option<SocketAddr>,
 }
 
 fn parse_protocol(text: &str) -> Result<roost_mqtt::ProtocolVersion, String> {
@@ -77,6 +81,23 @@ impl Target {
         })
     }
 
+    /// The same identity at another loopback address (the subscribers'
+    /// node), verified against that address unless a name was given.
+    pub fn at(&self, args: &TargetArgs, addr: SocketAddr) -> Result<Self> {
+        if !addr.ip().is_loopback() {
+            bail!("refusing to load {addr}: not a loopback address");
+        }
+        let server_name = match &args.server_name {
+            Some(_) => self.server_name.clone(),
+            None => ServerName::IpAddress(addr.ip().into()),
+        };
+        Ok(Self {
+            addr,
+            server_name,
+            ..self.clone()
+        })
+    }
+
     pub fn connector(&self) -> &TlsConnector {
         &self.connector
     }
@@ -113,6 +134,15 @@ fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientConfig>
         .context("the client certificate and key do not match")?;
     config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("addr", &self.addr)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
