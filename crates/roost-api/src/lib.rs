@@ -144,10 +144,7 @@ pub async fn serve(
     stats: Arc<roost_listener::ListenerStats>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let config = roost_listener::ListenerConfig {
-        name: "api",
-        max_connections: limits.max_connections,
-    };
+    let config = roost_listener::ListenerConfig::new("api", limits.max_connections);
     let body_timeout = limits.body_timeout;
     let app = router(state).layer(axum::middleware::from_fn(
         move |req: Request<Body>, next: axum::middleware::Next| async move {

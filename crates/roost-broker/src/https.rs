@@ -21,7 +21,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use roost_eventlog::Protocol;
-use roost_listener::{ListenerConfig, ListenerStats};
+use roost_listener::ListenerStats;
 use roost_mqtt::QoS;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,10 +45,7 @@ impl Broker {
         shutdown: watch::Receiver<bool>,
     ) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let config = ListenerConfig {
-            name: "https",
-            max_connections,
-        };
+        let config = self.shared.config.device_listener("https", max_connections);
         let (broker, stop) = (self.clone(), shutdown.clone());
         roost_listener::serve(listener, config, stats, stop, move |stream, peer| {
             let (broker, acceptor, shutdown) = (broker.clone(), acceptor.clone(), shutdown.clone());
@@ -80,14 +77,17 @@ async fn serve_connection(
     };
     let registry = broker.shared.registry.clone();
     let metrics = broker.shared.metrics.clone();
-    let authz = match ConnectionAuthz::new(registry, certificate.context, None, None, metrics).await
-    {
-        Ok(authz) => Arc::new(Mutex::new(authz)),
-        Err(e) => {
-            tracing::info!(%peer, error = %e, "HTTPS connection refused");
-            return;
-        }
-    };
+    // The device's address (the proxied one behind a load balancer) for
+    // aws:SourceIp, as on MQTT.
+    let source_ip = Some(peer.ip());
+    let authz =
+        match ConnectionAuthz::new(registry, certificate.context, None, source_ip, metrics).await {
+            Ok(authz) => Arc::new(Mutex::new(authz)),
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "HTTPS connection refused");
+                return;
+            }
+        };
     let kick = live.kick.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (broker, authz, kick) = (broker.clone(), authz.clone(), kick.clone());

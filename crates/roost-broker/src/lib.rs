@@ -186,6 +186,9 @@ impl Limits {
 pub struct BrokerConfig {
     pub profile: Profile,
     pub limits: Limits,
+    /// The load balancers whose connections to the device listeners start
+    /// with a PROXY protocol header (`--proxy-protocol-from`); empty: none.
+    pub proxy_protocol_from: Vec<roost_listener::proxy::IpNet>,
 }
 
 impl BrokerConfig {
@@ -193,6 +196,24 @@ impl BrokerConfig {
         Self {
             profile,
             limits: Limits::for_profile(profile),
+            proxy_protocol_from: Vec::new(),
+        }
+    }
+
+    /// A device listener's accept settings: its name, its cap, and the
+    /// PROXY protocol from the trusted networks, whose header has as long
+    /// as a TLS handshake.
+    pub(crate) fn device_listener(
+        &self,
+        name: &'static str,
+        max_connections: usize,
+    ) -> roost_listener::ListenerConfig {
+        roost_listener::ListenerConfig {
+            proxy: roost_listener::ProxyProtocol::new(
+                self.proxy_protocol_from.clone(),
+                self.limits.handshake_timeout,
+            ),
+            ..roost_listener::ListenerConfig::new(name, max_connections)
         }
     }
 }

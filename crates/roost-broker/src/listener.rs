@@ -5,7 +5,7 @@
 
 use crate::tls::{DeviceCertificate, DeviceRefusal};
 use crate::{connection, Broker, LiveEntry};
-use roost_listener::{ListenerConfig, ListenerStats};
+use roost_listener::ListenerStats;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -73,13 +73,12 @@ pub(crate) async fn serve(
     stats: Arc<ListenerStats>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let config = ListenerConfig {
-        name: match transport {
-            Transport::Tls(_) => "mqtt",
-            Transport::Plain(_) => "mqtt_plain",
-        },
-        max_connections: broker.shared.config.limits.max_connections,
+    let name = match transport {
+        Transport::Tls(_) => "mqtt",
+        Transport::Plain(_) => "mqtt_plain",
     };
+    let config = &broker.shared.config;
+    let config = config.device_listener(name, config.limits.max_connections);
     let transport = Arc::new(transport);
     let stop = shutdown.clone();
     roost_listener::serve(listener, config, stats, stop, move |stream, peer| {

@@ -13,14 +13,21 @@
 //! connections on the API port, say) cannot exhaust the descriptors the
 //! others need.
 //!
+//! A listener can take its connections through a TCP load balancer that
+//! speaks the PROXY protocol ([`proxy`]): the header is read in the
+//! connection's task, before the caller sees the stream, and the address the
+//! caller is given is the client's.
+//!
 //! Never: block the loop on a peer, or hold more connections than the cap.
 #![forbid(unsafe_code)]
 
 mod budget;
 mod http;
+pub mod proxy;
 
 pub use budget::{DescriptorBudget, ListenerShares};
 pub use http::serve_http1;
+pub use proxy::ProxyProtocol;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,14 +48,31 @@ pub struct ListenerStats {
     pub accept_errors: AtomicU64,
     /// Connections being served now.
     pub current: AtomicU64,
+    /// Connections from a trusted proxy closed because their PROXY header
+    /// was missing, malformed, too large or late.
+    pub refused_proxy_header: AtomicU64,
 }
 
-/// A listener's name (for logs) and its cap.
+/// A listener's name (for logs), its cap, and which peers speak the PROXY
+/// protocol to it.
 #[derive(Clone, Debug)]
 pub struct ListenerConfig {
     pub name: &'static str,
     /// Connections served at once (TLS handshakes in progress included).
     pub max_connections: usize,
+    /// Off by default: every connection is direct.
+    pub proxy: ProxyProtocol,
+}
+
+impl ListenerConfig {
+    /// A listener with no PROXY protocol.
+    pub fn new(name: &'static str, max_connections: usize) -> Self {
+        Self {
+            name,
+            max_connections,
+            proxy: ProxyProtocol::default(),
+        }
+    }
 }
 
 /// The first and the longest wait after a failed `accept`.
@@ -85,17 +109,21 @@ impl Backoff {
 }
 
 /// Accepts on `listener` until `shutdown`, serving each connection with
-/// `serve` in a task of its own; returns once those tasks have ended.
+/// `serve` in a task of its own; returns once those tasks have ended. A
+/// connection from a proxy `config.proxy` trusts first has its header read
+/// (in its task): `serve` is given the client's address, and a connection
+/// whose header is refused is closed and counted without reaching it.
 pub async fn serve<S, F>(
     listener: TcpListener,
     config: ListenerConfig,
     stats: Arc<ListenerStats>,
     mut shutdown: watch::Receiver<bool>,
-    mut serve: S,
+    serve: S,
 ) where
-    S: FnMut(TcpStream, SocketAddr) -> F,
+    S: Fn(TcpStream, SocketAddr) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
+    let serve = Arc::new(serve);
     let cap = config.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(cap));
     let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_MAX);
@@ -124,10 +152,25 @@ pub async fn serve<S, F>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let task = serve(stream, peer);
         let guard = Served::new(permit, stats.clone());
+        let (serve, proxy, name) = (serve.clone(), config.proxy.clone(), config.name);
         tokio::spawn(async move {
-            task.await;
+            let mut stream = stream;
+            match proxy.source(&mut stream, peer).await {
+                Ok(source) => {
+                    if source != peer {
+                        tracing::debug!(listener = name, %peer, client = %source, "PROXY header read");
+                    }
+                    serve(stream, source).await
+                }
+                Err(e) => {
+                    guard
+                        .stats
+                        .refused_proxy_header
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(listener = name, %peer, error = %e, "connection refused: PROXY protocol header");
+                }
+            }
             drop(guard);
         });
     }
@@ -181,10 +224,7 @@ mod tests {
         let r = release.clone();
         let handle = tokio::spawn(serve(
             listener,
-            ListenerConfig {
-                name: "test",
-                max_connections: cap,
-            },
+            ListenerConfig::new("test", cap),
             stats.clone(),
             stop,
             move |mut stream, _| {

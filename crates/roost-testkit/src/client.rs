@@ -92,8 +92,19 @@ pub(crate) fn server_name() -> ServerName<'static> {
 impl Client {
     /// The TLS handshake with `device`'s certificate; no MQTT yet.
     pub async fn try_connect(gateway: &Gateway, device: &Device) -> io::Result<Client> {
-        let tcp = TcpStream::connect(gateway.mqtt_addr()).await?;
+        Self::try_connect_after(gateway, device, &[]).await
+    }
+
+    /// [`Client::try_connect`] on a connection that first sends `preamble`
+    /// (a PROXY protocol header, as a load balancer would).
+    pub async fn try_connect_after(
+        gateway: &Gateway,
+        device: &Device,
+        preamble: &[u8],
+    ) -> io::Result<Client> {
+        let mut tcp = TcpStream::connect(gateway.mqtt_addr()).await?;
         tcp.set_nodelay(true)?;
+        tcp.write_all(preamble).await?;
         let connector = tokio_rustls::TlsConnector::from(device.tls.clone());
         let tls = tokio::time::timeout(PATIENCE, connector.connect(server_name(), tcp))
             .await

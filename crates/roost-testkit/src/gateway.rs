@@ -11,6 +11,7 @@ use roost_broker::{
     Broker, BrokerConfig, BrokerStore, DeviceListeners, DeviceTls, Limits, MetricsSnapshot,
     Profile, RunningGateway, StateSync,
 };
+use roost_listener::proxy::IpNet;
 use roost_listener::ListenerStats;
 use roost_registry::{Registry, Settings};
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ type LimitsEdit = Box<dyn FnOnce(&mut Limits) + Send>;
 pub struct GatewayBuilder {
     profile: Profile,
     edits: Vec<LimitsEdit>,
+    proxy_protocol_from: Vec<IpNet>,
 }
 
 impl GatewayBuilder {
@@ -57,12 +59,24 @@ impl GatewayBuilder {
         self.limits(move |l| l.max_connections = n)
     }
 
+    /// `--proxy-protocol-from`: connections from these networks (or
+    /// addresses) must start with a PROXY protocol header.
+    pub fn proxy_protocol_from(mut self, networks: &[&str]) -> Self {
+        self.proxy_protocol_from.extend(
+            networks
+                .iter()
+                .map(|n| roost_listener::proxy::parse_network(n).expect("a network")),
+        );
+        self
+    }
+
     pub async fn start(self) -> Gateway {
         let dir = tempfile::tempdir().expect("creating the data directory");
         let mut config = BrokerConfig::new(self.profile);
         for edit in self.edits {
             edit(&mut config.limits);
         }
+        config.proxy_protocol_from = self.proxy_protocol_from;
         Gateway::start_in(dir, config).await
     }
 }
@@ -76,6 +90,7 @@ pub struct Gateway {
     mqtt: SocketAddr,
     https: SocketAddr,
     mqtt_stats: Arc<ListenerStats>,
+    https_stats: Arc<ListenerStats>,
     /// Dropped with the gateway, which stops every task.
     stop: watch::Sender<bool>,
     running: Option<RunningGateway>,
@@ -88,6 +103,7 @@ impl Gateway {
         GatewayBuilder {
             profile: Profile::Aws,
             edits: Vec::new(),
+            proxy_protocol_from: Vec::new(),
         }
     }
 
@@ -114,7 +130,7 @@ impl Gateway {
             bind().await.expect("binding"),
         );
         let (mqtt_addr, https_addr) = (mqtt.local_addr().unwrap(), https.local_addr().unwrap());
-        let mqtt_stats = Arc::new(ListenerStats::default());
+        let (mqtt_stats, https_stats) = (Arc::<ListenerStats>::default(), Arc::default());
         let broker = Broker::new(registry.clone(), config.clone());
         let store = BrokerStore::open(&data_dir.join(BrokerStore::FILE), StateSync::Normal)
             .await
@@ -124,7 +140,7 @@ impl Gateway {
             mqtt,
             mqtt_stats: mqtt_stats.clone(),
             https,
-            https_stats: Arc::default(),
+            https_stats: Arc::clone(&https_stats),
             https_max_connections: 64,
             mqtt_plain: None,
         };
@@ -139,6 +155,7 @@ impl Gateway {
             mqtt: mqtt_addr,
             https: https_addr,
             mqtt_stats,
+            https_stats,
             stop,
             running: Some(running),
             dir,
@@ -212,6 +229,12 @@ impl Gateway {
     /// The MQTT listener's counters (`roost_listener_*{listener="mqtt"}`).
     pub fn mqtt_listener(&self) -> &ListenerStats {
         &self.mqtt_stats
+    }
+
+    /// The device HTTPS listener's counters
+    /// (`roost_listener_*{listener="https"}`).
+    pub fn https_listener(&self) -> &ListenerStats {
+        &self.https_stats
     }
 
     /// `gateway.db` as it is on disk.

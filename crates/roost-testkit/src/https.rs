@@ -19,9 +19,16 @@ pub struct HttpsClient {
 
 impl HttpsClient {
     pub async fn connect(gateway: &Gateway, device: &Device) -> HttpsClient {
-        let tcp = TcpStream::connect(gateway.https_addr())
+        Self::connect_after(gateway, device, &[]).await
+    }
+
+    /// [`HttpsClient::connect`] on a connection that first sends `preamble`
+    /// (a PROXY protocol header, as a load balancer would).
+    pub async fn connect_after(gateway: &Gateway, device: &Device, preamble: &[u8]) -> HttpsClient {
+        let mut tcp = TcpStream::connect(gateway.https_addr())
             .await
             .expect("connecting to device HTTPS");
+        tcp.write_all(preamble).await.expect("sending the preamble");
         let connector = tokio_rustls::TlsConnector::from(device.tls.clone());
         let stream = tokio::time::timeout(
             PATIENCE,

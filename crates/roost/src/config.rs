@@ -46,6 +46,19 @@ pub struct ServeArgs {
     /// Let the plain-TCP listener bind a non-loopback address.
     #[arg(long)]
     pub mqtt_plain_allow_remote: bool,
+    /// A load balancer's network or address (10.0.0.0/8, fd00::/8,
+    /// 192.0.2.7) whose connections to the device ports (MQTT, HTTPS) must
+    /// start with a PROXY protocol header (HAProxy's send-proxy-v2, or
+    /// v1): their devices are seen at the address the header gives.
+    /// Repeat, or separate with commas. Connections from anywhere else are
+    /// served as direct. Off by default (docs/proxy-protocol.md).
+    #[arg(
+        long = "proxy-protocol-from",
+        env = "ROOST_PROXY_PROTOCOL_FROM",
+        value_delimiter = ',',
+        value_parser = roost_listener::proxy::parse_network
+    )]
+    pub proxy_protocol_from: Vec<roost_listener::proxy::IpNet>,
     /// MQTT feature set: "aws" (AWS IoT Core's, the default) or "full"
     /// (adds QoS 2 and MQTT's own matching and limits).
     #[arg(long)]
@@ -203,6 +216,7 @@ struct FileConfig {
     smtp_from: Option<String>,
     sns_ca_file: Option<PathBuf>,
     nats_urls: Option<Vec<String>>,
+    proxy_protocol_from: Option<Vec<String>>,
     node_id: Option<String>,
     nats_subject_prefix: Option<String>,
     jetstream_replicas: Option<u8>,
@@ -373,6 +387,16 @@ impl Config {
         {
             broker.limits.connect_timeout = std::time::Duration::from_secs(s.max(1));
         }
+        broker.proxy_protocol_from = if args.proxy_protocol_from.is_empty() {
+            let nets = file.proxy_protocol_from.clone().unwrap_or_default();
+            nets.iter()
+                .map(|n| roost_listener::proxy::parse_network(n))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)
+                .context("proxy_protocol_from")?
+        } else {
+            args.proxy_protocol_from.clone()
+        };
         let mut api_limits = roost_api::HttpLimits::default();
         if let Some(n) = args.api_max_connections.or(file.api_max_connections) {
             api_limits.max_connections = n.max(1);

@@ -92,6 +92,12 @@ const LISTENER_FIELDS: &[ListenerField] = &[
         false,
     ),
     (
+        "listener_connections_refused_proxy_header",
+        "connections from a trusted proxy closed because their PROXY protocol header was missing, malformed, too large or late",
+        |s| s.refused_proxy_header.load(Ordering::Relaxed),
+        false,
+    ),
+    (
         "listener_accept_errors",
         "errors accept returned (out of descriptors, say), each followed by a backoff",
         |s| s.accept_errors.load(Ordering::Relaxed),

@@ -278,10 +278,7 @@ async fn notification_sink(log: PathBuf, stop: watch::Receiver<bool>) -> Result<
         .timeout(Duration::from_secs(10))
         .build()?;
     let log = Arc::new(log);
-    let config = roost_listener::ListenerConfig {
-        name: "notifications",
-        max_connections: 16,
-    };
+    let config = roost_listener::ListenerConfig::new("notifications", 16);
     let stop_conn = stop.clone();
     tokio::spawn(roost_listener::serve(
         listener,
