@@ -430,3 +430,28 @@ def test_a_rule_runs_once_per_message_across_nodes_and_none_is_lost_with_the_rec
     acked = set(publisher.acked)
     assert wait_until(lambda: acked <= stored_keys(), timeout=60), f"lost: {sorted(acked - stored_keys())[:10]}"
     print(f"receiving node killed: {len(acked) - 200} acknowledged after the steady part, all acted on")
+
+
+def test_a_node_whose_nats_lost_its_quorum_is_not_ready_and_acknowledges_no_qos1(roost_factory, nats_cluster, tmp_path):
+    node = roost_factory("--nats-url", ",".join(nats_cluster.urls), "--node-id", "node1", name="node1")
+    device = make_device(node, tmp_path, "device")
+    assert get(f"{node.api_url}/readyz") == (200, "ok registry\nok nats\n")
+    # Two of three NATS servers gone: the node stays connected to the
+    # third, but JetStream has no quorum and answers nothing.
+    nats_cluster.kill("n1")
+    nats_cluster.kill("n2")
+    assert wait_until(lambda: "failed nats: JetStream has not answered" in get(f"{node.api_url}/readyz")[1],
+                      timeout=20), get(f"{node.api_url}/readyz")
+    assert get(f"{node.api_url}/readyz")[0] == 503
+    # A clean CONNECT still works (the session bucket's replicas answer
+    # reads), but a QoS 1 message cannot be stored: after Roost's 10 s of
+    # retries an MQTT 5 publisher is told so (0x80), never acknowledged.
+    import paho.mqtt.client as mqtt
+
+    publisher = NumberedPublisher(device, node.mqtt_port, "device")
+    publisher.send([1], "audit/tenant-a")
+    assert publisher.wait_answered(timeout=30)
+    assert publisher.refused == {1} and not publisher.acked
+    assert node.metric("roost_cluster_store_failures_total") >= 1
+    close(publisher.client)
+    assert get(f"{node.api_url}/healthz")[0] == 200

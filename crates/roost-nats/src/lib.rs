@@ -333,20 +333,24 @@ pub struct Joined {
     counters: Arc<LinkCounters>,
     tasks: JoinSet<()>,
     clients: [async_nats::Client; 2],
+    stored: Arc<Stored>,
 }
 
 impl Joined {
     /// Whether both connections to NATS are up now (why not, if not), as a
-    /// check `/readyz` can keep.
+    /// check `/readyz` can keep,
+    /// and JetStream stored the node's heartbeat lately (a node whose NATS
+    /// lost its quorum is still connected, but stores nothing).
     pub fn connection_check(&self) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
-        let clients = self.clients.clone();
+        let (clients, stored) = (self.clients.clone(), self.stored.clone());
         move || {
             clients
                 .iter()
                 .try_for_each(|client| match client.connection_state() {
                     async_nats::connection::State::Connected => Ok(()),
                     other => Err(format!("NATS connection {other}")),
-                })
+                })?;
+            stored.answering()
         }
     }
 
@@ -438,7 +442,12 @@ pub async fn join(
             move || stored.clone().run_rules(broker.clone())
         },
     ));
-    tasks.spawn(stored.keep_sessions(broker.clone(), shutdown.clone()));
+    tasks.spawn(stored.clone().watch_jetstream(shutdown.clone()));
+    tasks.spawn(
+        stored
+            .clone()
+            .keep_sessions(broker.clone(), shutdown.clone()),
+    );
     tasks.spawn(share_subscriptions(
         broker.clone(),
         space,
@@ -450,6 +459,7 @@ pub async fn join(
         counters,
         tasks,
         clients,
+        stored,
     })
 }
 

@@ -43,6 +43,9 @@ const SESSION_SYNC: Duration = Duration::from_millis(100);
 const POSITION_SYNC: Duration = Duration::from_secs(1);
 /// How long a claimed record is kept for a session not yet rebuilt.
 const CLAIM_GRACE: Duration = Duration::from_secs(5);
+/// How long JetStream may stay silent before the node says it is not
+/// ready.
+const ANSWER_LIMIT: Duration = Duration::from_secs(5);
 /// How long JetStream remembers a message id.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Messages fetched per request while replaying.
@@ -78,6 +81,8 @@ pub(crate) struct Stored {
     pub received_through: AtomicU64,
     /// Message ids: the node, then a counter.
     next_id: AtomicU64,
+    /// When JetStream last stored this node's heartbeat (for `/readyz`).
+    answered_at: Mutex<Instant>,
     owned: Mutex<HashMap<String, Owned>>,
     pub counters: Arc<LinkCounters>,
 }
@@ -288,6 +293,7 @@ impl Stored {
             node_id: node_id.to_string(),
             received_through: AtomicU64::new(last),
             next_id: AtomicU64::new(0),
+            answered_at: Mutex::new(Instant::now()),
             owned: Mutex::new(HashMap::new()),
             counters,
         })
@@ -464,6 +470,46 @@ impl Stored {
             self.received_through.store(seq, Ordering::Relaxed);
         }
         Err("the stream's reader ended".into())
+    }
+
+    /// Writes this node's heartbeat to the session bucket every second
+    /// until `shutdown` (key `node.<node id escaped>`, which no client id's
+    /// key can be: those have no `.`): a node whose NATS lost its quorum is
+    /// still connected, but nothing it writes is stored any more.
+    pub async fn watch_jetstream(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let key = format!("node.{}", roost_cluster::key(&self.node_id));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stop = tokio::select! {
+                _ = tick.tick() => false,
+                _ = shutdown.wait_for(|stop| *stop) => true,
+            };
+            if stop {
+                return;
+            }
+            let beat = Bytes::from(unix_now_ms().to_string());
+            let written =
+                tokio::time::timeout(Duration::from_secs(2), self.sessions.put(&key, beat));
+            if let Ok(Ok(_)) = written.await {
+                *self.answered_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
+        }
+    }
+
+    /// Ok while JetStream stored a heartbeat in the last [`ANSWER_LIMIT`].
+    pub fn answering(&self) -> Result<(), String> {
+        let at = *self.answered_at.lock().unwrap_or_else(|e| e.into_inner());
+        match at.elapsed() {
+            quiet if quiet <= ANSWER_LIMIT => Ok(()),
+            quiet => Err(format!(
+                "JetStream has not answered for {} s (has the NATS cluster lost its quorum?)",
+                quiet.as_secs()
+            )),
+        }
     }
 
     async fn stream(&self) -> Result<stream::Stream, String> {
