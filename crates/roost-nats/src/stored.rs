@@ -481,23 +481,15 @@ impl Stored {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let key = format!("node.{}", roost_cluster::key(&self.node_id));
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let stop = tokio::select! {
-                _ = tick.tick() => false,
-                _ = shutdown.wait_for(|stop| *stop) => true,
-            };
-            if stop {
-                return;
-            }
+        every(Duration::from_secs(1), &mut shutdown, || async {
             let beat = Bytes::from(unix_now_ms().to_string());
             let written =
                 tokio::time::timeout(Duration::from_secs(2), self.sessions.put(&key, beat));
             if let Ok(Ok(_)) = written.await {
                 *self.answered_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             }
-        }
+        })
+        .await;
     }
 
     /// Ok while JetStream stored a heartbeat in the last [`ANSWER_LIMIT`].
@@ -870,20 +862,30 @@ impl Stored {
         broker: Broker,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut tick = tokio::time::interval(SESSION_SYNC);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let stop = tokio::select! {
-                _ = tick.tick() => false,
-                _ = shutdown.wait_for(|stop| *stop) => true,
-            };
-            if stop {
-                break;
-            }
-            self.sync_sessions(&broker).await;
-        }
+        every(SESSION_SYNC, &mut shutdown, || self.sync_sessions(&broker)).await;
         // The last state, so that the next node replays little.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.sync_sessions(&broker)).await;
+    }
+}
+
+/// Runs `task` every `period` (delayed, never bunched up) until
+/// `shutdown` turns true.
+async fn every<F: std::future::Future<Output = ()>>(
+    period: Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    mut task: impl FnMut() -> F,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stop = tokio::select! {
+            _ = tick.tick() => false,
+            _ = shutdown.wait_for(|stop| *stop) => true,
+        };
+        if stop {
+            return;
+        }
+        task().await;
     }
 }
 
