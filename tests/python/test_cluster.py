@@ -5,6 +5,7 @@ real clients (paho, mosquitto_pub). Until the registry is shared
 
 import json
 import shutil
+import ssl
 import threading
 import subprocess
 import time
@@ -454,4 +455,12 @@ def test_a_node_whose_nats_lost_its_quorum_is_not_ready_and_acknowledges_no_qos1
     assert publisher.refused == {1} and not publisher.acked
     assert node.metric("roost_cluster_store_failures_total") >= 1
     close(publisher.client)
+    # Over HTTPS too: no 200 for a QoS 1 message that was not stored.
+    ctx = ssl.create_default_context(cafile=device.ca)
+    ctx.load_cert_chain(device.certfile, device.keyfile)
+    request = urllib.request.Request(f"https://localhost:{node.https_port}/topics/audit%2Fhttps?qos=1",
+                                     data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=ctx, timeout=30)
+    assert refused.value.code == 503
     assert get(f"{node.api_url}/healthz")[0] == 200

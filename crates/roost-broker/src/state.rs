@@ -117,6 +117,12 @@ impl Shared {
                 journal.wait(ticket).await?;
             }
         }
+        // On a cluster node, a QoS 1/2 message is answered once stored.
+        if let Some(confirmation) = routed.stored {
+            if !confirmation.done().await {
+                return Err(StateUnavailable);
+            }
+        }
         Ok(matched)
     }
 }
