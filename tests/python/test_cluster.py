@@ -153,6 +153,10 @@ def test_the_later_connection_with_a_client_id_wins_across_nodes(roost_factory, 
     close(first, later)
 
 
+# On PostgreSQL a node also checks that it has every registry change.
+SHARED_REGISTRY_READY = "ok registry changes\n" if conftest.STORE == "postgres" else ""
+
+
 def get(url):
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -163,10 +167,11 @@ def get(url):
 
 def test_readyz_says_when_a_node_lost_nats_and_healthz_that_it_lives(roost_factory, nats_server):
     alone = roost_factory(name="alone")
-    assert get(f"{alone.api_url}/readyz") == (200, "ok registry\n")
+    shared = SHARED_REGISTRY_READY
+    assert get(f"{alone.api_url}/readyz") == (200, "ok registry\n" + shared)
     (node,) = nodes(roost_factory, nats_server, n=1)
     assert get(f"{node.api_url}/healthz") == (200, "ok\n")
-    assert get(f"{node.api_url}/readyz") == (200, "ok registry\nok nats\n")
+    assert get(f"{node.api_url}/readyz") == (200, "ok registry\n" + shared + "ok nats\n")
     nats_server.proc.kill()
     nats_server.proc.wait()
     assert wait_until(lambda: get(f"{node.api_url}/readyz")[0] == 503, timeout=10)
@@ -235,6 +240,51 @@ def test_a_change_made_through_one_node_is_enforced_on_the_others(roost_factory,
     assert wait_until(lambda: "disconnected" in result, timeout=5)
     assert node1.metric("roost_gateway_kicked_certificate_total") == 1
     close(client)
+
+
+@needs_postgres
+def test_a_node_that_cannot_confirm_its_registry_is_current_is_not_ready_and_lets_no_one_new_in(
+    roost_factory, nats_server, tmp_path
+):
+    """Registry changes are announced by the database in their own
+    transaction and checked with a version poll every second; a node that
+    cannot read the version (here: the table locked by another session)
+    past --registry-freshness-secs reports not ready and refuses new
+    connections with "server unavailable", keeps serving the ones it has,
+    and recovers by itself."""
+    import paho.mqtt.client as mqtt
+
+    node1, node2 = shared_registry_nodes(roost_factory, nats_server, tmp_path)
+    device = make_device(node1, tmp_path, "sensor")
+    readyz = f"{node2.api_url}/readyz"
+    assert get(readyz) == (200, "ok registry\nok registry changes\nok nats\n")
+    early, _, early_result = connect_with_inbox(device, node2.mqtt_port, "sensor-early", protocol=mqtt.MQTTv5)
+    assert not early_result["rc"].is_failure
+
+    locker = subprocess.Popen(
+        ["psql", "-q", "-d", conftest.postgres_url_for(node1.data_dir), "-c",
+         "BEGIN; LOCK TABLE registry_version IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(12); COMMIT;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: get(readyz)[0] == 503, timeout=20)
+        status, body = get(readyz)
+        assert "ok registry\n" in body and "failed registry changes: not confirmed up to date" in body, body
+        assert get(f"{node2.api_url}/healthz") == (200, "ok\n")
+        late, _, late_result = connect_with_inbox(device, node2.mqtt_port, "sensor-late", protocol=mqtt.MQTTv5)
+        assert late_result["rc"].value == 0x88, late_result  # Server unavailable
+        close(late)
+        # The connection it already had still publishes.
+        sent = early.publish("audit/a", b"x", qos=1)
+        sent.wait_for_publish(10)
+        assert sent.is_published()
+    finally:
+        # PostgreSQL notices a killed client only after its sleep: let it end.
+        locker.wait(timeout=30)
+    assert wait_until(lambda: get(readyz)[0] == 200, timeout=20)
+    again, _, again_result = connect_with_inbox(device, node2.mqtt_port, "sensor-late", protocol=mqtt.MQTTv5)
+    assert not again_result["rc"].is_failure
+    close(early, again)
 
 
 def test_a_stopping_node_sends_its_clients_to_another_server(roost_factory, nats_server, tmp_path):
@@ -436,7 +486,7 @@ def test_a_rule_runs_once_per_message_across_nodes_and_none_is_lost_with_the_rec
 def test_a_node_whose_nats_lost_its_quorum_is_not_ready_and_acknowledges_no_qos1(roost_factory, nats_cluster, tmp_path):
     node = roost_factory("--nats-url", ",".join(nats_cluster.urls), "--node-id", "node1", name="node1")
     device = make_device(node, tmp_path, "device")
-    assert get(f"{node.api_url}/readyz") == (200, "ok registry\nok nats\n")
+    assert get(f"{node.api_url}/readyz")[0] == 200
     # Two of three NATS servers gone: the node stays connected to the
     # third, but JetStream has no quorum and answers nothing.
     nats_cluster.kill("n1")

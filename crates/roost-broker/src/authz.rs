@@ -107,6 +107,13 @@ impl ConnectionAuthz {
         source_ip: Option<std::net::IpAddr>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AuthzError> {
+        // A node that cannot confirm it has every change the other nodes
+        // made to a shared registry lets no one new in: a revocation may
+        // be unheard.
+        registry
+            .freshness()
+            .check()
+            .map_err(|why| RegistryError::Internal(format!("registry: {why}")))?;
         let settings = registry.settings();
         let arn_prefix = format!("arn:aws:iot:{}:{}:", settings.region, settings.account);
         let watch = registry.authorization_watch(&certificate.id, client_id);

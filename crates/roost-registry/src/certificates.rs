@@ -363,7 +363,7 @@ impl Registry {
                 }),
             )
             .await?;
-        self.emit(RegistryEvent::CertificateStatusChanged {
+        self.publish(RegistryEvent::CertificateStatusChanged {
             certificate_id: id,
             status: Some(cert.status),
         });
@@ -375,7 +375,7 @@ impl Registry {
         self.store
             .delete_certificate(&id, &self.arns.cert(&id), force)
             .await?;
-        self.emit(RegistryEvent::CertificateStatusChanged {
+        self.publish(RegistryEvent::CertificateStatusChanged {
             certificate_id: id,
             status: None,
         });

@@ -261,7 +261,7 @@ impl Registry {
     fn destinations_changed(&self) {
         self.destinations_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.emit(RegistryEvent::DestinationsChanged);
+        self.publish(RegistryEvent::DestinationsChanged);
     }
 
     /// Sends the confirmation message; one that cannot even be queued puts

@@ -2,20 +2,23 @@
 //!
 //! A node that changes the registry learns of it from its own call: it
 //! bumps the authorization generations and broadcasts a [`RegistryEvent`].
-//! Nodes that share the store (PostgreSQL) must learn of it too: every
-//! local change is also a [`Change`] on the feed ([`Registry::feed_changes`]),
-//! which the store's transport carries (`store::postgres::notify`), and a
-//! change from elsewhere is applied with [`Registry::apply_remote`] exactly
-//! as the local one was, but not fed again. A node that may have missed
-//! changes (its transport reconnected) calls [`Registry::resync`]:
-//! everything is treated as changed.
+//! Nodes that share the store (PostgreSQL) must learn of it too: the store
+//! itself announces each change as a [`Change`], in the transaction that
+//! makes it (`migrations/postgres/0002_registry_changes.sql`), and a node
+//! applies one made elsewhere with [`Registry::apply_remote`] exactly as
+//! the maker applied it (`store::postgres::notify` carries them). A node
+//! that may have missed changes (its listening connection dropped, or the
+//! store's version moved past what it heard) calls [`Registry::resync`]:
+//! everything is treated as changed. Until it has confirmed that it heard
+//! everything, recently, its [`Freshness`] says so: `/readyz` fails and no
+//! new connection is authenticated.
 
 use crate::generations::AuthorizationScope;
 use crate::model::CertificateStatus;
 use crate::{Registry, RegistryEvent};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
-use tokio::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// One registry change, as it travels between nodes (JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,54 +67,7 @@ impl Scope {
     }
 }
 
-impl Change {
-    /// The change an event stands for (authorization events carry their
-    /// scope separately).
-    pub(crate) fn of_event(event: &RegistryEvent) -> Option<Change> {
-        match event {
-            RegistryEvent::CertificateStatusChanged {
-                certificate_id,
-                status,
-            } => Some(Change::Certificate {
-                certificate_id: certificate_id.clone(),
-                status: status.map(|s| s.as_str().to_string()),
-            }),
-            RegistryEvent::RulesChanged => Some(Change::Rules),
-            RegistryEvent::DestinationsChanged => Some(Change::Destinations),
-            RegistryEvent::AuthorizationChanged | RegistryEvent::Resynced => None,
-        }
-    }
-}
-
-/// How many changes may wait for the transport; past it they are dropped
-/// and counted, and the other nodes resync only when their transport does.
-pub const FEED_CAPACITY: usize = 4096;
-
 impl Registry {
-    /// Starts feeding this registry's changes to the returned receiver (a
-    /// cluster node's transport). Only the first call feeds.
-    pub fn feed_changes(&self) -> Option<mpsc::Receiver<Change>> {
-        let (sender, receiver) = mpsc::channel(FEED_CAPACITY);
-        self.feed.set(sender).ok().map(|()| receiver)
-    }
-
-    /// Changes dropped because the feed was full.
-    pub fn feed_dropped(&self) -> u64 {
-        self.feed_dropped.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn feed(&self, change: Change) {
-        if let Some(feed) = self.feed.get() {
-            // Closed: the node is stopping, and its transport with it.
-            if let Err(mpsc::error::TrySendError::Full(_)) = feed.try_send(change) {
-                self.feed_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "a registry change was not fed to the other nodes: the feed was full"
-                );
-            }
-        }
-    }
-
     /// Applies a change another node made, as that node applied it.
     pub fn apply_remote(&self, change: Change) {
         match change {
@@ -139,6 +95,66 @@ impl Registry {
     pub fn resync(&self) {
         self.generations.bump(AuthorizationScope::All);
         self.publish(RegistryEvent::Resynced);
+    }
+
+    /// The tag this registry's own writes carry in a shared store's change
+    /// notifications (none for a store of its own).
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// Whether this node's view of a shared store is known to be current.
+    pub fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+}
+
+/// When this node last confirmed it had every change of a shared store,
+/// and how long that may be ago. A registry of its own is always fresh.
+#[derive(Debug, Default)]
+pub struct Freshness {
+    watched: Mutex<Option<Watched>>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    confirmed: Instant,
+    limit: Duration,
+}
+
+impl Freshness {
+    /// From now on, a confirmation older than `limit` makes the registry
+    /// stale (starting confirmed).
+    pub fn watch(&self, limit: Duration) {
+        *self.lock() = Some(Watched {
+            confirmed: Instant::now(),
+            limit,
+        });
+    }
+
+    /// Everything the store holds has been heard or re-read, now.
+    pub fn confirm(&self) {
+        if let Some(watched) = self.lock().as_mut() {
+            watched.confirmed = Instant::now();
+        }
+    }
+
+    /// Ok while confirmed within the limit; else why not, for `/readyz`
+    /// and refused connections.
+    pub fn check(&self) -> Result<(), String> {
+        match &*self.lock() {
+            Some(watched) if watched.confirmed.elapsed() > watched.limit => Err(format!(
+                "not confirmed up to date with the shared database for {} s (limit {} s)",
+                watched.confirmed.elapsed().as_secs(),
+                watched.limit.as_secs()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Watched>> {
+        // Plain data: a panic elsewhere cannot leave it half-written.
+        self.watched.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -168,5 +184,18 @@ mod tests {
             assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), change);
         }
         assert!(serde_json::from_str::<Change>("{\"kind\":\"nope\"}").is_err());
+    }
+
+    #[test]
+    fn freshness_fails_past_its_limit_until_confirmed() {
+        let freshness = Freshness::default();
+        assert!(freshness.check().is_ok(), "unwatched: always fresh");
+        freshness.watch(Duration::from_millis(20));
+        assert!(freshness.check().is_ok());
+        std::thread::sleep(Duration::from_millis(40));
+        let why = freshness.check().unwrap_err();
+        assert!(why.contains("not confirmed up to date"), "{why}");
+        freshness.confirm();
+        assert!(freshness.check().is_ok());
     }
 }

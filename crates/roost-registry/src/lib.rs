@@ -95,10 +95,11 @@ pub struct Registry {
     arns: Arns,
     settings: Settings,
     events: broadcast::Sender<RegistryEvent>,
-    /// Where local changes go for the other nodes sharing the store, once a
-    /// cluster node's transport asked for them (`feed`).
-    feed: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<feed::Change>>>,
-    feed_dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// On a shared database, the tag this registry's own changes carry in
+    /// the change notifications ([`feed`]).
+    origin: Option<Arc<str>>,
+    /// Whether this node's view of a shared store is known to be current.
+    freshness: Arc<feed::Freshness>,
     /// Bumped, before the call that changed anything returns, for every
     /// change that may alter an authorization decision, in the change's
     /// scope; connections compare their generation with the one their
@@ -136,7 +137,10 @@ impl Registry {
     ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let store = store::postgres::PostgresStore::connect(url).await?;
-        Self::open_with(data_dir, Arc::new(store), settings)
+        let origin = Arc::from(store.origin());
+        let mut registry = Self::open_with(data_dir, Arc::new(store), settings)?;
+        registry.origin = Some(origin);
+        Ok(registry)
     }
 
     fn open_with(data_dir: &Path, store: Arc<dyn Store>, settings: Settings) -> Result<Self> {
@@ -160,8 +164,8 @@ impl Registry {
             arns,
             settings,
             events,
-            feed: Arc::default(),
-            feed_dropped: Arc::default(),
+            origin: None,
+            freshness: Arc::default(),
             generations: Arc::default(),
             rule_validator: Arc::new(std::sync::OnceLock::new()),
             destination_confirmer: Arc::new(std::sync::OnceLock::new()),
@@ -210,15 +214,8 @@ impl Registry {
         self.events.subscribe()
     }
 
-    /// A change made here: applied here, and fed to the other nodes.
-    fn emit(&self, event: RegistryEvent) {
-        if let Some(change) = feed::Change::of_event(&event) {
-            self.feed(change);
-        }
-        self.publish(event);
-    }
-
-    /// Applies an event to this node: synchronously first, so the very next
+    /// Applies an event (a change made here, or heard from another node
+    /// sharing the store: [`feed`]) to this node: synchronously first, so the very next
     /// action of the connections concerned sees the change; then the
     /// broadcast for those that must act (drop a connection). No receivers
     /// is fine: nothing is connected yet.
@@ -232,9 +229,6 @@ impl Registry {
 
     /// Records a change that may alter authorization decisions in `scope`.
     fn authorization_changed(&self, scope: AuthorizationScope<'_>) {
-        self.feed(feed::Change::Authorization {
-            scope: scope.into(),
-        });
         self.generations.bump(scope);
         self.publish(RegistryEvent::AuthorizationChanged);
     }

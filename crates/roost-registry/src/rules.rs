@@ -108,7 +108,7 @@ impl Registry {
             created_at: now_millis(),
         };
         self.store.create_topic_rule(&rule).await?;
-        self.emit(RegistryEvent::RulesChanged);
+        self.publish(RegistryEvent::RulesChanged);
         self.rule_destinations(&rule.payload).await?;
         Ok(warnings)
     }
@@ -118,7 +118,7 @@ impl Registry {
         self.store
             .replace_topic_rule(name, &stored, disabled)
             .await?;
-        self.emit(RegistryEvent::RulesChanged);
+        self.publish(RegistryEvent::RulesChanged);
         self.rule_destinations(&stored).await?;
         Ok(warnings)
     }
@@ -134,14 +134,14 @@ impl Registry {
     pub async fn delete_topic_rule(&self, name: &str) -> Result<()> {
         rule_name(name)?;
         self.store.delete_topic_rule(name).await?;
-        self.emit(RegistryEvent::RulesChanged);
+        self.publish(RegistryEvent::RulesChanged);
         Ok(())
     }
 
     pub async fn set_topic_rule_disabled(&self, name: &str, disabled: bool) -> Result<()> {
         rule_name(name)?;
         self.store.set_topic_rule_disabled(name, disabled).await?;
-        self.emit(RegistryEvent::RulesChanged);
+        self.publish(RegistryEvent::RulesChanged);
         Ok(())
     }
 

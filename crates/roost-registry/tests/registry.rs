@@ -167,47 +167,162 @@ async fn certificate_changes_are_announced(store: TestStore) {
     );
 }
 
-async fn changes_are_fed_to_other_nodes_and_applied_from_them(store: TestStore) {
-    use roost_registry::feed::{Change, Scope};
+/// The next event `wanted` accepts, within a few seconds (others skipped).
+async fn event_where(
+    events: &mut tokio::sync::broadcast::Receiver<RegistryEvent>,
+    wanted: impl Fn(&RegistryEvent) -> bool,
+) -> RegistryEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(6), async {
+        loop {
+            let event = events.recv().await.expect("the registry's events");
+            if wanted(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the event within 6 s")
+}
+
+/// Events received within `wait`.
+async fn events_within(
+    events: &mut tokio::sync::broadcast::Receiver<RegistryEvent>,
+    wait: std::time::Duration,
+) -> Vec<RegistryEvent> {
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(wait, async {
+        while let Ok(event) = events.recv().await {
+            seen.push(event);
+        }
+    })
+    .await;
+    seen
+}
+
+/// Nodes sharing a PostgreSQL database hear every committed change from
+/// the database itself (made through Roost or not), never a rolled-back
+/// one, re-read everything when the version moved without a notification,
+/// and say they are stale when they cannot confirm they are current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_hear_every_committed_change_from_the_database() {
+    use roost_registry::store::postgres::notify;
+    use sqlx::{Connection, Executor};
+    use std::time::Duration;
+    let Some(store) =
+        TestStore::postgres("postgres_nodes_hear_every_committed_change_from_the_database").await
+    else {
+        return;
+    };
+    let TestStore::Postgres { url } = &store else {
+        unreachable!("a PostgreSQL store")
+    };
     let dir = tempfile::tempdir().unwrap();
     let (here, there) = (store.open(dir.path()).await, store.open(dir.path()).await);
-    let mut fed = here.feed_changes().expect("the first feed");
-    assert!(here.feed_changes().is_none(), "one feed per registry");
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let limit = Duration::from_secs(2);
+    for node in [&here, &there] {
+        notify::start(url, node.clone(), limit, stop.clone())
+            .await
+            .expect("listen for changes");
+    }
+    let (mut here_events, mut there_events) = (here.events(), there.events());
     let cert = here
         .create_keys_and_certificate(true)
         .await
         .unwrap()
         .certificate;
+    let revoked = |status| {
+        let id = cert.id.clone();
+        move |event: &RegistryEvent| {
+            *event
+                == RegistryEvent::CertificateStatusChanged {
+                    certificate_id: id.clone(),
+                    status,
+                }
+        }
+    };
+
+    // A change through one node reaches the other; its maker applies it
+    // once (its own notification is recognised).
     here.update_certificate(&cert.id, "REVOKED").await.unwrap();
-    let change = fed.recv().await.unwrap();
-    assert_eq!(
-        change,
-        Change::Certificate {
-            certificate_id: cert.id.clone(),
-            status: Some("REVOKED".into())
+    event_where(&mut there_events, revoked(Some(CertificateStatus::Revoked))).await;
+    let mine = events_within(&mut here_events, Duration::from_millis(800)).await;
+    assert_eq!(mine.len(), 1, "applied once where it was made: {mine:?}");
+
+    // A change made outside Roost is announced by the database too.
+    let mut admin = sqlx::PgConnection::connect(url.expose()).await.unwrap();
+    sqlx::query("UPDATE certificates SET status = 'INACTIVE' WHERE id = $1")
+        .bind(&cert.id)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    event_where(
+        &mut there_events,
+        revoked(Some(CertificateStatus::Inactive)),
+    )
+    .await;
+    event_where(&mut here_events, revoked(Some(CertificateStatus::Inactive))).await;
+
+    // A rolled-back change is not.
+    let mut tx = admin.begin().await.unwrap();
+    sqlx::query("UPDATE certificates SET status = 'ACTIVE' WHERE id = $1")
+        .bind(&cert.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let after_rollback = events_within(&mut there_events, Duration::from_millis(800)).await;
+    assert!(after_rollback.is_empty(), "{after_rollback:?}");
+
+    // A policy attached on one node moves the other's authorization
+    // generation for that certificate.
+    let watch = there.authorization_watch(&cert.id, None);
+    let before = there.authorization_generation(&watch);
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+    here.create_policy("p", doc).await.unwrap();
+    here.attach_policy("p", &here.arns().cert(&cert.id))
+        .await
+        .unwrap();
+    event_where(&mut there_events, |e| {
+        *e == RegistryEvent::AuthorizationChanged
+    })
+    .await;
+    assert!(there.authorization_generation(&watch) > before);
+
+    // The version moved with no notification (one was lost): the node
+    // re-reads everything after the grace.
+    admin
+        .execute("UPDATE registry_version SET version = version + 1")
+        .await
+        .unwrap();
+    event_where(&mut there_events, |e| *e == RegistryEvent::Resynced).await;
+    assert!(there.freshness().check().is_ok());
+
+    // The version cannot be read (the table locked): stale past the limit,
+    // fresh again once it can.
+    let mut lock = admin.begin().await.unwrap();
+    lock.execute("LOCK TABLE registry_version IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let stale = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Err(why) = there.freshness().check() {
+                return why;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    );
-    // The other node applies it as its own: the event its gateway acts on.
-    let mut events = there.events();
-    there.apply_remote(change);
-    assert_eq!(
-        events.recv().await.unwrap(),
-        RegistryEvent::CertificateStatusChanged {
-            certificate_id: cert.id.clone(),
-            status: Some(CertificateStatus::Revoked)
+    })
+    .await
+    .expect("stale within 10 s");
+    assert!(stale.contains("not confirmed up to date"), "{stale}");
+    lock.rollback().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while there.freshness().check().is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    );
-    there.apply_remote(Change::Authorization { scope: Scope::All });
-    assert_eq!(
-        events.recv().await.unwrap(),
-        RegistryEvent::AuthorizationChanged
-    );
-    there.resync();
-    assert_eq!(events.recv().await.unwrap(), RegistryEvent::Resynced);
-    // What a node applies from elsewhere is not fed again.
-    let mut there_fed = there.feed_changes().unwrap();
-    there.apply_remote(Change::Rules);
-    assert!(there_fed.try_recv().is_err());
+    })
+    .await
+    .expect("fresh again within 10 s");
 }
 
 async fn listing_pages_cover_everything_once(store: TestStore) {
@@ -537,7 +652,6 @@ on_each_store!(
     concurrent_policy_versions_respect_the_limit,
     everything_survives_reopening,
     certificate_changes_are_announced,
-    changes_are_fed_to_other_nodes_and_applied_from_them,
     listing_pages_cover_everything_once,
     group_hierarchy_rules,
     topic_rule_destinations_are_confirmed_by_their_latest_token_and_survive_reopening,

@@ -189,6 +189,12 @@ pub struct ServeArgs {
     /// server") before the last state is committed. Default 5.
     #[arg(long)]
     pub shutdown_grace_secs: Option<u64>,
+    /// With --postgres-url: seconds this node may go without confirming it
+    /// has every registry change the other nodes made (a version poll every
+    /// second) before /readyz fails and new connections are refused with
+    /// "server unavailable". Default 5.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub registry_freshness_secs: Option<u64>,
 }
 
 /// The file's keys, all optional.
@@ -238,6 +244,7 @@ struct FileConfig {
     event_log_max_file_bytes: Option<u64>,
     event_log_max_files: Option<usize>,
     shutdown_grace_secs: Option<u64>,
+    registry_freshness_secs: Option<u64>,
 }
 
 /// The resolved configuration `serve` runs with.
@@ -276,6 +283,9 @@ pub struct Config {
     pub event_log_rotation: crate::logs::files::Rotation,
     /// How long connections get to close on shutdown.
     pub shutdown_grace: std::time::Duration,
+    /// On a shared registry, how long this node may go without confirming
+    /// it is current before it is not ready.
+    pub registry_freshness: std::time::Duration,
 }
 
 /// The machine's host name, the default node id; `roost` if it has none.
@@ -296,6 +306,9 @@ pub const DEFAULT_ACCOUNT: &str = "000000000000";
 pub fn is_account_id(account: &str) -> bool {
     account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
 }
+
+/// How long a node on a shared registry may go unconfirmed (seconds).
+pub const DEFAULT_REGISTRY_FRESHNESS_SECS: u64 = 5;
 
 pub const DEFAULT_SMTP_FROM: &str = "roost@localhost";
 pub const DEFAULT_DATA_DIR: &str = "./roost-data";
@@ -563,6 +576,16 @@ impl Config {
                     .or(file.shutdown_grace_secs)
                     .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
             ),
+            registry_freshness: std::time::Duration::from_secs(
+                match args
+                    .registry_freshness_secs
+                    .or(file.registry_freshness_secs)
+                {
+                    Some(0) => anyhow::bail!("registry_freshness_secs must be at least 1"),
+                    Some(secs) => secs,
+                    None => DEFAULT_REGISTRY_FRESHNESS_SECS,
+                },
+            ),
             api_limits,
             https_max_connections,
             object_store,
@@ -671,6 +694,34 @@ mod tests {
         })
         .unwrap_err();
         assert!(format!("{bad:#}").starts_with("postgres_url: "), "{bad:#}");
+    }
+
+    #[test]
+    fn registry_freshness_comes_from_flag_or_file_and_is_at_least_a_second() {
+        let defaults = Config::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(
+            defaults.registry_freshness,
+            std::time::Duration::from_secs(5)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("roost.toml");
+        std::fs::write(&file, "registry_freshness_secs = 12\n").unwrap();
+        let from_file = Config::resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_file.registry_freshness,
+            std::time::Duration::from_secs(12)
+        );
+        std::fs::write(&file, "registry_freshness_secs = 0\n").unwrap();
+        let zero = Config::resolve(ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{zero:#}").contains("at least 1"), "{zero:#}");
     }
 
     #[test]

@@ -160,25 +160,20 @@ pub async fn run_until(
     let listeners = crate::metrics::Listeners::default();
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    // On a shared database, this node's registry changes reach the other
-    // nodes and theirs reach it (LISTEN/NOTIFY).
-    let registry_feed = match (
-        &cfg.postgres_url,
-        cfg.postgres_url
-            .as_ref()
-            .and_then(|_| registry.feed_changes()),
-    ) {
-        (Some(url), Some(changes)) => Some(
+    // On a shared database, the other nodes' registry changes reach this
+    // one (the database announces them: LISTEN/NOTIFY, and a version poll).
+    let registry_feed = match &cfg.postgres_url {
+        Some(url) => Some(
             roost_registry::store::postgres::notify::start(
                 url,
                 registry.clone(),
-                changes,
+                cfg.registry_freshness,
                 stop.clone(),
             )
             .await
             .with_context(|| format!("listening for registry changes in PostgreSQL at {url}"))?,
         ),
-        _ => None,
+        None => None,
     };
     let broker = roost_broker::Broker::new(registry.clone(), broker_config);
     // The event log: its stored options (or the configuration's) and levels,
@@ -330,12 +325,7 @@ pub async fn run_until(
             ))),
             sns: Some(notifier),
             jobs: Some(jobs),
-            readiness: cluster
-                .iter()
-                .map(|c| -> roost_api::health::ReadinessCheck {
-                    ("nats", std::sync::Arc::new(c.connection_check()))
-                })
-                .collect(),
+            readiness: readiness_checks(&registry, cfg.postgres_url.is_some(), cluster.as_ref()),
             objects: Some(roost_api::ObjectsConfig {
                 dir: data_dir.join("objects"),
                 signer: object_signer,
@@ -459,4 +449,26 @@ fn write_aws_config(data_dir: &Path, region: &str, endpoint: &str) -> Result<()>
     let text = format!("[profile {PROFILE}]\nregion = {region}\nendpoint_url = {endpoint}\n");
     write_public_file(&data_dir.join(AWS_CONFIG_FILE), text.as_bytes())?;
     Ok(())
+}
+
+/// What `/readyz` checks besides the registry's read: on a shared registry,
+/// that this node has every change the others made, lately; on a cluster
+/// node, NATS and JetStream.
+fn readiness_checks(
+    registry: &Registry,
+    shared_registry: bool,
+    cluster: Option<&roost_nats::Joined>,
+) -> Vec<roost_api::health::ReadinessCheck> {
+    let mut checks: Vec<roost_api::health::ReadinessCheck> = Vec::new();
+    if shared_registry {
+        let registry = registry.clone();
+        checks.push((
+            "registry changes",
+            std::sync::Arc::new(move || registry.freshness().check()),
+        ));
+    }
+    if let Some(cluster) = cluster {
+        checks.push(("nats", std::sync::Arc::new(cluster.connection_check())));
+    }
+    checks
 }

@@ -114,12 +114,19 @@ impl std::fmt::Display for PostgresUrl {
 pub struct PostgresStore {
     read: PgPool,
     write: PgPool,
+    /// This store's `roost.node` setting on every connection: the changes
+    /// it makes carry it in their notifications ([`notify`]), so that the
+    /// node recognises its own.
+    origin: String,
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` and brings its schema up to date.
     pub async fn connect(url: &PostgresUrl) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url.expose())?.application_name("roost");
+        let origin = uuid::Uuid::new_v4().simple().to_string();
+        let options = PgConnectOptions::from_str(url.expose())?
+            .application_name("roost")
+            .options([(notify::ORIGIN_SETTING, origin.as_str())]);
         // One connection first, so that a wrong address, password or
         // database name is reported as such (a pool would only time out).
         let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
@@ -142,7 +149,18 @@ impl PostgresStore {
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            origin,
+        })
+    }
+}
+
+impl PostgresStore {
+    /// The `roost.node` setting of this store's connections.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 }
 

@@ -1,119 +1,197 @@
-//! Registry changes between the nodes that share one PostgreSQL database:
-//! each node NOTIFYs its own changes ([`crate::feed`]) on one channel and
-//! LISTENs there for the others'. PostgreSQL delivers a notification after
-//! its transaction commits, in order, to every listener; it keeps none for
-//! a listener that was away, so a node whose LISTEN connection dropped
-//! listens again and then resyncs (treats everything as changed).
+//! Registry changes between the nodes that share one PostgreSQL database.
+//!
+//! The database announces every change itself, in the transaction that
+//! makes it (`migrations/postgres/0002_registry_changes.sql`): a trigger
+//! bumps `registry_version` and NOTIFYs channel [`CHANNEL`] with the new
+//! version, the writer's [`ORIGIN_SETTING`] and the [`Change`]. A committed
+//! change is therefore always announced, even if its node dies at once,
+//! and a rolled-back one never is. Each node LISTENs and applies the
+//! changes other nodes made ([`Registry::apply_remote`]).
+//!
+//! PostgreSQL keeps no notification for a listener that was away, so a node
+//! also polls the version every [`POLL`]: a version it did not hear within
+//! [`GRACE`], a gap between the versions it hears, or a dropped LISTEN
+//! connection make it re-read everything ([`Registry::resync`]). Each poll
+//! that finds it current confirms the registry's
+//! [`Freshness`](crate::feed::Freshness); past the configured limit
+//! without one, the node is not ready and refuses new connections.
 
 use super::PostgresUrl;
 use crate::feed::Change;
 use crate::Registry;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use std::str::FromStr;
-use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
-/// The channel every node of one database NOTIFYs and LISTENs on.
+/// The channel every change of one database is announced on.
 pub const CHANNEL: &str = "roost_registry";
+
+/// The connection setting that tells which store (node) made a change.
+pub const ORIGIN_SETTING: &str = "roost.node";
+
+/// How often a node reads the registry's version.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// How long a polled version may stay ahead of the notifications heard
+/// before the node stops waiting for them and re-reads everything.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// How long one poll may take.
+const POLL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a node waits before trying its LISTEN connection again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// A notification's payload: who made the change, and the change.
-#[derive(Serialize, Deserialize)]
+/// A notification's payload, as the trigger builds it.
+#[derive(Deserialize)]
 struct Notice {
-    node: String,
+    version: i64,
+    /// The writer's [`ORIGIN_SETTING`]; none from a session without it.
+    node: Option<String>,
     change: Change,
 }
 
-/// Carries `registry`'s changes to the other nodes and theirs to it,
-/// until `shutdown` turns true. Fails at once if the database does not
-/// answer; afterwards a lost connection is retried and resynced.
+/// Carries the other nodes' changes to `registry`, and keeps its
+/// freshness (stale after `limit` without a confirmation), until
+/// `shutdown` turns true. Fails at once if the database does not answer;
+/// afterwards a lost connection is retried and resynced.
 pub async fn start(
     url: &PostgresUrl,
     registry: Registry,
-    changes: mpsc::Receiver<Change>,
+    limit: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> crate::Result<tokio::task::JoinHandle<()>> {
     let options = PgConnectOptions::from_str(url.expose())?.application_name("roost notify");
     // Two connections: the listener keeps one of the pool's for itself.
     let pool = PgPoolOptions::new()
         .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(POLL_TIMEOUT)
         .connect_with(options)
         .await?;
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(CHANNEL).await?;
-    let node = uuid::Uuid::new_v4().to_string();
-    Ok(tokio::spawn(run(
-        node, pool, listener, registry, changes, shutdown,
-    )))
+    // Read after listening: a change committed in between is both in this
+    // version and heard.
+    let heard = read_version(&pool).await?;
+    registry.freshness().watch(limit);
+    let follower = Follower {
+        registry,
+        heard,
+        behind_since: None,
+    };
+    Ok(tokio::spawn(run(follower, pool, listener, shutdown)))
+}
+
+async fn read_version(pool: &sqlx::PgPool) -> crate::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// What a node knows of the shared registry's changes.
+struct Follower {
+    registry: Registry,
+    /// The highest version heard (or re-read).
+    heard: i64,
+    /// Since when a poll has shown a version above `heard`.
+    behind_since: Option<Instant>,
+}
+
+impl Follower {
+    fn hear(&mut self, notice: Notice) {
+        if notice.version > self.heard + 1 {
+            tracing::warn!(
+                heard = self.heard,
+                version = notice.version,
+                "registry change notifications were missed; re-reading everything"
+            );
+            self.registry.resync();
+        }
+        self.heard = self.heard.max(notice.version);
+        if notice.node.as_deref() != self.registry.origin() {
+            self.registry.apply_remote(notice.change);
+        }
+    }
+
+    fn polled(&mut self, version: i64, now: Instant) {
+        if version <= self.heard {
+            self.behind_since = None;
+            self.registry.freshness().confirm();
+            return;
+        }
+        // The notification may be on its way: wait for it a little.
+        let since = *self.behind_since.get_or_insert(now);
+        if now.duration_since(since) >= GRACE {
+            tracing::warn!(
+                heard = self.heard,
+                version,
+                "the registry changed without a notification reaching this node; re-reading everything"
+            );
+            self.resynced(version);
+        }
+    }
+
+    fn resynced(&mut self, version: i64) {
+        self.registry.resync();
+        self.heard = self.heard.max(version);
+        self.behind_since = None;
+        self.registry.freshness().confirm();
+    }
 }
 
 async fn run(
-    node: String,
+    mut follower: Follower,
     pool: sqlx::PgPool,
     mut listener: PgListener,
-    registry: Registry,
-    mut changes: mpsc::Receiver<Change>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let step = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
-            change = changes.recv() => match change {
-                Some(change) => Step::Announce(change),
-                None => return,
-            },
             received = listener.try_recv() => match received {
                 Ok(Some(notification)) => Step::Heard(notification.payload().to_string()),
                 // The connection dropped: what was notified meanwhile is lost.
                 Ok(None) | Err(_) => Step::Lost,
             },
+            _ = poll.tick() => Step::Poll,
         };
         match step {
-            Step::Announce(change) => announce(&pool, &node, change).await,
             Step::Heard(payload) => match serde_json::from_str::<Notice>(&payload) {
-                Ok(notice) if notice.node == node => {}
-                Ok(notice) => registry.apply_remote(notice.change),
+                Ok(notice) => follower.hear(notice),
                 Err(error) => {
                     tracing::warn!(%error, "ignored a registry notification that is not Roost's")
                 }
             },
+            Step::Poll => match tokio::time::timeout(POLL_TIMEOUT, read_version(&pool)).await {
+                Ok(Ok(version)) => follower.polled(version, Instant::now()),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "reading the registry's version failed")
+                }
+                Err(_) => tracing::warn!("reading the registry's version took too long"),
+            },
             Step::Lost => {
                 tracing::warn!("lost the registry's LISTEN connection; listening again, then re-reading everything");
                 listen_again(&mut listener, &mut shutdown).await;
-                registry.resync();
+                match read_version(&pool).await {
+                    Ok(version) => follower.resynced(version),
+                    // Re-read anyway; the next poll confirms.
+                    Err(_) => follower.registry.resync(),
+                }
             }
         }
     }
 }
 
 enum Step {
-    Announce(Change),
     Heard(String),
+    Poll,
     Lost,
-}
-
-async fn announce(pool: &sqlx::PgPool, node: &str, change: Change) {
-    let notice = Notice {
-        node: node.to_string(),
-        change,
-    };
-    let sent = match serde_json::to_string(&notice) {
-        Ok(payload) => sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(error) = sent {
-        tracing::warn!(%error, "a registry change could not be announced to the other nodes");
-    }
 }
 
 /// Listens again, retrying every [`RETRY`] until the database answers or
