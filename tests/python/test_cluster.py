@@ -73,17 +73,30 @@ def test_a_publish_on_one_node_reaches_subscribers_on_another(roost_factory, nat
 
 
 def test_a_retained_message_reaches_a_later_subscriber_on_another_node(roost_factory, nats_server, tmp_path):
-    node1, node2 = nodes(roost_factory, nats_server)
-    publisher = make_device(node1, tmp_path / "n1", "publisher")
-    reader = make_device(node2, tmp_path / "n2", "reader")
-    done = mosquitto(publisher, node1.mqtt_port, "-t", "state/door", "-m", "open", "-q", "1", "-r", "-i", "pub")
+    node1, _, node3 = nodes(roost_factory, nats_server, n=3)
+    publisher = make_device(node3, tmp_path / "n3", "publisher")
+    reader = make_device(node1, tmp_path / "n1", "reader")
+    done = mosquitto(publisher, node3.mqtt_port, "-t", "state/door", "-m", "open", "-q", "1", "-r", "-i", "pub")
     assert done.returncode == 0, done.stderr
-    # Node 2 holds it once it arrived; a new subscriber there gets it.
-    def late_subscriber_sees_it():
-        out = mosquitto(reader, node2.mqtt_port, "-t", "state/door", "-C", "1", "-W", "2", "-v", "-i", "reader", tool="mosquitto_sub")
+    # Set on node 3; node 1 holds it once it arrived; a new subscriber there gets it.
+    def late_subscriber_sees_it(node, device):
+        out = mosquitto(device, node.mqtt_port, "-t", "state/door", "-C", "1", "-W", "2", "-v", "-i", "reader", tool="mosquitto_sub")
         return out.stdout.strip() == "state/door open"
 
-    assert wait_until(late_subscriber_sees_it, timeout=10)
+    assert wait_until(lambda: late_subscriber_sees_it(node1, reader), timeout=10)
+    # Also set and deleted: a retained message that no longer exists.
+    for message in (["-m", "x"], ["-n"]):
+        done = mosquitto(publisher, node3.mqtt_port, "-t", "state/gone", *message, "-q", "1", "-r", "-i", "pub")
+        assert done.returncode == 0, done.stderr
+    assert wait_until(lambda: node3.metric("roost_cluster_retained_writes_total") == 3, timeout=10)
+    # A node that joins the cluster afterwards starts with the cluster's
+    # retained messages (its KV bucket), not with what it never received.
+    node4 = roost_factory("--nats-url", nats_server.url, "--node-id", "node4", name="node4")
+    assert node4.metric("roost_cluster_retained_loaded_total") == 1
+    newcomer = make_device(node4, tmp_path / "n4", "reader")
+    assert late_subscriber_sees_it(node4, newcomer)
+    gone = mosquitto(newcomer, node4.mqtt_port, "-t", "state/gone", "-C", "1", "-W", "2", "-i", "reader", tool="mosquitto_sub")
+    assert gone.stdout == "", gone.stdout
 
 
 def test_a_node_that_cannot_join_says_why(tmp_path):

@@ -64,7 +64,7 @@ impl Confirmation {
     }
 
     /// Waits for the verdict.
-    pub(crate) async fn done(&self) -> bool {
+    pub async fn done(&self) -> bool {
         loop {
             let decided = self.decided.notified();
             tokio::pin!(decided);

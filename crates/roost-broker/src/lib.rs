@@ -346,6 +346,13 @@ pub trait PeerLink: Send + Sync {
     /// ([`Broker::take_over_from_peer`]).
     fn client_connected(&self, client_id: &str, at: i64);
 
+    /// Whether retained messages live in the cluster: then the gateway
+    /// state's own are not restored at start (the link puts back the
+    /// cluster's with [`Broker::restore_retained_from_cluster`]).
+    fn keeps_retained(&self) -> bool {
+        false
+    }
+
     /// Whether persistent sessions live in the cluster: then a CONNECT
     /// asks [`PeerLink::claim_session`] first, and a session taken over by
     /// another node ends here.
@@ -648,6 +655,14 @@ impl Broker {
         }
     }
 
+    /// Puts back a retained message the cluster kept (set at `set_at`, Unix
+    /// ms), when this node starts; routed to nobody.
+    pub fn restore_retained_from_cluster(&self, message: message::Message, set_at: i64) {
+        self.shared
+            .router
+            .restore_retained(Arc::new(message), set_at);
+    }
+
     /// Every persistent session on this node as the cluster keeps it.
     pub fn persistent_sessions(&self) -> Vec<cluster::SessionRecord> {
         self.shared
@@ -830,6 +845,11 @@ impl Shared {
     /// Whether persistent sessions live in the cluster rather than here.
     fn keeps_sessions_in_cluster(&self) -> bool {
         self.peer_link.get().is_some_and(|l| l.keeps_sessions())
+    }
+
+    /// Whether retained messages live in the cluster rather than here.
+    pub(crate) fn keeps_retained_in_cluster(&self) -> bool {
+        self.peer_link.get().is_some_and(|l| l.keeps_retained())
     }
 
     /// Disconnects the client of `session` if its queue is still full: the

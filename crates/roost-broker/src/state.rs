@@ -45,9 +45,13 @@ impl Shared {
         let now = Instant::now();
         let wall = SystemTime::now();
         let mut counts = StateCounts::default();
-        for (message, set_at) in loaded.retained {
-            self.router.restore_retained(Arc::new(message), set_at);
-            counts.retained += 1;
+        // A cluster node has the cluster's retained messages, which may
+        // have changed while it was down.
+        if !self.keeps_retained_in_cluster() {
+            for (message, set_at) in loaded.retained {
+                self.router.restore_retained(Arc::new(message), set_at);
+                counts.retained += 1;
+            }
         }
         for loaded in loaded.sessions {
             let session = self.sessions.restore(&loaded.client_id, loaded.id);

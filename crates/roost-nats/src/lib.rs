@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod envelope;
+mod retained;
 mod stored;
 
 pub use envelope::{decode, encode, EnvelopeError};
@@ -150,11 +151,18 @@ pub struct LinkCounters {
     /// Rule runs whose acknowledgement JetStream did not take (the message
     /// may be run again on another node).
     pub rules_ack_failures: AtomicU64,
+    /// Retained messages (and deletions) written to the cluster's bucket.
+    pub retained_writes: AtomicU64,
+    /// Retained changes not written to the bucket (it failed, or its queue
+    /// was full): a node started later misses them.
+    pub retained_write_failures: AtomicU64,
+    /// Retained messages read from the bucket when the node started.
+    pub retained_loaded: AtomicU64,
 }
 
 impl LinkCounters {
     /// Each counter with its name and description, for exporters.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 18] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 21] {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -199,6 +207,9 @@ impl LinkCounters {
             ("replayed", "messages replayed from the stream to taken-over sessions", load(&self.replayed)),
             ("rules_ack_failures", "rule runs of stored messages whose acknowledgement JetStream did not take (may run again elsewhere)", load(&self.rules_ack_failures)),
             ("replay_failures", "replays of taken-over sessions that failed (the record keeps its place)", load(&self.replay_failures)),
+            ("retained_writes", "retained messages (and deletions) written to the cluster's KV bucket", load(&self.retained_writes)),
+            ("retained_write_failures", "retained changes not written to the cluster's KV bucket (a node started later misses them)", load(&self.retained_write_failures)),
+            ("retained_loaded", "retained messages read from the cluster's KV bucket when the node started", load(&self.retained_loaded)),
         ]
     }
 }
@@ -241,6 +252,8 @@ const CONNECTED: &str = "connected";
 /// The broker's side of the link: queues what the node accepted.
 pub struct NatsLink {
     queue: mpsc::Sender<Outgoing>,
+    /// Retained changes for the cluster's bucket (crate::retained).
+    retained: mpsc::Sender<retained::Change>,
     counters: Arc<LinkCounters>,
     stored: Arc<Stored>,
     broker: Broker,
@@ -259,15 +272,41 @@ impl NatsLink {
     }
 }
 
+impl NatsLink {
+    fn keep_retained(&self, message: &Arc<Message>, stored: Option<Arc<Confirmation>>) {
+        let change = retained::Change {
+            message: message.clone(),
+            set_at: stored::unix_now_ms(),
+            stored,
+        };
+        if self.retained.try_send(change).is_err() {
+            self.counters
+                .retained_write_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(topic = %message.topic, "a retained message was not written to the cluster's bucket: its queue was full");
+        }
+    }
+}
+
 impl PeerLink for NatsLink {
     fn forward(&self, message: &Arc<Message>) -> Forwarded {
         if message.qos == roost_mqtt::QoS::AtMostOnce {
             self.queue(Outgoing::Message(message.clone()));
+            if message.retain {
+                self.keep_retained(message, None);
+            }
             return Forwarded::Sent;
         }
         let confirmation = Confirmation::new();
         self.queue(Outgoing::Stored(message.clone(), confirmation.clone()));
+        if message.retain {
+            self.keep_retained(message, Some(confirmation.clone()));
+        }
         Forwarded::Storing(confirmation)
+    }
+
+    fn keeps_retained(&self) -> bool {
+        true
     }
 
     fn client_connected(&self, client_id: &str, at: i64) {
@@ -402,9 +441,16 @@ pub async fn join(
         .flush()
         .await
         .map_err(|e| JoinError::Flush(e.to_string()))?;
+    // Before any client: what the cluster retains, as it is now.
+    let loaded = retained::load(&stored.retained, &space, broker).await?;
+    counters
+        .retained_loaded
+        .fetch_add(loaded, Ordering::Relaxed);
     let (queue, outbox) = mpsc::channel(config.queue_capacity.max(1));
+    let (retained_changes, retained_queue) = mpsc::channel(retained::QUEUE_CAPACITY);
     broker.set_peer_link(Arc::new(NatsLink {
         queue,
+        retained: retained_changes,
         counters: counters.clone(),
         stored: stored.clone(),
         broker: broker.clone(),
@@ -441,6 +487,12 @@ pub async fn join(
             let (broker, stored) = (broker.clone(), stored.clone());
             move || stored.clone().run_rules(broker.clone())
         },
+    ));
+    tasks.spawn(retained::write(
+        stored.retained.clone(),
+        retained_queue,
+        counters.clone(),
+        shutdown.clone(),
     ));
     tasks.spawn(stored.clone().watch_jetstream(shutdown.clone()));
     tasks.spawn(

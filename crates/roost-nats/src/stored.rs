@@ -74,6 +74,8 @@ pub(crate) struct Stored {
     pub js: jetstream::Context,
     pub stream_name: String,
     pub sessions: kv::Store,
+    /// Retained messages, one key per topic (crate::retained).
+    pub retained: kv::Store,
     pub space: SubjectSpace,
     pub node_id: String,
     /// The highest stream sequence this node has routed (its reading of the
@@ -268,27 +270,14 @@ impl Stored {
             .state
             .last_sequence;
         let bucket = space.resource_name("sessions");
-        let sessions = match js.get_key_value(&bucket).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    history: 1,
-                    storage: stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| StoreError::Bucket {
-                    name: bucket.clone(),
-                    why: e.to_string(),
-                })?,
-        };
+        let sessions = self::bucket(&js, &bucket, replicas).await?;
+        let retained = crate::retained::open(&js, space, replicas).await?;
         tracing::info!(stream = %stream_name, %bucket, replicas, "JetStream ready");
         Ok(Self {
             js,
             stream_name,
             sessions,
+            retained,
             space: stored,
             node_id: node_id.to_string(),
             received_through: AtomicU64::new(last),
@@ -870,6 +859,30 @@ impl Stored {
 
 /// Runs `task` every `period` (delayed, never bunched up) until
 /// `shutdown` turns true.
+/// Finds or creates a KV bucket (file storage, the latest value only).
+pub(crate) async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    replicas: usize,
+) -> Result<kv::Store, StoreError> {
+    match js.get_key_value(name).await {
+        Ok(store) => Ok(store),
+        Err(_) => js
+            .create_key_value(kv::Config {
+                bucket: name.to_string(),
+                history: 1,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| StoreError::Bucket {
+                name: name.to_string(),
+                why: e.to_string(),
+            }),
+    }
+}
+
 async fn every<F: std::future::Future<Output = ()>>(
     period: Duration,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,

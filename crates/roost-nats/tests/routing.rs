@@ -275,3 +275,68 @@ async fn the_later_of_two_connections_with_one_client_id_on_two_nodes_wins() {
     bystander.publish_acked("t", b"me too").await;
     assert_eq!(node2.metrics().takeovers, 0);
 }
+
+/// Retained messages live in the cluster's bucket: a node that joins later
+/// starts with those set before, not those deleted, and with what is left
+/// of their expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_later_has_the_clusters_retained_messages() {
+    let Some(cluster) = TwoNodes::start().await else {
+        return;
+    };
+    let (node1, link1) = (&cluster.node1, &cluster.link1);
+    let device = node1.device("setter").await;
+    let mut setter = Client::connected(node1, &device, ProtocolVersion::V5, "setter").await;
+    let changes = [
+        ("config/a", "A", QoS::AtMostOnce, None),
+        ("config/b", "B", QoS::AtLeastOnce, None),
+        ("config/c", "C", QoS::AtLeastOnce, Some(3600)),
+        ("config/gone", "G", QoS::AtLeastOnce, None),
+        ("config/gone", "", QoS::AtLeastOnce, None),
+    ];
+    for (topic, payload, qos, expiry) in changes {
+        let mut publish = setter.publish_packet(topic, payload.as_bytes(), qos);
+        publish.retain = true;
+        publish.properties.message_expiry_interval = expiry;
+        setter
+            .send(&roost_testkit::mqtt::Packet::Publish(publish))
+            .await;
+        if qos == QoS::AtLeastOnce {
+            setter.recv().await; // its PUBACK
+        }
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(
+        eventually(|| link1.counters().retained_writes.load(Relaxed) == 5).await,
+        "node 1 wrote {} of its 5 retained changes",
+        link1.counters().retained_writes.load(Relaxed)
+    );
+
+    let node3 = Gateway::start().await;
+    let (_stop3, stop3) = watch::channel(false);
+    let link3 = join(node3.broker(), &cluster._nats.url, "node3", &stop3).await;
+    assert_eq!(link3.counters().retained_loaded.load(Relaxed), 3);
+    let held: Vec<_> = node3
+        .broker()
+        .retained_messages()
+        .into_iter()
+        .map(|(m, _)| (m.topic.clone(), m.payload.clone(), m.expires_at.is_some()))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("config/a".into(), "A".into(), false),
+            ("config/b".into(), "B".into(), false),
+            ("config/c".into(), "C".into(), true),
+        ]
+    );
+    // A device of node 3 subscribing gets it, flagged retained.
+    let reader = node3.device("reader").await;
+    let mut late = Client::connected(&node3, &reader, ProtocolVersion::V5, "reader").await;
+    late.subscribe("config/b", QoS::AtMostOnce).await;
+    let got = late.recv_publish().await;
+    assert_eq!(
+        (got.topic.as_str(), got.retain, &got.payload[..]),
+        ("config/b", true, &b"B"[..])
+    );
+}
