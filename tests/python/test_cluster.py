@@ -200,16 +200,68 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
-def shared_registry_nodes(roost_factory, nats_server, tmp_path):
-    """Two nodes on one database and one CA (devices trust one root)."""
+def shared_registry_nodes(roost_factory, nats_server, tmp_path, n=2):
+    """Nodes on one database and one CA (devices trust one root)."""
     node1 = roost_factory("--nats-url", nats_server.url, "--node-id", "node1", name="node1")
-    node2_dir = tmp_path / "node2"
-    node2_dir.mkdir()
-    for name in ("ca.key", "root-ca.pem"):
-        shutil.copy2(node1.data_dir / name, node2_dir / name)
-    conftest._databases[str(node2_dir)] = conftest.postgres_url_for(node1.data_dir)
-    node2 = roost_factory("--nats-url", nats_server.url, "--node-id", "node2", name="node2")
-    return node1, node2
+    others = []
+    for i in range(2, n + 1):
+        node_dir = tmp_path / f"node{i}"
+        node_dir.mkdir()
+        for name in ("ca.key", "root-ca.pem"):
+            shutil.copy2(node1.data_dir / name, node_dir / name)
+        conftest._databases[str(node_dir)] = conftest.postgres_url_for(node1.data_dir)
+        others.append(roost_factory("--nats-url", nats_server.url, "--node-id", f"node{i}", name=f"node{i}"))
+    return (node1, *others)
+
+
+@needs_postgres
+def test_the_connections_of_a_killed_node_get_their_will_and_disconnected_event_from_another(
+    roost_factory, nats_server, tmp_path
+):
+    """kill -9 the node two devices are connected to: one of the surviving
+    nodes (exactly one) publishes the disconnected lifecycle event of each
+    (CONNECTION_LOST) and the will of the one that has a will; a device
+    that disconnected cleanly before gets neither."""
+    import paho.mqtt.client as mqtt
+
+    node1, node2, node3 = shared_registry_nodes(roost_factory, nats_server, tmp_path, n=3)
+    watcher = make_device(node1, tmp_path / "w", "watcher")
+    canary = make_device(node1, tmp_path / "c", "canary")
+    quiet = make_device(node1, tmp_path / "q", "quiet")
+    watching, inbox, _ = connect_with_inbox(watcher, node1.mqtt_port, "watcher")
+    assert subscribe_wait(watching, "status/#", qos=1) == [1]
+    assert subscribe_wait(watching, "$aws/events/presence/disconnected/#", qos=1) == [1]
+
+    with_will = canary.paho("canary", protocol=mqtt.MQTTv5)
+    with_will.will_set("status/canary", b"offline", qos=1, retain=False)
+    assert not paho_connect(with_will, node2.mqtt_port)["rc"].is_failure
+    without_will, _, _ = connect_with_inbox(quiet, node2.mqtt_port, "quiet")
+    gone_cleanly = canary.paho("canary-clean", protocol=mqtt.MQTTv5)
+    gone_cleanly.will_set("status/canary-clean", b"offline", qos=1)
+    assert not paho_connect(gone_cleanly, node2.mqtt_port)["rc"].is_failure
+    gone_cleanly.disconnect()
+    # The clean one's disconnection arrives from node 2 itself.
+    topic, payload, _, _ = inbox.get(timeout=10)
+    assert topic == "$aws/events/presence/disconnected/canary-clean", topic
+    assert json.loads(payload)["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+
+    node2.kill()
+    seen = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(seen) < 3:
+        for topic, payload, _, _ in inbox.take(1, timeout=1):
+            seen.setdefault(topic, []).append(payload)
+    assert seen.get("status/canary") == [b"offline"], seen
+    for client in ("canary", "quiet"):
+        events = seen.get(f"$aws/events/presence/disconnected/{client}")
+        assert events and len(events) == 1, seen
+        event = json.loads(events[0])
+        assert (event["disconnectReason"], event["clientInitiatedDisconnect"]) == ("CONNECTION_LOST", False), event
+    # Nothing more: not from the other surviving node, not for the clean one.
+    assert inbox.empty_for(3), inbox.take(5, timeout=0.1)
+    ended = node1.metric("roost_cluster_lost_connections_ended_total") + node3.metric("roost_cluster_lost_connections_ended_total")
+    assert ended == 2
+    close(watching, with_will, without_will, gone_cleanly)
 
 
 @needs_postgres
@@ -233,7 +285,7 @@ def test_nodes_sharing_one_registry_serve_a_device_on_either(roost_factory, nats
 def test_a_change_made_through_one_node_is_enforced_on_the_others(roost_factory, nats_server, tmp_path):
     import paho.mqtt.client as mqtt
 
-    node1, node2 = shared_registry_nodes(roost_factory, nats_server, tmp_path)
+    node1, node2, node3 = shared_registry_nodes(roost_factory, nats_server, tmp_path, n=3)
     device = make_device(node1, tmp_path, "sensor")
     client, _, result = connect_with_inbox(device, node1.mqtt_port, "sensor", protocol=mqtt.MQTTv5)
     acks = []
@@ -248,9 +300,10 @@ def test_a_change_made_through_one_node_is_enforced_on_the_others(roost_factory,
     iot2 = node2.boto()
     iot2.detach_policy(policyName="policy-sensor", target=device.cert_arn)
     assert wait_until(lambda: publish() == 0x87, timeout=5)
-    # The certificate revoked through node 2: node 1 closes its connection.
-    iot2.update_certificate(certificateId=device.cert_id, newStatus="REVOKED")
-    assert wait_until(lambda: "disconnected" in result, timeout=5)
+    # The certificate revoked through node 3: node 1 closes its connection
+    # within a second of the API's answer (the database announces the change).
+    node3.boto().update_certificate(certificateId=device.cert_id, newStatus="REVOKED")
+    assert wait_until(lambda: "disconnected" in result, timeout=1.0)
     assert node1.metric("roost_gateway_kicked_certificate_total") == 1
     close(client)
 

@@ -230,3 +230,99 @@ mod tests {
         assert!(record.expired(11_000));
     }
 }
+
+/// A live connection as the cluster keeps it, so that if this node dies
+/// another ends it as this node would have: the disconnected lifecycle
+/// event, and the will.
+#[derive(Clone, Debug)]
+pub struct ConnectionRecord {
+    pub client_id: String,
+    /// This node's id for the connection (a later connection of the same
+    /// client on this node has another).
+    pub conn_id: u64,
+    pub session_identifier: String,
+    /// The certificate id the connection authenticated with.
+    pub principal: String,
+    /// The device's address, for `aws:SourceIp` when the will is authorized.
+    pub source_ip: Option<std::net::IpAddr>,
+    /// The will as it would be published (no expiry instant yet: its
+    /// properties hold the interval), and its delay (MQTT 5 Will Delay,
+    /// bounded by the session's expiry).
+    pub will: Option<(crate::Message, std::time::Duration)>,
+}
+
+/// The connection `conn_id` of `client_id` ended here, its will sent or
+/// discarded: the cluster forgets it.
+pub(crate) fn connection_closed(shared: &crate::Shared, client_id: &str, conn_id: u64) {
+    if let Some(link) = shared.peer_link.get() {
+        link.connection_closed(client_id, conn_id);
+    }
+}
+
+impl crate::Broker {
+    /// Ends, on this node, a connection whose node is gone: the
+    /// disconnected lifecycle event (CONNECTION_LOST), as its node would
+    /// have published it.
+    pub fn announce_lost_connection(&self, record: &ConnectionRecord) {
+        if crate::events::publishable(&record.client_id) {
+            let (topic, body) = crate::events::disconnected(
+                &record.client_id,
+                &record.session_identifier,
+                &record.principal,
+                false,
+                "CONNECTION_LOST",
+                0,
+            );
+            self.publish(crate::Message::new(topic, body, QoS::AtLeastOnce));
+        }
+    }
+
+    /// Publishes the will of a connection whose node is gone, authorized as
+    /// its node would have authorized it when sending it: the certificate
+    /// still ACTIVE and the policies as they are now allowing it. Returns
+    /// whether it went out.
+    pub async fn send_lost_will(&self, record: &ConnectionRecord) -> bool {
+        let Some((will, _)) = &record.will else {
+            return false;
+        };
+        let registry = self.shared.registry.clone();
+        let context = match registry.describe_certificate(&record.principal).await {
+            Ok(certificate) => match roost_registry::pki::parse_pem(&certificate.pem) {
+                Ok(parsed) => roost_registry::pki::policy_context(&parsed),
+                Err(e) => return self.lost_will_refused(record, &e.to_string()),
+            },
+            Err(e) => return self.lost_will_refused(record, &e.to_string()),
+        };
+        let authz = crate::authz::ConnectionAuthz::new(
+            registry,
+            context,
+            Some(&record.client_id),
+            record.source_ip,
+            self.shared.metrics.clone(),
+        )
+        .await;
+        match authz {
+            Ok(authz)
+                if authz.publish(&will.topic, will.retain) == roost_policy::Decision::Allowed => {}
+            Ok(_) => {
+                return self.lost_will_refused(record, "the policies no longer allow publishing it")
+            }
+            Err(e) => return self.lost_will_refused(record, &e.to_string()),
+        }
+        let mut message = will.clone();
+        message.expires_at = message.properties.message_expiry_interval.map(|secs| {
+            std::time::Instant::now() + std::time::Duration::from_secs(u64::from(secs))
+        });
+        self.publish(message);
+        true
+    }
+
+    fn lost_will_refused(&self, record: &ConnectionRecord, why: &str) -> bool {
+        self.shared
+            .metrics
+            .wills_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(client_id = %record.client_id, reason = %why, "will of a connection whose node is gone not sent");
+        false
+    }
+}

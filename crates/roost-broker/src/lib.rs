@@ -346,6 +346,16 @@ pub trait PeerLink: Send + Sync {
     /// ([`Broker::take_over_from_peer`]).
     fn client_connected(&self, client_id: &str, at: i64);
 
+    /// A client connected here (its CONNACK sent): the cluster keeps the
+    /// connection, so that if this node dies another ends it as this one
+    /// would ([`Broker::announce_lost_connection`],
+    /// [`Broker::send_lost_will`]).
+    fn connection_opened(&self, _record: &cluster::ConnectionRecord) {}
+
+    /// The connection `conn_id` of `client_id` ended here, its will sent or
+    /// discarded.
+    fn connection_closed(&self, _client_id: &str, _conn_id: u64) {}
+
     /// Whether retained messages live in the cluster: then the gateway
     /// state's own are not restored at start (the link puts back the
     /// cluster's with [`Broker::restore_retained_from_cluster`]).

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod envelope;
+mod lost;
 mod retained;
 mod stored;
 
@@ -158,11 +159,17 @@ pub struct LinkCounters {
     pub retained_write_failures: AtomicU64,
     /// Retained messages read from the bucket when the node started.
     pub retained_loaded: AtomicU64,
+    /// Connection records not written or removed (if the node dies, those
+    /// connections' wills and disconnections are not sent, or are sent
+    /// although they ended).
+    pub connection_record_failures: AtomicU64,
+    /// Connections of gone nodes this node ended (lifecycle event, will).
+    pub lost_connections_ended: AtomicU64,
 }
 
 impl LinkCounters {
     /// Each counter with its name and description, for exporters.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 21] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 23] {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (
@@ -210,6 +217,8 @@ impl LinkCounters {
             ("retained_writes", "retained messages (and deletions) written to the cluster's KV bucket", load(&self.retained_writes)),
             ("retained_write_failures", "retained changes not written to the cluster's KV bucket (a node started later misses them)", load(&self.retained_write_failures)),
             ("retained_loaded", "retained messages read from the cluster's KV bucket when the node started", load(&self.retained_loaded)),
+            ("connection_record_failures", "connection records not written to or removed from the cluster's KV bucket", load(&self.connection_record_failures)),
+            ("lost_connections_ended", "connections of gone nodes this node ended (disconnected event, will)", load(&self.lost_connections_ended)),
         ]
     }
 }
@@ -254,6 +263,8 @@ pub struct NatsLink {
     queue: mpsc::Sender<Outgoing>,
     /// Retained changes for the cluster's bucket (crate::retained).
     retained: mpsc::Sender<retained::Change>,
+    /// Connections opened and closed here (crate::lost).
+    connections: mpsc::Sender<lost::Change>,
     counters: Arc<LinkCounters>,
     stored: Arc<Stored>,
     broker: Broker,
@@ -273,6 +284,14 @@ impl NatsLink {
 }
 
 impl NatsLink {
+    fn keep_connection(&self, change: lost::Change) {
+        if self.connections.try_send(change).is_err() {
+            self.counters
+                .connection_record_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn keep_retained(&self, message: &Arc<Message>, stored: Option<Arc<Confirmation>>) {
         let change = retained::Change {
             message: message.clone(),
@@ -307,6 +326,14 @@ impl PeerLink for NatsLink {
 
     fn keeps_retained(&self) -> bool {
         true
+    }
+
+    fn connection_opened(&self, record: &roost_broker::cluster::ConnectionRecord) {
+        self.keep_connection(lost::Change::Opened(Box::new(record.clone())));
+    }
+
+    fn connection_closed(&self, client_id: &str, conn_id: u64) {
+        self.keep_connection(lost::Change::Closed(client_id.to_string(), conn_id));
     }
 
     fn client_connected(&self, client_id: &str, at: i64) {
@@ -448,9 +475,11 @@ pub async fn join(
         .fetch_add(loaded, Ordering::Relaxed);
     let (queue, outbox) = mpsc::channel(config.queue_capacity.max(1));
     let (retained_changes, retained_queue) = mpsc::channel(retained::QUEUE_CAPACITY);
+    let (connection_changes, connection_queue) = mpsc::channel(lost::QUEUE_CAPACITY);
     broker.set_peer_link(Arc::new(NatsLink {
         queue,
         retained: retained_changes,
+        connections: connection_changes,
         counters: counters.clone(),
         stored: stored.clone(),
         broker: broker.clone(),
@@ -493,6 +522,20 @@ pub async fn join(
         retained_queue,
         counters.clone(),
         shutdown.clone(),
+    ));
+    tasks.spawn(lost::write(
+        stored.clone(),
+        connection_queue,
+        counters.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(again_until_stopped(
+        "ending the connections of gone nodes",
+        shutdown.clone(),
+        {
+            let (broker, stored, shutdown) = (broker.clone(), stored.clone(), shutdown.clone());
+            move || lost::end_gone(stored.clone(), broker.clone(), shutdown.clone())
+        },
     ));
     tasks.spawn(stored.clone().watch_jetstream(shutdown.clone()));
     tasks.spawn(

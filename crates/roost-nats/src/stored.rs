@@ -83,8 +83,12 @@ pub(crate) struct Stored {
     pub received_through: AtomicU64,
     /// Message ids: the node, then a counter.
     next_id: AtomicU64,
-    /// When JetStream last stored this node's heartbeat (for `/readyz`).
-    answered_at: Mutex<Instant>,
+    /// This run of the node (a fresh id at each start), which its
+    /// heartbeat carries and its connection records name (crate::lost).
+    pub run: String,
+    /// When JetStream last stored this node's heartbeat (for `/readyz`),
+    /// and since when it has without a gap.
+    answered: Mutex<Answered>,
     owned: Mutex<HashMap<String, Owned>>,
     pub counters: Arc<LinkCounters>,
 }
@@ -282,7 +286,11 @@ impl Stored {
             node_id: node_id.to_string(),
             received_through: AtomicU64::new(last),
             next_id: AtomicU64::new(0),
-            answered_at: Mutex::new(Instant::now()),
+            run: uuid::Uuid::new_v4().simple().to_string(),
+            answered: Mutex::new(Answered {
+                last: Instant::now(),
+                since: None,
+            }),
             owned: Mutex::new(HashMap::new()),
             counters,
         })
@@ -471,26 +479,35 @@ impl Stored {
     ) {
         let key = format!("node.{}", roost_cluster::key(&self.node_id));
         every(Duration::from_secs(1), &mut shutdown, || async {
-            let beat = Bytes::from(unix_now_ms().to_string());
+            let beat = Bytes::from(self.run.clone());
             let written =
                 tokio::time::timeout(Duration::from_secs(2), self.sessions.put(&key, beat));
             if let Ok(Ok(_)) = written.await {
-                *self.answered_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                self.answers().stored(Instant::now());
             }
         })
         .await;
     }
 
+    fn answers(&self) -> std::sync::MutexGuard<'_, Answered> {
+        self.answered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Ok while JetStream stored a heartbeat in the last [`ANSWER_LIMIT`].
     pub fn answering(&self) -> Result<(), String> {
-        let at = *self.answered_at.lock().unwrap_or_else(|e| e.into_inner());
-        match at.elapsed() {
+        match self.answers().last.elapsed() {
             quiet if quiet <= ANSWER_LIMIT => Ok(()),
             quiet => Err(format!(
                 "JetStream has not answered for {} s (has the NATS cluster lost its quorum?)",
                 quiet.as_secs()
             )),
         }
+    }
+
+    /// How long JetStream has stored every heartbeat (none missed for
+    /// [`ANSWER_LIMIT`]); `None` while it does not.
+    pub fn answering_for(&self) -> Option<Duration> {
+        self.answers().answering_for(Instant::now())
     }
 
     async fn stream(&self) -> Result<stream::Stream, String> {
@@ -859,6 +876,30 @@ impl Stored {
 
 /// Runs `task` every `period` (delayed, never bunched up) until
 /// `shutdown` turns true.
+/// When the node's heartbeats were stored.
+struct Answered {
+    last: Instant,
+    /// The first of the heartbeats stored since the last gap.
+    since: Option<Instant>,
+}
+
+impl Answered {
+    fn stored(&mut self, now: Instant) {
+        if now.duration_since(self.last) > ANSWER_LIMIT {
+            self.since = None;
+        }
+        self.since.get_or_insert(now);
+        self.last = now;
+    }
+
+    fn answering_for(&self, now: Instant) -> Option<Duration> {
+        if now.duration_since(self.last) > ANSWER_LIMIT {
+            return None;
+        }
+        self.since.map(|since| now.duration_since(since))
+    }
+}
+
 /// Finds or creates a KV bucket (file storage, the latest value only).
 pub(crate) async fn bucket(
     js: &jetstream::Context,

@@ -4,6 +4,30 @@
 
 use super::*;
 
+/// The message a will becomes: published as its client, under its
+/// certificate (the expiry instant is set when it is sent).
+pub(crate) fn will_message(will: Will, client_id: &str, principal: &str) -> Message {
+    Message {
+        topic: will.topic,
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain,
+        properties: PublishProperties {
+            payload_format_indicator: will.properties.payload_format_indicator,
+            message_expiry_interval: will.properties.message_expiry_interval,
+            content_type: will.properties.content_type,
+            response_topic: will.properties.response_topic,
+            correlation_data: will.properties.correlation_data,
+            user_properties: will.properties.user_properties,
+            ..Default::default()
+        },
+        publisher: Some(client_id.to_string()),
+        principal: Some(principal.to_string()),
+        expires_at: None,
+        stored_seq: 0,
+    }
+}
+
 /// Whether a will may go out now: the certificate still ACTIVE and
 /// iot:Publish (and iot:RetainPublish) on its topic allowed by the policies
 /// as they are now. A refusal is counted and logged.
@@ -92,28 +116,12 @@ where
         }
         if close.sends_will() {
             if let Some(will) = self.will.take() {
-                let message = Message {
-                    topic: will.topic,
-                    payload: will.payload,
-                    qos: will.qos,
-                    retain: will.retain,
-                    properties: PublishProperties {
-                        payload_format_indicator: will.properties.payload_format_indicator,
-                        message_expiry_interval: will.properties.message_expiry_interval,
-                        content_type: will.properties.content_type,
-                        response_topic: will.properties.response_topic,
-                        correlation_data: will.properties.correlation_data,
-                        user_properties: will.properties.user_properties,
-                        ..Default::default()
-                    },
-                    publisher: Some(self.client_id.clone()),
-                    principal: Some(self.authz.certificate_id().to_string()),
-                    expires_at: will
-                        .properties
-                        .message_expiry_interval
-                        .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
-                    stored_seq: 0,
-                };
+                let mut message =
+                    will_message(will.clone(), &self.client_id, self.authz.certificate_id());
+                message.expires_at = will
+                    .properties
+                    .message_expiry_interval
+                    .map(|s| Instant::now() + Duration::from_secs(u64::from(s)));
                 // MQTT 5 Will Delay: the will goes out when the delay passes
                 // or the session ends, whichever is first (spec 3.1.3.2.2),
                 // unless the client is back before.
@@ -133,6 +141,7 @@ where
                     let broker = self.broker.clone();
                     let session = self.session.clone();
                     let mut authz = self.authz.clone();
+                    let (client_id, conn_id) = (self.client_id.clone(), self.live.conn_id);
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         if session.lock().owner.is_none()
@@ -140,10 +149,19 @@ where
                         {
                             broker.publish(message);
                         }
+                        // Until now the cluster's record kept the will.
+                        crate::cluster::connection_closed(&broker.shared, &client_id, conn_id);
                     });
+                    return self.closed(close);
                 }
             }
         }
+        crate::cluster::connection_closed(&shared, &self.client_id, self.live.conn_id);
+        self.closed(close);
+    }
+
+    /// The lifecycle event and the logs of a connection that ended.
+    fn closed(self, close: Close) {
         if events::publishable(&self.client_id) {
             let client_initiated = matches!(close, Close::ClientDisconnect { .. });
             let (topic, body) = events::disconnected(

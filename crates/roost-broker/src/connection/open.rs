@@ -285,6 +285,10 @@ where
         event_level,
     };
     conn.lifecycle_connected();
+    // Where the cluster keeps live connections, this one is kept there.
+    if let Some(link) = shared.peer_link.get() {
+        link.connection_opened(&conn.cluster_record());
+    }
     conn.log_event(
         roost_eventlog::EventType::Connect,
         roost_eventlog::Status::Success,
@@ -299,6 +303,28 @@ where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
+    /// The connection as the cluster keeps it ([`crate::cluster::ConnectionRecord`]).
+    fn cluster_record(&self) -> crate::cluster::ConnectionRecord {
+        let principal = self.authz.certificate_id();
+        let will = self.will.as_ref().map(|will| {
+            let delay =
+                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)))
+                    .min(self.session.lock().expiry);
+            (
+                super::close::will_message(will.clone(), &self.client_id, principal),
+                delay,
+            )
+        });
+        crate::cluster::ConnectionRecord {
+            client_id: self.client_id.clone(),
+            conn_id: self.live.conn_id,
+            session_identifier: self.session_identifier.clone(),
+            principal: principal.to_string(),
+            source_ip: Some(self.peer.ip()),
+            will,
+        }
+    }
+
     pub(super) fn lifecycle_connected(&self) {
         if events::publishable(&self.client_id) {
             let (topic, body) = events::connected(
