@@ -134,19 +134,20 @@ impl Default for HttpLimits {
 /// the server is stopping.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves the control plane on an already bound listener until `shutdown`:
+/// Serves `app` (the control plane's [`router`], and what the binary adds
+/// to it: the web console) on an already bound listener until `shutdown`:
 /// at most `limits.max_connections` at once, every read with a deadline.
 /// Returns once its connections have ended.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: ApiState,
+    app: axum::Router,
     limits: HttpLimits,
     stats: Arc<roost_listener::ListenerStats>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let config = roost_listener::ListenerConfig::new("api", limits.max_connections);
     let body_timeout = limits.body_timeout;
-    let app = router(state).layer(axum::middleware::from_fn(
+    let app = app.layer(axum::middleware::from_fn(
         move |req: Request<Body>, next: axum::middleware::Next| async move {
             with_body_deadline(req, next, body_timeout).await
         },
@@ -402,6 +403,48 @@ async fn handle(state: ApiState, request: Request<Body>) -> Response {
             e.into_response_with_id(&request_id)
         }
     }
+}
+
+/// Runs a control-plane operation (`GET /things`, `POST /things/{name}`,
+/// ...) for a caller who authenticated by other means (the web console's
+/// session): the same routes and code a signed request reaches, so the
+/// console has no logic the API does not have. `path` and `query` are
+/// given as a client sends them (percent-encoded).
+pub async fn call(
+    state: &ApiState,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, ApiError> {
+    let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    let mut headers = axum::http::HeaderMap::new();
+    if !body.is_empty() {
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let req = ApiRequest::new(
+        method.to_string(),
+        path.to_string(),
+        query.to_string(),
+        headers,
+        body,
+    )?;
+    routes::dispatch(state, &req).await
+}
+
+/// The secret access key of `access_key_id`, for a sign-in with the
+/// credentials the API accepts (the console's); `None` for an unknown key
+/// or a store that did not answer.
+pub async fn access_key_secret(state: &ApiState, access_key_id: &str) -> Option<String> {
+    state
+        .registry()
+        .access_key_secret(access_key_id)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// AWS REST JSON timestamps: epoch seconds as a JSON number, with millis.

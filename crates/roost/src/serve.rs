@@ -333,9 +333,11 @@ pub async fn run_until(
             }),
         },
     );
+    // The web console shares the API's port and its operations.
+    let app = roost_api::router(state.clone()).merge(roost_console::router(state));
     let api_task = tokio::spawn(roost_api::serve(
         api,
-        state,
+        app,
         api_limits,
         listeners.api.clone(),
         stop.clone(),
