@@ -39,6 +39,18 @@ def browser():
     driver.quit()
 
 
+def heading_becomes(driver, text, timeout=10):
+    """Waits for the page a click led to: its h1 reads `text`."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
+        lambda d: d.find_element(By.TAG_NAME, "h1").text == text
+    )
+    return True
+
+
 def shot(driver, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -64,8 +76,8 @@ def test_an_operator_signs_in_creates_a_thing_sees_it_and_signs_out(roost, brows
     shot(browser, "sign-in")
 
     sign_in(browser, roost)
+    assert heading_becomes(browser, "Things")
     assert browser.current_url.endswith("/console/things"), browser.current_url
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Things"
 
     # A thing made through the API is listed; one made here is created through the API.
     make_device(roost, tmp_path, "canary-tenant-a")
@@ -73,7 +85,7 @@ def test_an_operator_signs_in_creates_a_thing_sees_it_and_signs_out(roost, brows
     assert browser.find_element(By.LINK_TEXT, "canary-tenant-a")
     browser.find_element(By.ID, "thing_name").send_keys("door-sensor")
     browser.find_element(By.CSS_SELECTOR, "form.inline button").click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "door-sensor"
+    assert heading_becomes(browser, "door-sensor")
     assert roost.boto().describe_thing(thingName="door-sensor")["thingName"] == "door-sensor"
 
     # A name the API refuses: its error, on the page, and nothing created.
@@ -88,7 +100,7 @@ def test_an_operator_signs_in_creates_a_thing_sees_it_and_signs_out(roost, brows
     # The device's page: its certificate and attributes.
     browser.get(f"{roost.api_url}/console/things")
     browser.find_element(By.LINK_TEXT, "canary-tenant-a").click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "canary-tenant-a"
+    assert heading_becomes(browser, "canary-tenant-a")
     principals = browser.find_element(By.CSS_SELECTOR, "ul.principals").text
     assert "cert/" in principals, principals
     shot(browser, "thing")
@@ -100,6 +112,7 @@ def test_an_operator_signs_in_creates_a_thing_sees_it_and_signs_out(roost, brows
     browser.set_window_size(1280, 900)
 
     browser.find_element(By.CSS_SELECTOR, "form.sign-out button").click()
+    assert heading_becomes(browser, "Sign in")
     assert browser.current_url.endswith("/console/sign-in")
     browser.get(f"{roost.api_url}/console/things")
     assert browser.current_url.endswith("/console/sign-in"), "signed out: the pages send to sign-in"
@@ -158,3 +171,55 @@ def session_cookies(base, key, secret):
         cookie="roost_console_login=t",
     )
     return headers.get_all("Set-Cookie") or []
+
+
+def test_a_device_connects_with_the_files_the_console_made_and_its_page_shows_it_connected(roost, browser, tmp_path):
+    """The AWS console's walk-through: a thing, a certificate with one click
+    (its files shown once), the policy attached; the device connects with
+    those files (paho) and its page says so, as GetThingConnectivityData
+    does."""
+    import paho.mqtt.client as mqtt
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from conftest import ALLOW_ALL
+    from mqtt_helpers import close, paho_connect, wait_until
+
+    iot = roost.boto()
+    iot.create_policy(policyName="canary-policy", policyDocument=ALLOW_ALL)
+    sign_in(browser, roost)
+    assert heading_becomes(browser, "Things")
+    browser.find_element(By.ID, "thing_name").send_keys("lobby-canary")
+    browser.find_element(By.CSS_SELECTOR, "form.inline button").click()
+    assert heading_becomes(browser, "lobby-canary")
+    assert "Not connected" in browser.find_element(By.CSS_SELECTOR, ".connectivity").text
+    Select(browser.find_element(By.ID, "policy_name")).select_by_visible_text("canary-policy")
+    browser.find_element(By.XPATH, "//button[text()='Create certificate']").click()
+    assert heading_becomes(browser, "Certificate created")
+    shot(browser, "certificate-created")
+    certificate = browser.find_element(By.ID, "certificate-pem").text
+    key = browser.find_element(By.ID, "private-key").text
+    assert certificate.startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY-----" in key
+
+    certfile, keyfile, cafile = tmp_path / "device.pem.crt", tmp_path / "private.pem.key", tmp_path / "root-ca.pem"
+    certfile.write_text(certificate + "\n")
+    keyfile.write_text(key + "\n")
+    keyfile.chmod(0o600)
+    with urllib.request.urlopen(f"{roost.api_url}/root-ca.pem", timeout=10) as resp:
+        cafile.write_bytes(resp.read())
+    principals = iot.list_thing_principals(thingName="lobby-canary")["principals"]
+    assert len(principals) == 1
+    assert [p["policyName"] for p in iot.list_attached_policies(target=principals[0])["policies"]] == ["canary-policy"]
+
+    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="lobby-canary", protocol=mqtt.MQTTv311)
+    device.tls_set(ca_certs=str(cafile), certfile=str(certfile), keyfile=str(keyfile))
+    assert not paho_connect(device, roost.mqtt_port)["rc"].is_failure
+    assert iot.get_thing_connectivity_data(thingName="lobby-canary")["connected"] is True
+
+    browser.get(f"{roost.api_url}/console/things/lobby-canary")
+    status = browser.find_element(By.CSS_SELECTOR, ".connectivity").text
+    assert status.startswith("Connected since") and "lobby-canary" in status, status
+    shot(browser, "thing-connected")
+    close(device)
+    assert wait_until(lambda: not iot.get_thing_connectivity_data(thingName="lobby-canary")["connected"])

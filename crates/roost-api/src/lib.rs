@@ -417,8 +417,28 @@ pub async fn call(
     query: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<serde_json::Value, ApiError> {
+    call_with_headers(state, method, path, query, &[], body).await
+}
+
+/// [`call`] with request headers some operations read their input from
+/// (AttachThingPrincipal's `x-amzn-principal`).
+pub async fn call_with_headers(
+    state: &ApiState,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(&'static str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, ApiError> {
     let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let mut headers = axum::http::HeaderMap::new();
+    let mut headers = headers
+        .iter()
+        .map(|(name, value)| {
+            HeaderValue::from_str(value)
+                .map(|value| (axum::http::HeaderName::from_static(name), value))
+                .map_err(|_| ApiError::invalid(format!("header {name} is not a valid value")))
+        })
+        .collect::<Result<axum::http::HeaderMap, _>>()?;
     if !body.is_empty() {
         headers.insert(
             axum::http::header::CONTENT_TYPE,

@@ -18,6 +18,9 @@ pub async fn dispatch(state: &ApiState, req: &ApiRequest) -> ApiResult<Value> {
         ("GET", ["things"]) => things::list_things(state, req).await,
         ("POST", ["things", name]) => things::create_thing(state, req, name).await,
         ("GET", ["things", name]) => things::describe_thing(state, name).await,
+        ("POST", ["things", name, "connectivity-data"]) => {
+            things::get_thing_connectivity_data(state, name).await
+        }
         ("PATCH", ["things", name]) => things::update_thing(state, req, name).await,
         ("DELETE", ["things", name]) => things::delete_thing(state, req, name).await,
         ("PUT", ["things", name, "principals"]) => {

@@ -665,6 +665,18 @@ impl Broker {
         }
     }
 
+    /// When the client connected to this node now with `client_id` took it
+    /// (Unix ms), if one is (GetThingConnectivityData). Walks the live
+    /// table: for the control plane, not for every message.
+    pub fn connected_since(&self, client_id: &str) -> Option<i64> {
+        self.shared
+            .live()
+            .values()
+            .filter(|c| c.client_id.as_deref() == Some(client_id))
+            .map(|c| c.client_id_at)
+            .max()
+    }
+
     /// Puts back a retained message the cluster kept (set at `set_at`, Unix
     /// ms), when this node starts; routed to nobody.
     pub fn restore_retained_from_cluster(&self, message: message::Message, set_at: i64) {

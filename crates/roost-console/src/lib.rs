@@ -54,6 +54,10 @@ pub fn router(api: ApiState) -> Router {
         .route("/console/sign-out", post(sign_out))
         .route("/console/things", get(things).post(create_thing))
         .route("/console/things/{name}", get(thing))
+        .route(
+            "/console/things/{name}/certificates",
+            post(create_certificate),
+        )
         .route("/console/assets/console.css", get(stylesheet))
         .with_state(console)
 }
@@ -353,13 +357,106 @@ async fn thing(
             return Ok(secured((status, page).into_response()));
         }
     };
-    let principals = roost_api::call(api, "GET", &format!("{base}/principals"), "", None)
-        .await
-        .unwrap_or_default();
-    let groups = roost_api::call(api, "GET", &format!("{base}/thing-groups"), "", None)
-        .await
-        .unwrap_or_default();
+    // What else the page shows; one the API refuses shows as empty.
+    let (principals, groups, connectivity, policies) = (
+        roost_api::call(api, "GET", &format!("{base}/principals"), "", None).await,
+        roost_api::call(api, "GET", &format!("{base}/thing-groups"), "", None).await,
+        roost_api::call(api, "POST", &format!("{base}/connectivity-data"), "", None).await,
+        roost_api::call(api, "GET", "/policies", "pageSize=250", None).await,
+    );
+    let view = pages::ThingView {
+        thing: &thing,
+        principals: &principals.unwrap_or_default(),
+        groups: &groups.unwrap_or_default(),
+        connectivity: &connectivity.unwrap_or_default(),
+        policies: &policies.unwrap_or_default(),
+    };
     Ok(secured(
-        pages::thing(&chrome(&session), &thing, &principals, &groups).into_response(),
+        pages::thing(&chrome(&session), &view).into_response(),
+    ))
+}
+
+#[derive(Deserialize)]
+struct NewCertificate {
+    csrf: String,
+    #[serde(default)]
+    policy_name: String,
+}
+
+/// One click, as in the AWS console: a new ACTIVE certificate and key
+/// (CreateKeysAndCertificate), attached to the thing
+/// (AttachThingPrincipal) and to a policy if one was picked (AttachPolicy),
+/// its files shown once.
+async fn create_certificate(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<NewCertificate>,
+) -> Result<Response, Refusal> {
+    let (_, session) = form_session(&console, &headers, &form.csrf)?;
+    let api = &console.api;
+    let failed = |what: &str, e: &roost_api::ApiError| {
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let page = pages::page(
+            "Certificate",
+            Some(&chrome(&session)),
+            Some(&format!("{what}: {}", said(e))),
+            maud::html! { p { a href=(pages::thing_href(&name)) { "Back to " (name) } } },
+        );
+        Ok(secured((status, page).into_response()))
+    };
+    // The thing first: no orphan certificate for a thing that is not there.
+    if let Err(e) = roost_api::call(api, "GET", &pages::thing_path(&name), "", None).await {
+        return failed("The thing", &e);
+    }
+    let created = match roost_api::call(
+        api,
+        "POST",
+        "/keys-and-certificate",
+        "setAsActive=true",
+        None,
+    )
+    .await
+    {
+        Ok(created) => created,
+        Err(e) => return failed("Creating the certificate", &e),
+    };
+    let arn = created
+        .get("certificateArn")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let attach = roost_api::call_with_headers(
+        api,
+        "PUT",
+        &format!("{}/principals", pages::thing_path(&name)),
+        "",
+        &[("x-amzn-principal", arn.as_str())],
+        None,
+    )
+    .await;
+    if let Err(e) = attach {
+        return failed(
+            "The certificate was created but not attached to the thing",
+            &e,
+        );
+    }
+    let policy = form.policy_name.trim();
+    if !policy.is_empty() {
+        let path = format!(
+            "/target-policies/{}",
+            percent_encoding::utf8_percent_encode(policy, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let body = serde_json::json!({ "target": arn });
+        if let Err(e) = roost_api::call(api, "PUT", &path, "", Some(&body)).await {
+            return failed(
+                "The certificate was created and attached, but not the policy",
+                &e,
+            );
+        }
+    }
+    tracing::info!(access_key_id = %session.access_key_id, thing = %name, "console: certificate created");
+    Ok(secured(
+        pages::certificate_created(&chrome(&session), &name, &created).into_response(),
     ))
 }

@@ -131,9 +131,45 @@ pub fn things(chrome: &Chrome, listing: &Value, error: Option<&str>) -> Markup {
     )
 }
 
-/// One thing: DescribeThing, its principals (ListThingPrincipals) and its
-/// groups (ListThingGroupsForThing).
-pub fn thing(chrome: &Chrome, thing: &Value, principals: &Value, groups: &Value) -> Markup {
+/// What a thing's page shows, each as the API answered it.
+pub struct ThingView<'a> {
+    /// DescribeThing.
+    pub thing: &'a Value,
+    /// ListThingPrincipals.
+    pub principals: &'a Value,
+    /// ListThingGroupsForThing.
+    pub groups: &'a Value,
+    /// GetThingConnectivityData.
+    pub connectivity: &'a Value,
+    /// ListPolicies, for the new certificate's policy.
+    pub policies: &'a Value,
+}
+
+/// A Unix-ms time as UTC text (`2026-12-06 05:42:12 UTC`).
+pub fn utc(millis: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+/// One thing: what the API says of it, its connection, and the one-click
+/// certificate form.
+pub fn thing(chrome: &Chrome, view: &ThingView) -> Markup {
+    let ThingView {
+        thing,
+        principals,
+        groups,
+        connectivity,
+        policies,
+    } = view;
     let name = text(thing, "thingName");
     let attributes = thing
         .get("attributes")
@@ -150,11 +186,31 @@ pub fn thing(chrome: &Chrome, thing: &Value, principals: &Value, groups: &Value)
         .and_then(Value::as_array)
         .map(|g| g.iter().map(|g| text(g, "groupName")).collect())
         .unwrap_or_default();
+    let connected = connectivity.get("connected").and_then(Value::as_bool) == Some(true);
+    // Epoch seconds, as the API's timestamps are.
+    let since = connectivity
+        .get("timestamp")
+        .and_then(Value::as_f64)
+        .map(|secs| (secs * 1000.0) as i64);
+    let policies: Vec<&str> = policies
+        .get("policies")
+        .and_then(Value::as_array)
+        .map(|p| p.iter().map(|p| text(p, "policyName")).collect())
+        .unwrap_or_default();
     page(
         name,
         Some(chrome),
         None,
         html! {
+            p class="connectivity" {
+                @if connected {
+                    strong { "Connected" }
+                    @if let Some(since) = since { " since " (utc(since)) }
+                    " (client id " code { (name) } ")"
+                } @else {
+                    "Not connected"
+                }
+            }
             dl {
                 dt { "ARN" } dd { code { (text(thing, "thingArn")) } }
                 dt { "Type" } dd { (text(thing, "thingTypeName")) }
@@ -181,6 +237,15 @@ pub fn thing(chrome: &Chrome, thing: &Value, principals: &Value, groups: &Value)
                     @for principal in &principals { li { code { (principal) } } }
                 }
             }
+            form method="post" action={ (thing_href(name)) "/certificates" } class="inline" {
+                input type="hidden" name="csrf" value=(chrome.csrf);
+                label for="policy_name" { "Policy for the new certificate" }
+                select id="policy_name" name="policy_name" {
+                    option value="" { "(none)" }
+                    @for policy in &policies { option value=(policy) { (policy) } }
+                }
+                button type="submit" { "Create certificate" }
+            }
             h2 { "Groups" }
             @if groups.is_empty() {
                 p { "In no group." }
@@ -188,6 +253,36 @@ pub fn thing(chrome: &Chrome, thing: &Value, principals: &Value, groups: &Value)
                 ul { @for group in &groups { li { (group) } } }
             }
             p { a href="/console/things" { "All things" } }
+        },
+    )
+}
+
+/// A certificate made for a device (CreateKeysAndCertificate): its files,
+/// shown once, as the AWS console shows them.
+pub fn certificate_created(chrome: &Chrome, thing_name: &str, created: &Value) -> Markup {
+    let certificate = text(created, "certificatePem");
+    let key = created
+        .get("keyPair")
+        .map(|k| text(k, "PrivateKey"))
+        .unwrap_or("");
+    let id = text(created, "certificateId");
+    page(
+        "Certificate created",
+        Some(chrome),
+        None,
+        html! {
+            p role="status" {
+                "Certificate " code { (id) } " is ACTIVE and attached to " a href=(thing_href(thing_name)) { (thing_name) } ". "
+                strong { "Download its private key now: it is not kept and cannot be shown again." }
+            }
+            h2 { "Device certificate" }
+            p { a download="device.pem.crt" href={ "data:application/x-pem-file;charset=utf-8," (percent_encoding::utf8_percent_encode(certificate, percent_encoding::NON_ALPHANUMERIC)) } { "Download device.pem.crt" } }
+            pre id="certificate-pem" { (certificate) }
+            h2 { "Private key" }
+            p { a download="private.pem.key" href={ "data:application/x-pem-file;charset=utf-8," (percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC)) } { "Download private.pem.key" } }
+            pre id="private-key" { (key) }
+            h2 { "Root CA" }
+            p { a download="root-ca.pem" href="/root-ca.pem" { "Download root-ca.pem" } }
         },
     )
 }
@@ -212,14 +307,30 @@ mod tests {
             "attributes": {"note": "<script>alert(1)</script>"},
             "version": 3
         });
-        let html =
-            super::thing(&chrome(), &thing, &json!({"principals": []}), &json!({})).into_string();
+        let view = ThingView {
+            thing: &thing,
+            principals: &json!({"principals": []}),
+            groups: &json!({}),
+            connectivity: &json!({"connected": true, "timestamp": 1_796_535_732.5}),
+            policies: &json!({"policies": [{"policyName": "<b>p</b>"}]}),
+        };
+        let html = super::thing(&chrome(), &view).into_string();
+        assert!(html.contains("&lt;b&gt;p&lt;/b&gt;"), "{html}");
+        assert!(html.contains(" since 2026-12-06 05:42:12 UTC"), "{html}");
         assert!(
             html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
             "{html}"
         );
         assert!(!html.contains("<script>"));
         assert!(html.contains("door-1"));
+    }
+
+    #[test]
+    fn times_read_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_535_732_999), "2026-12-06 05:42:12 UTC");
+        assert_eq!(utc(-1_000), "1969-12-31 23:59:59 UTC");
     }
 
     #[test]

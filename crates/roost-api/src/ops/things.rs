@@ -50,6 +50,22 @@ pub async fn create_thing(state: &ApiState, req: &ApiRequest, name: &str) -> Api
     }))
 }
 
+/// GetThingConnectivityData: whether a client with the thing's name as its
+/// client id is connected to this node now, and since when. The
+/// last disconnection is not kept: a thing not connected answers
+/// `connected: false` alone.
+pub async fn get_thing_connectivity_data(state: &ApiState, name: &str) -> ApiResult<Value> {
+    let thing = state.registry().describe_thing(name).await?;
+    Ok(match state.broker().connected_since(&thing.name) {
+        Some(at) => json!({
+            "thingName": thing.name,
+            "connected": true,
+            "timestamp": crate::epoch_seconds(at),
+        }),
+        None => json!({"thingName": thing.name, "connected": false}),
+    })
+}
+
 pub async fn describe_thing(state: &ApiState, name: &str) -> ApiResult<Value> {
     let thing = state.registry().describe_thing(name).await?;
     let mut out = Map::new();
