@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 /// How long a stopping node waits for NATS to take its last messages.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a node joins the cluster's NATS.
 #[derive(Clone)]

@@ -155,24 +155,25 @@ pub(crate) async fn write(
     let bucket = stored.sessions.clone();
     // Client id → (connection id, the revision its record was written at).
     let mut mine: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut stopping = false;
+    // Once stopping, the connections get this long to close (NATS may be
+    // gone); what is left of this node's records is then removed.
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let change = if stopping {
-            match tokio::time::timeout(Duration::from_secs(1), changes.recv()).await {
+        let change = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, changes.recv()).await {
                 Ok(Some(change)) => change,
                 _ => break,
-            }
-        } else {
-            tokio::select! {
+            },
+            None => tokio::select! {
                 change = changes.recv() => match change {
                     Some(change) => change,
                     None => break,
                 },
                 _ = shutdown.wait_for(|stop| *stop) => {
-                    stopping = true;
+                    deadline = Some(tokio::time::Instant::now() + crate::SHUTDOWN_GRACE);
                     continue;
                 }
-            }
+            },
         };
         match change {
             Change::Opened(record) => {
@@ -205,8 +206,16 @@ pub(crate) async fn write(
             }
         }
     }
-    for (client_id, (_, revision)) in mine {
-        remove(&bucket, &client_id, revision, &counters).await;
+    let leftovers = async {
+        for (client_id, (_, revision)) in mine {
+            remove(&bucket, &client_id, revision, &counters).await;
+        }
+    };
+    if tokio::time::timeout(crate::SHUTDOWN_GRACE, leftovers)
+        .await
+        .is_err()
+    {
+        tracing::warn!("this node's connection records were not all removed: the other nodes will end those connections again (disconnected events, wills)");
     }
 }
 
@@ -283,8 +292,11 @@ pub(crate) async fn end_gone(
     loop {
         // (The shutdown's guard must not live across the awaits below.)
         let beat = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            // Heartbeats first: a tick must not find a run gone whose
+            // heartbeat is waiting unread.
+            biased;
             beat = beats.next() => Some(beat),
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
             _ = tick.tick() => None,
         };
         match beat {

@@ -75,7 +75,8 @@ pub(crate) fn read(
         Err(e) => return Err(e),
     };
     if let Some(expires_at) = message.expires_at {
-        let elapsed = Duration::from_millis(u64::try_from(now_ms - set_at).unwrap_or(0));
+        let elapsed =
+            Duration::from_millis(u64::try_from(now_ms.saturating_sub(set_at)).unwrap_or(0));
         match expires_at.checked_sub(elapsed).filter(|at| *at > now) {
             Some(at) => message.expires_at = Some(at),
             None => return Ok(None),
@@ -127,22 +128,31 @@ pub(crate) async fn write(
     counters: Arc<LinkCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Once stopping, what is queued gets this long (NATS may be gone).
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let change = tokio::select! {
-            biased;
-            change = changes.recv() => match change {
-                Some(change) => change,
-                None => return,
+        let change = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Ok(Some(change)) => change,
+                _ => return,
             },
-            _ = shutdown.wait_for(|stop| *stop) => {
-                changes.close();
-                continue;
-            }
+            None => tokio::select! {
+                change = changes.recv() => match change {
+                    Some(change) => change,
+                    None => return,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    deadline = Some(tokio::time::Instant::now() + crate::SHUTDOWN_GRACE);
+                    continue;
+                }
+            },
         };
-        // A QoS 1 message JetStream refused was refused to its publisher:
-        // it is retained nowhere.
+        // A QoS 1 message JetStream refused (or never decided on: the
+        // link stopped) was refused to its publisher: it is retained
+        // nowhere.
         if let Some(stored) = &change.stored {
-            if !stored.done().await {
+            let decided = tokio::time::timeout(VERDICT_WAIT, stored.done()).await;
+            if decided != Ok(true) {
                 continue;
             }
         }
@@ -171,6 +181,10 @@ pub(crate) async fn write(
         };
     }
 }
+
+/// How long a retained QoS 1 message waits for the stream's verdict (its
+/// store gives up after `stored::STORE_TIMEOUT`).
+const VERDICT_WAIT: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {

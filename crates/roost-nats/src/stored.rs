@@ -874,8 +874,6 @@ impl Stored {
     }
 }
 
-/// Runs `task` every `period` (delayed, never bunched up) until
-/// `shutdown` turns true.
 /// When the node's heartbeats were stored.
 struct Answered {
     last: Instant,
@@ -924,6 +922,8 @@ pub(crate) async fn bucket(
     }
 }
 
+/// Runs `task` every `period` (delayed, never bunched up) until
+/// `shutdown` turns true.
 async fn every<F: std::future::Future<Output = ()>>(
     period: Duration,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,

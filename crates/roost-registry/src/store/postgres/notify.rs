@@ -79,7 +79,7 @@ pub async fn start(
     let follower = Follower {
         registry,
         heard,
-        behind_since: None,
+        behind: None,
     };
     Ok(tokio::spawn(run(follower, pool, listener, shutdown)))
 }
@@ -97,8 +97,8 @@ struct Follower {
     registry: Registry,
     /// The highest version heard (or re-read).
     heard: i64,
-    /// Since when a poll has shown a version above `heard`.
-    behind_since: Option<Instant>,
+    /// A polled version above `heard`, and when it was polled.
+    behind: Option<(i64, Instant)>,
 }
 
 impl Follower {
@@ -119,26 +119,36 @@ impl Follower {
 
     fn polled(&mut self, version: i64, now: Instant) {
         if version <= self.heard {
-            self.behind_since = None;
+            self.behind = None;
             self.registry.freshness().confirm();
             return;
         }
-        // The notification may be on its way: wait for it a little.
-        let since = *self.behind_since.get_or_insert(now);
-        if now.duration_since(since) >= GRACE {
-            tracing::warn!(
-                heard = self.heard,
-                version,
-                "the registry changed without a notification reaching this node; re-reading everything"
-            );
-            self.resynced(version);
+        match self.behind {
+            // A version polled GRACE ago is still unheard: its notification
+            // was lost.
+            Some((target, since)) if self.heard < target => {
+                if now.duration_since(since) >= GRACE {
+                    tracing::warn!(
+                        heard = self.heard,
+                        version,
+                        "the registry changed without a notification reaching this node; re-reading everything"
+                    );
+                    self.resynced(version);
+                }
+            }
+            // Everything polled before was heard since; this version's
+            // notification may be on its way (steady writes): wait for it.
+            _ => {
+                self.behind = Some((version, now));
+                self.registry.freshness().confirm();
+            }
         }
     }
 
     fn resynced(&mut self, version: i64) {
         self.registry.resync();
         self.heard = self.heard.max(version);
-        self.behind_since = None;
+        self.behind = None;
         self.registry.freshness().confirm();
     }
 }
