@@ -558,6 +558,45 @@ pub async fn join(
     })
 }
 
+/// A writer's queue read until its node stops, then for [`SHUTDOWN_GRACE`]
+/// more (what was queued before is written if NATS still answers).
+pub(crate) struct UntilStopped<'a, T> {
+    queue: &'a mut mpsc::Receiver<T>,
+    shutdown: &'a mut watch::Receiver<bool>,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl<'a, T> UntilStopped<'a, T> {
+    pub(crate) fn new(
+        queue: &'a mut mpsc::Receiver<T>,
+        shutdown: &'a mut watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            queue,
+            shutdown,
+            deadline: None,
+        }
+    }
+
+    /// The next item; `None` once the queue closed or the grace ran out.
+    pub(crate) async fn next(&mut self) -> Option<T> {
+        loop {
+            if let Some(deadline) = self.deadline {
+                return tokio::time::timeout_at(deadline, self.queue.recv())
+                    .await
+                    .ok()
+                    .flatten();
+            }
+            tokio::select! {
+                item = self.queue.recv() => return item,
+                _ = self.shutdown.wait_for(|stop| *stop) => {
+                    self.deadline = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                }
+            }
+        }
+    }
+}
+
 /// Runs `task` until `shutdown`, starting it again 200 ms after it broke
 /// (each start goes on from where the last one left).
 async fn again_until_stopped<F, T>(what: &'static str, mut shutdown: watch::Receiver<bool>, task: T)

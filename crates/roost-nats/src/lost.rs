@@ -155,26 +155,10 @@ pub(crate) async fn write(
     let bucket = stored.sessions.clone();
     // Client id → (connection id, the revision its record was written at).
     let mut mine: HashMap<String, (u64, u64)> = HashMap::new();
-    // Once stopping, the connections get this long to close (NATS may be
-    // gone); what is left of this node's records is then removed.
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let change = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, changes.recv()).await {
-                Ok(Some(change)) => change,
-                _ => break,
-            },
-            None => tokio::select! {
-                change = changes.recv() => match change {
-                    Some(change) => change,
-                    None => break,
-                },
-                _ = shutdown.wait_for(|stop| *stop) => {
-                    deadline = Some(tokio::time::Instant::now() + crate::SHUTDOWN_GRACE);
-                    continue;
-                }
-            },
-        };
+    // Once stopping, the connections get SHUTDOWN_GRACE to close (NATS may
+    // be gone); what is left of this node's records is then removed.
+    let mut queue = crate::UntilStopped::new(&mut changes, &mut shutdown);
+    while let Some(change) = queue.next().await {
         match change {
             Change::Opened(record) => {
                 let Some(value) = encode(&record, &stored.node_id, &stored.run, Instant::now())

@@ -128,25 +128,9 @@ pub(crate) async fn write(
     counters: Arc<LinkCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Once stopping, what is queued gets this long (NATS may be gone).
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let change = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, changes.recv()).await {
-                Ok(Some(change)) => change,
-                _ => return,
-            },
-            None => tokio::select! {
-                change = changes.recv() => match change {
-                    Some(change) => change,
-                    None => return,
-                },
-                _ = shutdown.wait_for(|stop| *stop) => {
-                    deadline = Some(tokio::time::Instant::now() + crate::SHUTDOWN_GRACE);
-                    continue;
-                }
-            },
-        };
+    // Once stopping, what is queued gets SHUTDOWN_GRACE (NATS may be gone).
+    let mut queue = crate::UntilStopped::new(&mut changes, &mut shutdown);
+    while let Some(change) = queue.next().await {
         // A QoS 1 message JetStream refused (or never decided on: the
         // link stopped) was refused to its publisher: it is retained
         // nowhere.
